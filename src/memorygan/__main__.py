@@ -1,0 +1,5 @@
+import sys
+
+from memorygan.cli import main
+
+sys.exit(main())

@@ -1,0 +1,55 @@
+"""Command-line interface: `memorygan <command> ...`.
+
+No logic lives here: each subcommand parses its arguments and calls one library function (which tests also call).
+Subcommand groups register themselves through a `register(subparsers)` function in their own module, so a
+feature's CLI sits next to its code and this file stays a table of contents.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# module that defines `register(subparsers)`, in the order shown by `memorygan --help`
+COMMAND_MODULES = [
+    "memorygan.data.cli",         # memorygan data ...
+    "memorygan.models.cli",       # memorygan complexity / generate
+    "memorygan.interop.cli",      # memorygan import-ssg / export-ssg
+]
+
+
+class CLIError(Exception):
+    """A user-facing error: printed without a traceback, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="memorygan",
+        description="Compositional image synthesis: MemoryGAN and SemanticStyleGAN.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:  # a feature package not present in this checkout
+            if e.name and name.startswith(e.name):
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except CLIError as e:
+        print(f"memorygan {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
