@@ -18,8 +18,7 @@ COMMAND_MODULES = [
 ]
 
 
-class CLIError(Exception):
-    """A user-facing error: printed without a traceback, exit code 2."""
+from memorygan.errors import MemoryGANError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = args.func(args)
-    except CLIError as e:
+    except MemoryGANError as e:
         print(f"memorygan {args.command}: error: {e}", file=sys.stderr)
         return 2
     return int(result or 0)

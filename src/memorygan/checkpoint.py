@@ -1,0 +1,129 @@
+"""Generator checkpoints: `config.json` + `generator.safetensors` in a folder (no pickle, no code).
+
+Writes are atomic: files go to a temporary sibling folder that is renamed into place, so an interrupted save
+never leaves a half-written checkpoint and never destroys the previous one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from memorygan.config import GeneratorConfig
+from memorygan.errors import CheckpointError, ConfigError
+
+FORMAT = "memorygan-generator"
+FORMAT_VERSION = 1
+WEIGHTS = "generator.safetensors"
+CONFIG = "config.json"
+
+
+def state_dict_for_saving(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+
+
+def atomic_directory(final: Path, overwrite: bool = True):
+    """Context manager yielding a temporary folder beside `final`; renamed to `final` on success, removed on error."""
+    return _AtomicDir(Path(final), overwrite)
+
+
+class _AtomicDir:
+    def __init__(self, final: Path, overwrite: bool):
+        self.final, self.overwrite = final, overwrite
+
+    def __enter__(self) -> Path:
+        if self.final.exists() and not self.overwrite:
+            raise CheckpointError(f"{self.final} already exists (refusing to overwrite)")
+        if self.final.exists() and not self.final.is_dir():
+            raise CheckpointError(f"{self.final} exists and is not a folder")
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.tmp-", dir=self.final.parent))
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return False
+        if self.final.exists():  # replace: move the old one aside first, delete it only after the rename
+            old = self.final.with_name(f".{self.final.name}.old-{os.getpid()}")
+            os.replace(self.final, old)
+            os.replace(self.tmp, self.final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(self.tmp, self.final)
+        return False
+
+
+def save_generator(G, directory, extra: dict | None = None, overwrite: bool = True) -> Path:
+    """Save `G` (its current weights; pass the EMA copy for evaluation) to `directory`."""
+    directory = Path(directory)
+    meta = {"format": FORMAT, "version": FORMAT_VERSION, "generator": G.config.to_dict()}
+    if extra:
+        meta.update(extra)
+    with atomic_directory(directory, overwrite) as tmp:
+        save_file(state_dict_for_saving(G), str(tmp / WEIGHTS), metadata={"format": FORMAT})
+        (tmp / CONFIG).write_text(json.dumps(meta, indent=2))
+    return directory
+
+
+def read_config(directory) -> tuple[GeneratorConfig, dict]:
+    directory = Path(directory)
+    path = directory / CONFIG
+    if not path.is_file():
+        raise CheckpointError(f"{directory}: no {CONFIG} (not a memorygan generator folder)")
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: invalid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or "generator" not in meta:
+        raise CheckpointError(f"{path}: not a {FORMAT} config (missing 'format'/'generator')")
+    try:
+        cfg = GeneratorConfig.from_dict(meta["generator"])
+    except (ConfigError, TypeError) as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    return cfg, meta
+
+
+def check_state_dict(expected: dict[str, torch.Tensor], got: dict[str, torch.Tensor], where: str) -> None:
+    """Strict key and shape comparison; one error listing every problem."""
+    missing = sorted(set(expected) - set(got))
+    extra = sorted(set(got) - set(expected))
+    shapes = [f"{k}: expected {tuple(expected[k].shape)}, got {tuple(got[k].shape)}"
+              for k in sorted(set(expected) & set(got)) if tuple(expected[k].shape) != tuple(got[k].shape)]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing tensor(s): {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
+    if extra:
+        problems.append(f"{len(extra)} unexpected tensor(s): {', '.join(extra[:8])}{' ...' if len(extra) > 8 else ''}")
+    if shapes:
+        problems.append(f"{len(shapes)} mis-shaped tensor(s): {'; '.join(shapes[:8])}{' ...' if len(shapes) > 8 else ''}")
+    if problems:
+        raise CheckpointError(f"{where}: " + "; ".join(problems))
+
+
+def load_generator(path, device: str | torch.device = "cpu"):
+    """Load a generator folder (or its `generator.safetensors` file). Returns (G in eval mode, GeneratorConfig)."""
+    from memorygan.models import build_generator
+
+    path = Path(path)
+    directory = path.parent if path.is_file() else path
+    if not directory.exists():
+        raise CheckpointError(f"{path}: no such file or folder")
+    cfg, _ = read_config(directory)
+    weights = directory / WEIGHTS
+    if not weights.is_file():
+        raise CheckpointError(f"{directory}: no {WEIGHTS}")
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{weights}: not a readable safetensors file ({e})") from None
+    G = build_generator(cfg)
+    check_state_dict(G.state_dict(), state, str(weights))
+    G.load_state_dict(state, strict=True)
+    return G.eval().requires_grad_(False).to(device), cfg

@@ -1,0 +1,74 @@
+"""Working memory (MemoryGAN Sec. 3.2, Eq. 10-13; DESIGN 2.6): an LSTM controller that samples one query code
+per part, each conditioned on the base query and the previous part's query.
+
+Its parameters do not depend on K: the number of parts is the number of steps it is run for.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from memorygan.ops import EqualLinear
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, sigma^2) || N(0, I)) summed over the last dim, averaged over all other dims (Eq. 13, minimised)."""
+    return (0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)).sum(-1).mean()
+
+
+class GaussianHead(nn.Module):
+    """(N, in) -> mu (N, D), logvar (N, D)."""
+
+    def __init__(self, in_dim: int, latent_dim: int, hidden_dim: int | None = None):
+        super().__init__()
+        layers = []
+        if hidden_dim is not None:
+            layers.append(EqualLinear(in_dim, hidden_dim, activation=True))
+            in_dim = hidden_dim
+        layers.append(EqualLinear(in_dim, 2 * latent_dim))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.net(x).chunk(2, dim=-1)
+        return mu, logvar
+
+
+class WorkingMemory(nn.Module):
+    """Controller of MemoryGAN.
+
+    forward(eps (B, 1+K, D)) with eps[:, 0] the base noise and eps[:, 1+k] part k's noise (k = 0 background)
+    -> queries (B, 1+K, D) = mu + sigma * eps, mu (B, 1+K, D), logvar (B, 1+K, D).
+      q_base from V_base through a two-layer MLP; q_bkg likewise from V_bkg (Eq. 10-11);
+      q_k = head(LSTM(concat(q_base, q_{k-1}))) for k = 1..K-1 (Eq. 12), hidden state carried.
+    """
+
+    def __init__(self, latent_dim: int, const_dim: int, mlp_dim: int, hidden_dim: int):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.v_bkg = nn.Parameter(torch.randn(const_dim))
+        self.v_base = nn.Parameter(torch.randn(const_dim))
+        self.bkg_mlp = GaussianHead(const_dim, latent_dim, mlp_dim)
+        self.base_mlp = GaussianHead(const_dim, latent_dim, mlp_dim)
+        self.lstm = nn.LSTMCell(2 * latent_dim, hidden_dim)
+        self.head = GaussianHead(hidden_dim, latent_dim)
+
+    def forward(self, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        b, n, d = eps.shape
+        assert n >= 2 and d == self.latent_dim, f"eps must be (B, 1+K, {self.latent_dim}), got {tuple(eps.shape)}"
+        mu_base, lv_base = self.base_mlp(self.v_base[None].to(eps.dtype))
+        mu_bkg, lv_bkg = self.bkg_mlp(self.v_bkg[None].to(eps.dtype))
+        q_base = mu_base + (0.5 * lv_base).exp() * eps[:, 0]
+        q_prev = mu_bkg + (0.5 * lv_bkg).exp() * eps[:, 1]
+        queries = [q_base, q_prev]
+        mus = [mu_base.expand(b, d), mu_bkg.expand(b, d)]
+        logvars = [lv_base.expand(b, d), lv_bkg.expand(b, d)]
+        state = None
+        for k in range(2, n):
+            h, c = self.lstm(torch.cat([q_base, q_prev], dim=1), state)
+            state = (h, c)
+            mu, lv = self.head(h)
+            q_prev = mu + (0.5 * lv).exp() * eps[:, k]
+            queries.append(q_prev)
+            mus.append(mu)
+            logvars.append(lv)
+        return torch.stack(queries, 1), torch.stack(mus, 1), torch.stack(logvars, 1)

@@ -1,0 +1,102 @@
+"""Dual-branch discriminator (DESIGN 2.7, SemanticStyleGAN Sec. 3.3): one residual branch on the image, one on
+the segmentation, summed at 4x4, then minibatch stddev, conv and two linear layers."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from memorygan.config import DiscriminatorConfig
+from memorygan.ops import BiasedLeakyReLU, EqualConv2d, EqualLinear, blur, make_kernel
+
+
+class ConvLayer(nn.Module):
+    """Equalized conv, optionally preceded by a blur and stride 2 (downsample), optionally activated."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, downsample: bool = False, activate: bool = True,
+                 bias: bool = True, blur_kernel=(1, 3, 3, 1)):
+        super().__init__()
+        self.downsample = downsample
+        if downsample:
+            p = (len(blur_kernel) - 2) + (kernel_size - 1)
+            self.blur_pad = ((p + 1) // 2, p // 2)
+            self.register_buffer("blur_kernel", make_kernel(blur_kernel), persistent=False)
+        self.conv = EqualConv2d(in_ch, out_ch, kernel_size, stride=2 if downsample else 1,
+                                padding=0 if downsample else kernel_size // 2, bias=bias and not activate)
+        self.act = BiasedLeakyReLU(out_ch) if activate else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.downsample:
+            x = blur(x, self.blur_kernel, self.blur_pad)
+        x = self.conv(x)
+        return self.act(x) if self.act is not None else x
+
+
+class ResBlock(nn.Module):
+    """(N, I, H, W) -> (N, O, H/2, W/2): (conv3x3 -> conv3x3 down + 1x1 down skip) / sqrt 2."""
+
+    def __init__(self, in_ch: int, out_ch: int):
+        super().__init__()
+        self.conv1 = ConvLayer(in_ch, in_ch, 3)
+        self.conv2 = ConvLayer(in_ch, out_ch, 3, downsample=True)
+        self.skip = ConvLayer(in_ch, out_ch, 1, downsample=True, activate=False, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.conv2(self.conv1(x)) + self.skip(x)) / math.sqrt(2)
+
+
+class Branch(nn.Module):
+    """1x1 conv to the width at input resolution, then residual blocks down to 4x4."""
+
+    def __init__(self, in_ch: int, cfg: DiscriminatorConfig):
+        super().__init__()
+        res = cfg.resolution
+        self.from_input = ConvLayer(in_ch, cfg.channels(res), 1)
+        blocks = []
+        while res > 4:
+            blocks.append(ResBlock(cfg.channels(res), cfg.channels(res // 2)))
+            res //= 2
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.from_input(x))
+
+
+def minibatch_stddev(x: torch.Tensor, group_size: int, num_features: int = 1) -> torch.Tensor:
+    """Append the std over groups of samples, averaged over channels and pixels. (N, C, H, W) -> (N, C+F, H, W).
+    The group is the largest divisor of N not above `group_size`."""
+    n, c, h, w = x.shape
+    g = min(group_size, n)
+    while n % g:
+        g -= 1
+    y = x.reshape(g, -1, num_features, c // num_features, h, w)
+    y = torch.sqrt(y.var(0, unbiased=False) + 1e-8)
+    y = y.mean(dim=[2, 3, 4]).reshape(-1, num_features, 1, 1)
+    y = y.repeat(g, 1, h, w)
+    return torch.cat([x, y], dim=1)
+
+
+class DualBranchDiscriminator(nn.Module):
+    """forward(image (B, 3, H, W), seg (B, K, H, W)) -> logits (B, 1)."""
+
+    def __init__(self, cfg: DiscriminatorConfig):
+        super().__init__()
+        self.config = cfg
+        self.image_branch = Branch(3, cfg)
+        self.seg_branch = Branch(cfg.num_classes, cfg)
+        c4 = cfg.channels(4)
+        self.final_conv = ConvLayer(c4 + cfg.mbstd_features, c4, 3)
+        self.final_linear = nn.Sequential(EqualLinear(c4 * 16, c4, activation=True), EqualLinear(c4, 1))
+
+    def forward(self, image: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        want_img = (3, cfg.resolution, cfg.resolution)
+        want_seg = (cfg.num_classes, cfg.resolution, cfg.resolution)
+        if tuple(image.shape[1:]) != want_img or tuple(seg.shape[1:]) != want_seg:
+            raise ValueError(f"discriminator expects image (B, {want_img}) and seg (B, {want_seg}), "
+                             f"got {tuple(image.shape)} and {tuple(seg.shape)}")
+        x = self.image_branch(image) + self.seg_branch(seg)
+        x = minibatch_stddev(x, cfg.mbstd_group, cfg.mbstd_features)
+        x = self.final_conv(x)
+        return self.final_linear(x.flatten(1))

@@ -1,0 +1,76 @@
+"""Render net (DESIGN 2.4, SemanticStyleGAN Sec. 3.2): a StyleGAN2-like synthesis network with no latent input
+that turns the fused coarse feature map into the image and the fine segmentation (to_rgb / to_seg skips)."""
+from __future__ import annotations
+
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from memorygan.config import GeneratorConfig
+from memorygan.ops import NOISE_MODES, FixedStyleConv, ToOutput
+
+
+class RenderNet(nn.Module):
+    """forward(fused (B, C_coarse, Hc, Wc), coarse_seg (B, K, Hc, Wc) in [-1,1], noise_mode)
+    -> image (B, 3, H, W), seg (B, K, H, W)."""
+
+    def __init__(self, cfg: GeneratorConfig):
+        super().__init__()
+        self.coarse_size = cfg.coarse_size
+        self.min_feat_size = cfg.min_feat_size
+        self.residual_refine = cfg.residual_refine
+        self.convs = nn.ModuleList()
+        self.to_rgbs = nn.ModuleList()
+        self.to_segs = nn.ModuleList()
+        in_ch = cfg.coarse_channels
+        res = cfg.min_feat_size
+        j = 0
+        while res < cfg.resolution:
+            if res == cfg.coarse_size:  # this block also sees the full-resolution fused map
+                in_ch += cfg.coarse_channels
+            res *= 2
+            out_ch = cfg.render_channels(res)
+            self.convs.append(FixedStyleConv(in_ch, out_ch, 3, upsample=True))
+            self.convs.append(FixedStyleConv(out_ch, out_ch, 3))
+            for _ in range(2):
+                self.register_buffer(f"noise_{j}", torch.randn(1, 1, res, res))
+                j += 1
+            self.to_rgbs.append(ToOutput(out_ch, 3))
+            self.to_segs.append(ToOutput(out_ch, cfg.num_classes))
+            in_ch = out_ch
+        self.num_blocks = len(self.to_rgbs)
+
+    def noises(self, batch: int, mode: str, device, dtype) -> list[torch.Tensor | None]:
+        if mode not in NOISE_MODES:
+            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {mode!r}")
+        out = []
+        for j in range(2 * self.num_blocks):
+            buf = getattr(self, f"noise_{j}")
+            if mode == "const":
+                out.append(buf)
+            elif mode == "random":
+                out.append(torch.randn(batch, 1, *buf.shape[2:], device=device, dtype=dtype))
+            else:
+                out.append(None)
+        return out
+
+    def forward(self, fused: torch.Tensor, coarse_seg: torch.Tensor, noise_mode: str = "const"):
+        noises = self.noises(fused.shape[0], noise_mode, fused.device, fused.dtype)
+        x = F.adaptive_avg_pool2d(fused, self.min_feat_size) if fused.shape[-1] != self.min_feat_size else fused
+        rgb = None
+        seg = coarse_seg if (self.residual_refine and self.min_feat_size == self.coarse_size) else None
+        for b in range(self.num_blocks):
+            if x.shape[-1] == self.coarse_size:
+                x = torch.cat([x, fused], dim=1)
+            x = self.convs[2 * b](x, noises[2 * b])
+            x = self.convs[2 * b + 1](x, noises[2 * b + 1])
+            rgb = self.to_rgbs[b](x, rgb)
+            seg = self.to_segs[b](x, seg)
+            if self.residual_refine and x.shape[-1] == self.coarse_size:  # residual refine of the coarse mask
+                seg = seg + coarse_seg.to(seg.dtype)
+        return rgb, seg
+
+    @property
+    def num_noises(self) -> int:
+        return 2 * self.num_blocks

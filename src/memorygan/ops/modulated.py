@@ -1,0 +1,150 @@
+"""Modulated convolution with demodulation (StyleGAN2), its fixed-style variant, and the unmodulated 1x1 "ToRGB".
+
+`modulated_conv2d` is the reference: it builds one weight per sample and runs a grouped conv, as the official
+code does. `modulated_conv2d_fast` modulates the activations instead (x * s, shared conv, * demod coefficients):
+identical maths, no per-sample weights, one big conv over the whole batch (B*K for the local generator).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from memorygan.ops.activation import BiasedLeakyReLU
+from memorygan.ops.equalized import EqualLinear
+from memorygan.ops.noise import NoiseInjection
+from memorygan.ops.upfirdn import blur, make_kernel, upsample2x
+
+
+def _modulate_weight(weight: torch.Tensor, styles: torch.Tensor, demodulate: bool) -> torch.Tensor:
+    """weight: (O, I, k, k); styles: (N, I) -> per-sample weight (N, O, I, k, k), scaled by 1/sqrt(I k k)."""
+    o, i, kh, kw = weight.shape
+    w = weight[None] * (styles[:, None, :, None, None] / math.sqrt(i * kh * kw))
+    if demodulate:
+        w = w * torch.rsqrt(w.pow(2).sum(dim=[2, 3, 4], keepdim=True) + 1e-8)
+    return w
+
+
+def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True,
+                     upsample: bool = False) -> torch.Tensor:
+    """Reference modulated conv.
+
+    x: (N, I, H, W); weight: (O, I, k, k); styles: (N, I) or (1, I) (shared). Returns (N, O, H, W), or
+    (N, O, 2H+1, 2W+1) with `upsample` (transposed conv, stride 2, before the blur that follows it).
+    """
+    n, i, h, w_ = x.shape
+    o, _, k, _ = weight.shape
+    styles = styles.to(x.dtype).expand(n, i)
+    w = _modulate_weight(weight.to(x.dtype), styles, demodulate)  # (N, O, I, k, k)
+    if upsample:
+        w = w.transpose(1, 2).reshape(n * i, o, k, k)
+        out = F.conv_transpose2d(x.reshape(1, n * i, h, w_), w, stride=2, padding=0, groups=n)
+    else:
+        out = F.conv2d(x.reshape(1, n * i, h, w_), w.reshape(n * o, i, k, k), padding=k // 2, groups=n)
+    return out.reshape(n, o, *out.shape[2:])
+
+
+def modulated_conv2d_fast(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True,
+                          upsample: bool = False) -> torch.Tensor:
+    """Same result as `modulated_conv2d`, computed by modulating activations (no per-sample weights)."""
+    n, i = x.shape[:2]
+    o, _, k, _ = weight.shape
+    weight = weight.to(x.dtype)
+    styles = styles.to(x.dtype)
+    scale = 1.0 / math.sqrt(i * k * k)
+    x = x * (styles * scale).reshape(-1, i, 1, 1)
+    if upsample:
+        out = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2, padding=0)
+    else:
+        out = F.conv2d(x, weight, padding=k // 2)
+    if demodulate:
+        # sum_{i,kh,kw} (W s scale)^2 = (s^2 scale^2) @ sum_{kh,kw} W^2
+        d = torch.rsqrt((styles * scale).pow(2) @ weight.pow(2).sum(dim=[2, 3]).t() + 1e-8)  # (N or 1, O)
+        out = out * d.reshape(-1, o, 1, 1)
+    return out
+
+
+class ModulatedConv(nn.Module):
+    """StyleGAN2 modulated conv whose style comes from a latent code via an equalized linear (bias init 1).
+
+    Used (1x1, no noise) by the local generators. forward(x (N, I, H, W), w (N, D)) -> (N, O, H, W).
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, latent_dim: int, demodulate: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel_size, kernel_size))
+        self.modulation = EqualLinear(latent_dim, in_ch, bias_init=1.0)
+        self.demodulate = demodulate
+        self.use_reference = False  # set True to route through the per-sample-weight reference
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        styles = self.modulation(w)
+        fn = modulated_conv2d if self.use_reference else modulated_conv2d_fast
+        return fn(x, self.weight, styles, demodulate=self.demodulate)
+
+
+class StyledLayer(nn.Module):
+    """Modulated conv + biased leaky ReLU (a local-generator layer)."""
+
+    def __init__(self, in_ch: int, out_ch: int, latent_dim: int, kernel_size: int = 1):
+        super().__init__()
+        self.conv = ModulatedConv(in_ch, out_ch, kernel_size, latent_dim)
+        self.activate = BiasedLeakyReLU(out_ch)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return self.activate(self.conv(x, w))
+
+
+class FixedStyleConv(nn.Module):
+    """Render-net conv: modulated conv whose per-input-channel style is a learned constant (init 1), with
+    demodulation, optional 2x upsampling (transposed conv + blur [1,3,3,1]*4, pad (1,1)), noise and activation.
+
+    forward(x (N, I, H, W), noise (N|1, 1, H', W') or None) -> (N, O, H', W'), H' = 2H with `upsample`.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3, upsample: bool = False,
+                 blur_kernel=(1, 3, 3, 1)):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel_size, kernel_size))
+        self.modulation = nn.Parameter(torch.ones(1, in_ch))
+        self.upsample = upsample
+        if upsample:
+            self.register_buffer("blur_kernel", make_kernel(blur_kernel), persistent=False)
+            p = (len(blur_kernel) - 2) - (kernel_size - 1)
+            self.blur_pad = ((p + 1) // 2 + 1, p // 2 + 1)
+        self.noise = NoiseInjection()
+        self.activate = BiasedLeakyReLU(out_ch)
+        self.use_reference = False
+
+    def forward(self, x: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        fn = modulated_conv2d if self.use_reference else modulated_conv2d_fast
+        out = fn(x, self.weight, self.modulation, demodulate=True, upsample=self.upsample)
+        if self.upsample:
+            out = blur(out, self.blur_kernel, self.blur_pad, gain=4.0)
+        out = self.noise(out, noise)
+        return self.activate(out)
+
+
+class ToOutput(nn.Module):
+    """Unmodulated 1x1 conv with a learned per-input-channel scale (init 1) and bias: `conv(x, W*scale/sqrt(I)) + b`.
+
+    The official "ToRGB" without a style, used for to_feat, to_depth, to_rgb and to_seg. With `skip`, the previous
+    skip output is 2x blur-upsampled and added. forward(x (N, I, H, W), skip (N, O, H/2, W/2) | None) -> (N, O, H, W).
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, blur_kernel=(1, 3, 3, 1)):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_ch, in_ch, 1, 1))
+        self.modulation = nn.Parameter(torch.ones(1, in_ch))
+        self.bias = nn.Parameter(torch.zeros(out_ch))
+        self.register_buffer("up_kernel", make_kernel(blur_kernel), persistent=False)
+        self.scale = 1.0 / math.sqrt(in_ch)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        w = self.weight * (self.modulation[:, :, None, None] * self.scale)
+        out = F.conv2d(x, w.to(x.dtype), self.bias.to(x.dtype))
+        if skip is not None:
+            out = out + upsample2x(skip, self.up_kernel)
+        return out
