@@ -1,0 +1,36 @@
+"""Shared test helpers (importable as `helpers`: tests/ is on pytest's pythonpath)."""
+import torch
+
+from memorygan.config import DiscriminatorConfig, GeneratorConfig
+
+TINY = dict(resolution=32, num_classes=4, latent_dim=16, mapping_layers=2, local_layers=5, base_layers=1,
+            depth_layers=3, local_channels=8, coarse_channels=16, coarse_size=8, min_feat_size=4, channel_base=256,
+            channel_max=32, controller_const_dim=16, controller_mlp_dim=16, controller_hidden_dim=16,
+            transparent_classes=[3])
+
+
+def tiny_config(arch: str = "memorygan", **overrides) -> GeneratorConfig:
+    kw = dict(TINY, arch=arch)
+    kw.update(overrides)
+    return GeneratorConfig(**kw)
+
+
+def tiny_generator(arch: str = "memorygan", seed: int = 0, randomize: bool = True, **overrides):
+    """Tiny generator; with `randomize`, every parameter/buffer gets non-trivial values so tests see every tensor."""
+    from memorygan.models import build_generator
+
+    torch.manual_seed(seed)
+    G = build_generator(tiny_config(arch, **overrides))
+    if randomize:
+        g = torch.Generator().manual_seed(seed + 1)
+        with torch.no_grad():
+            for name, p in G.named_parameters():
+                if name.endswith("noise.weight") or (name.endswith("bias") and "modulation" not in name):
+                    p.copy_(0.1 * torch.randn(p.shape, generator=g))
+                elif name.endswith("modulation"):
+                    p.copy_(1 + 0.1 * torch.randn(p.shape, generator=g))
+    return G
+
+
+def tiny_dconfig_obj() -> DiscriminatorConfig:
+    return DiscriminatorConfig(resolution=32, num_classes=4, channel_base=256, channel_max=32)

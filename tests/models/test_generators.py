@@ -1,0 +1,253 @@
+"""Behaviour shared by both generators (run on tiny configs for each architecture)."""
+import json
+
+import pytest
+import torch
+
+import memorygan
+from memorygan.errors import CheckpointError
+from memorygan.models import MemoryGAN, expand_codes
+
+from helpers import tiny_config, tiny_generator
+
+
+def test_output_shapes_and_ranges(arch):
+    G = tiny_generator(arch)
+    cfg = G.config
+    out = G.sample(3, seed=0)
+    assert out.image.shape == (3, 3, 32, 32)
+    assert out.seg.shape == (3, 4, 32, 32)
+    assert out.coarse_seg.shape == out.depths.shape == (3, 4, 8, 8)
+    assert out.expanded.shape == (3, 4, cfg.local_layers, cfg.latent_dim)
+    assert out.coarse_seg.min() >= -1 and out.coarse_seg.max() <= 1
+    assert torch.allclose((out.coarse_seg + 1).sum(1) / 2, torch.ones(3, 8, 8), atol=1e-5)  # softmax sums to 1
+    assert torch.all(out.depths[:, 0] == 0)  # background logit is the constant 0
+    assert torch.isfinite(out.image).all() and torch.isfinite(out.seg).all()
+    assert out.latents.shape == (3, G.num_latents, cfg.latent_dim)
+    if arch == "memorygan":
+        assert G.num_latents == 1 + cfg.num_classes
+        assert out.queries.shape == out.latents.shape and out.kl.ndim == 0 and out.kl > 0
+    else:
+        assert G.num_latents == cfg.base_layers + 2 * cfg.num_classes and out.queries is None and out.kl is None
+
+
+def test_deterministic_for_a_seed_and_batch_independent(arch):
+    G = tiny_generator(arch)
+    a, b, c = G.sample(4, seed=7), G.sample(4, seed=7), G.sample(4, seed=8)
+    assert torch.equal(a.image, b.image) and torch.equal(a.seg, b.seg)
+    assert not torch.allclose(a.image, c.image)
+    single = G(a.z[1:2])
+    assert torch.allclose(single.image, a.image[1:2], atol=1e-5)
+
+
+def test_explicit_inputs_at_every_level_agree(arch):
+    G = tiny_generator(arch)
+    out = G.sample(2, seed=3)
+    via_latents = G(latents=out.latents)
+    via_expanded = G(expanded=out.expanded)
+    for o in (via_latents, via_expanded):
+        assert torch.allclose(o.image, out.image, atol=1e-6) and torch.allclose(o.seg, out.seg, atol=1e-6)
+    if arch == "memorygan":
+        assert torch.allclose(G(queries=out.queries).image, out.image, atol=1e-6)
+    with pytest.raises(ValueError, match="exactly one"):
+        G(out.z, latents=out.latents)
+    with pytest.raises(ValueError, match="latents"):
+        G(latents=out.latents[:, :-1])
+    with pytest.raises(ValueError, match="composition_mask"):
+        G(out.z, composition_mask=torch.ones(2, 3))
+
+
+def test_noise_modes(arch):
+    G = tiny_generator(arch)
+    z = G.sample_z(2, seed=0)
+    const = G(z, noise_mode="const").image
+    assert torch.equal(const, G(z, noise_mode="const").image)
+    r1, r2 = G(z, noise_mode="random").image, G(z, noise_mode="random").image
+    assert not torch.equal(r1, r2)
+    assert not torch.allclose(G(z, noise_mode="none").image, const)
+    with pytest.raises(ValueError, match="noise_mode"):
+        G(z, noise_mode="bogus")
+
+
+def test_truncation(arch):
+    G = tiny_generator(arch)
+    G.update_w_avg(256)
+    z = G.sample_z(3, seed=1)
+    full = G(z)
+    zero = G(z, truncation=0.0)
+    # psi = 0 -> every sample sits at the mean: identical images, latents equal w_avg
+    assert torch.allclose(zero.image[0], zero.image[1], atol=1e-5)
+    avg = G.w_avg if G.num_avg_codes > 1 else G.w_avg.expand(G.num_latents, -1)
+    assert torch.allclose(zero.latents[0], avg, atol=1e-5)
+    half = G(z, truncation=0.5)
+    assert torch.allclose(half.latents, avg + 0.5 * (full.latents - avg), atol=1e-5)
+
+
+def test_composition_mask(arch):
+    G = tiny_generator(arch)
+    z = G.sample_z(2, seed=0)
+    c = torch.zeros(2, 4)
+    c[:, 0] = 1
+    out = G(z, composition_mask=c)
+    assert torch.allclose(out.coarse_seg[:, 0], torch.ones(2, 8, 8), atol=1e-5)
+    assert torch.allclose(out.coarse_seg[:, 1:], -torch.ones(2, 3, 8, 8), atol=1e-5)
+    # all parts present == no mask
+    full = G(z)
+    assert torch.allclose(G(z, composition_mask=torch.ones(2, 4)).image, full.image, atol=1e-5)
+    # removing a part changes the image only through that part
+    c2 = torch.ones(2, 4)
+    c2[:, 2] = 0
+    assert not torch.allclose(G(z, composition_mask=c2).image, full.image, atol=1e-4)
+
+
+def test_per_part_coordinates_move_a_part(arch):
+    G = tiny_generator(arch)
+    out = G.sample(1, seed=0)
+    coords = G.coords.expand(1, 4, 2, 8, 8).clone()
+    assert torch.allclose(G(expanded=out.expanded, coords=coords).image, out.image, atol=1e-5)
+    coords[:, 1, 0] -= 0.5  # shift part 1 along x
+    moved = G(expanded=out.expanded, coords=coords)
+    assert torch.allclose(moved.depths[:, 2:], out.depths[:, 2:], atol=1e-5)  # other parts unchanged
+    assert not torch.allclose(moved.depths[:, 1], out.depths[:, 1], atol=1e-3)
+
+
+def test_gradients_reach_every_parameter(arch):
+    G = tiny_generator(arch)
+    G.train()
+    out = G(G.sample_z(2, seed=0), noise_mode="const")
+    g = torch.Generator().manual_seed(0)
+    loss = (out.image * torch.randn(out.image.shape, generator=g)).sum() + \
+           (out.seg * torch.randn(out.seg.shape, generator=g)).sum()
+    if out.kl is not None:
+        loss = loss + out.kl
+    loss.backward()
+    missing = [n for n, p in G.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert missing == []
+    if arch == "memorygan":  # the controller learns through the reparameterised sampling (and the KL)
+        assert G.controller.lstm.weight_ih.grad.abs().sum() > 0 and G.controller.v_base.grad.abs().sum() > 0
+
+
+def test_memorygan_controller_gets_gradient_from_image_alone():
+    G = tiny_generator("memorygan")
+    out = G(G.sample_z(2, seed=0))
+    out.image.sum().backward()
+    assert G.controller.lstm.weight_hh.grad.abs().sum() > 0
+    assert G.controller.head.net[0].weight.grad.abs().sum() > 0
+
+
+def test_memorygan_runs_one_shared_local_generator_as_one_batch():
+    G = tiny_generator("memorygan")
+    calls = []
+    G.memory.register_forward_hook(lambda m, inp, out: calls.append(inp[1].shape[0]))
+    G.sample(3, seed=0)
+    assert calls == [3 * 4]  # B * K in a single call
+    assert sum(1 for m in G.modules() if type(m).__name__ == "LocalGenerator") == 1
+
+
+def test_memorygan_parameters_do_not_depend_on_k():
+    def counts(k):
+        with torch.device("meta"):
+            G = MemoryGAN(memorygan.generator_config("memorygan-256", num_classes=k, class_names=None,
+                                                     transparent_classes=[]))
+        n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+        return n(G.memory), n(G.controller), n(G.mlp_latent), n(G)
+
+    m2, c2, l2, t2 = counts(2)
+    m1000, c1000, l1000, t1000 = counts(1000)
+    assert (m2, c2, l2) == (m1000, c1000, l1000)
+    # only the to_seg layers grow: (sum of their input widths + 1 bias) per part, 4 blocks at 256 px
+    assert t1000 - t2 == 998 * (512 + 512 + 256 + 128 + 4)
+
+
+def test_memorygan_kl_matches_closed_form():
+    from memorygan.models.controller import gaussian_kl
+    mu = torch.tensor([[[1.0, 0.0]]])
+    logvar = torch.tensor([[[0.0, math_log(4.0)]]])
+    # 0.5 * (1 + 1 - 1 - 0) + 0.5 * (0 + 4 - 1 - log 4)
+    expect = 0.5 + 0.5 * (3 - math_log(4.0))
+    assert torch.allclose(gaussian_kl(mu, logvar), torch.tensor(expect))
+
+
+def math_log(x):
+    import math
+    return math.log(x)
+
+
+def test_expand_codes_places_codes_by_layer():
+    b, k, d, num_layers, nb, nd = 1, 3, 8, 6, 2, 4
+    eye = torch.eye(d)
+    base = eye[None, :nb]                     # codes 0, 1
+    shape = eye[None, 2:2 + k]                # codes 2, 3, 4
+    texture = eye[None, 5:5 + k]               # codes 5, 6, 7
+    e = expand_codes(base, shape, texture, num_layers, nb, nd)
+    ids = e.argmax(-1)[0]                      # (K, L)
+    assert ids[0].tolist() == [2, 2, 2, 2, 5, 5]          # background: shape on [0, depth), texture after
+    assert ids[1].tolist() == [0, 1, 3, 3, 6, 6]          # part 1: base codes, shape, texture
+    assert ids[2].tolist() == [0, 1, 4, 4, 7, 7]
+
+
+def test_ssg_latent_layout():
+    G = tiny_generator("ssg")
+    w = torch.randn(1, G.num_latents, 16)
+    e = G.expand(w)
+    nb = G.config.base_layers
+    assert torch.equal(e[0, 2, 0], w[0, 0])                # base code on layer 0
+    assert torch.equal(e[0, 2, nb], w[0, nb + 2 * 2])      # part 2 shape code
+    assert torch.equal(e[0, 2, -1], w[0, nb + 2 * 2 + 1])  # part 2 texture code
+
+
+def test_save_load_round_trip_is_bit_exact(arch, tmp_path):
+    G = tiny_generator(arch)
+    G.update_w_avg(64)
+    G.save_pretrained(tmp_path / "g")
+    meta = json.loads((tmp_path / "g" / "config.json").read_text())
+    assert meta["format"] == "memorygan-generator" and meta["generator"]["arch"] == arch
+    G2, cfg = memorygan.load(tmp_path / "g")
+    assert cfg == G.config
+    for (k1, v1), (k2, v2) in zip(G.state_dict().items(), G2.state_dict().items()):
+        assert k1 == k2 and torch.equal(v1, v2)
+    a, b = G.sample(2, seed=5, truncation=0.7), G2.sample(2, seed=5, truncation=0.7)
+    assert torch.equal(a.image, b.image) and torch.equal(a.seg, b.seg)
+    G3, _ = memorygan.load(tmp_path / "g" / "generator.safetensors")  # the weights file works too
+    assert torch.equal(G3.sample(1, seed=1).image, G2.sample(1, seed=1).image)
+
+
+def test_load_errors_name_the_problem(tmp_path):
+    with pytest.raises(CheckpointError, match="no such file"):
+        memorygan.load(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="config.json"):
+        memorygan.load(tmp_path / "empty")
+    G = tiny_generator("ssg")
+    G.save_pretrained(tmp_path / "g")
+    (tmp_path / "g" / "generator.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="safetensors"):
+        memorygan.load(tmp_path / "g")
+    # config says K=5 but the weights have K=4
+    G.save_pretrained(tmp_path / "h")
+    meta = json.loads((tmp_path / "h" / "config.json").read_text())
+    meta["generator"]["num_classes"] = 5
+    (tmp_path / "h" / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="missing tensor|mis-shaped"):
+        memorygan.load(tmp_path / "h")
+
+
+def test_save_is_atomic_and_keeps_previous_on_failure(tmp_path, monkeypatch):
+    G = tiny_generator("memorygan")
+    G.save_pretrained(tmp_path / "g")
+    before = (tmp_path / "g" / "generator.safetensors").read_bytes()
+    import memorygan.checkpoint as ck
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+    monkeypatch.setattr(ck, "save_file", boom)
+    with pytest.raises(OSError):
+        tiny_generator("memorygan", seed=3).save_pretrained(tmp_path / "g")
+    assert (tmp_path / "g" / "generator.safetensors").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g"]  # no temporary folder left
+
+
+def test_tiny_config_fields_flow_to_model():
+    cfg = tiny_config("ssg", num_classes=6)
+    G = memorygan.models.build_generator(cfg)
+    assert len(G.local_nets) == 6 and G.local_nets[0].to_depth is None and G.local_nets[1].to_depth is not None

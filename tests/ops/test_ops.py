@@ -1,0 +1,121 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from memorygan.ops import (EqualLinear, FixedStyleConv, ModulatedConv, PixelNorm, bias_leaky_relu, coordinate_grid,
+                           downsample2x, fourier_features, make_kernel, modulated_conv2d, modulated_conv2d_fast,
+                           upfirdn2d, upsample2x)
+from memorygan.ops.fourier import num_fourier_channels
+
+
+def test_make_kernel_is_normalised_outer_product():
+    k = make_kernel([1, 3, 3, 1])
+    assert k.shape == (4, 4)
+    assert torch.allclose(k, torch.tensor([1., 3, 3, 1])[:, None] * torch.tensor([1., 3, 3, 1])[None] / 64)
+
+
+def test_upfirdn_impulse_upsample_gives_kernel():
+    x = torch.zeros(1, 1, 3, 3)
+    x[0, 0, 1, 1] = 1.0
+    k = torch.arange(16, dtype=torch.float32).reshape(4, 4)  # asymmetric: catches a missing flip
+    y = upfirdn2d(x, k, up=2, pad=(2, 1))
+    assert y.shape == (1, 1, 6, 6)
+    # impulse at upsampled position (2, 2) padded by 2 -> (4, 4); true convolution places kernel[i, j] at (4-? )
+    # out[p, q] = sum_{a,b} xpad[p+a, q+b] * flip(k)[a, b] -> nonzero where p+a=4: out[4-a, 4-b] = k[3-a, 3-b]
+    expect = torch.zeros(6, 6)
+    for a in range(4):
+        for b in range(4):
+            if 0 <= 4 - a < 6 and 0 <= 4 - b < 6:
+                expect[4 - a, 4 - b] = k[3 - a, 3 - b]
+    assert torch.equal(y[0, 0], expect)
+
+
+def test_upsample_and_downsample_keep_constants_and_shapes():
+    k = make_kernel([1, 3, 3, 1])
+    x = torch.full((2, 3, 8, 8), 0.7)
+    up = upsample2x(x, k)
+    assert up.shape == (2, 3, 16, 16)
+    assert torch.allclose(up[..., 2:-2, 2:-2], torch.full_like(up[..., 2:-2, 2:-2], 0.7))
+    down = downsample2x(x, k)
+    assert down.shape == (2, 3, 4, 4)
+    assert torch.allclose(down[..., 1:-1, 1:-1], torch.full((2, 3, 2, 2), 0.7))
+
+
+def test_bias_leaky_relu_hand_values():
+    x = torch.tensor([[-1.0, 2.0]])
+    b = torch.tensor([0.5, -1.0])
+    y = bias_leaky_relu(x, b)
+    assert torch.allclose(y, torch.tensor([[-0.5 * 0.2, 1.0]]) * math.sqrt(2))
+
+
+def test_equal_linear_formula():
+    torch.manual_seed(0)
+    lin = EqualLinear(4, 3, lr_mul=0.01, bias_init=0.5)
+    x = torch.randn(2, 4)
+    expect = x @ (lin.weight * 0.01 / 2).t() + 0.5 * 0.01
+    assert torch.allclose(lin(x), expect, atol=1e-6)
+    act = EqualLinear(4, 3, activation=True)
+    assert torch.allclose(act(x), F.leaky_relu(x @ (act.weight / 2).t(), 0.2) * math.sqrt(2), atol=1e-6)
+
+
+def test_pixel_norm_unit_rms():
+    x = torch.randn(5, 32) * 7
+    y = PixelNorm()(x)
+    assert torch.allclose(y.pow(2).mean(1), torch.ones(5), atol=1e-4)
+
+
+def test_fourier_features_layout_and_values():
+    coords = coordinate_grid(4)
+    assert torch.allclose(coords[0, 0, 0], torch.linspace(-1, 1, 4))  # x varies along width
+    assert torch.allclose(coords[0, 1, :, 0], torch.linspace(-1, 1, 4))  # y along height
+    f = fourier_features(coords, 3)
+    assert f.shape == (1, num_fourier_channels(3), 4, 4) == (1, 14, 4, 4)
+    x, y = coords[0, 0], coords[0, 1]
+    # per frequency: sin(fx), sin(fy), cos(fx), cos(fy); f = 4 is the third
+    assert torch.allclose(f[0, 10], torch.sin(4 * x)) and torch.allclose(f[0, 11], torch.sin(4 * y))
+    assert torch.allclose(f[0, 12], torch.cos(4 * x)) and torch.allclose(f[0, 13], torch.cos(4 * y))
+    assert num_fourier_channels(8) == 34  # 256 px
+
+
+@pytest.mark.parametrize("k,upsample", [(1, False), (3, False), (3, True)])
+@pytest.mark.parametrize("demodulate", [False, True])
+def test_modulated_conv_fast_equals_reference(upsample, demodulate, k):
+    torch.manual_seed(0)
+    x = torch.randn(6, 5, 7, 7)
+    w = torch.randn(4, 5, k, k)
+    s = torch.randn(6, 5)
+    ref = modulated_conv2d(x, w, s, demodulate, upsample)
+    fast = modulated_conv2d_fast(x, w, s, demodulate, upsample)
+    assert ref.shape == fast.shape == (6, 4, 15 if upsample else 7, 15 if upsample else 7)
+    assert torch.allclose(ref, fast, atol=1e-5, rtol=1e-4)
+    # shared style (1, I) equals the same style repeated
+    assert torch.allclose(modulated_conv2d_fast(x, w, s[:1], demodulate, upsample),
+                          modulated_conv2d(x, w, s[:1].expand(6, 5), demodulate, upsample), atol=1e-5, rtol=1e-4)
+
+
+def test_demodulated_weights_have_unit_norm_output_scale():
+    """With demodulation, a 1x1 conv of a unit-variance iid input keeps unit variance per output channel."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 64, 64, 64)
+    w = torch.randn(8, 64, 1, 1)
+    s = torch.rand(1, 64) * 3
+    y = modulated_conv2d(x, w, s, demodulate=True)
+    assert torch.allclose(y.std(dim=(0, 2, 3)), torch.ones(8), atol=0.05)
+
+
+def test_modules_route_reference_and_fast_paths_equal():
+    torch.manual_seed(0)
+    conv = ModulatedConv(6, 5, 1, latent_dim=8)
+    x, w = torch.randn(3, 6, 4, 4), torch.randn(3, 8)
+    fast = conv(x, w)
+    conv.use_reference = True
+    assert torch.allclose(fast, conv(x, w), atol=1e-5)
+    fixed = FixedStyleConv(6, 5, 3, upsample=True)
+    with torch.no_grad():
+        fixed.modulation.copy_(torch.rand(1, 6) + 0.5)
+    a = fixed(x, None)
+    fixed.use_reference = True
+    assert a.shape == (3, 5, 8, 8)
+    assert torch.allclose(a, fixed(x, None), atol=1e-5)

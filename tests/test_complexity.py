@@ -1,0 +1,51 @@
+"""Paper-scale parameter and MAC counts (MemoryGAN Table 1; official SemanticStyleGAN measured numbers)."""
+import json
+
+import pytest
+
+from memorygan.cli import main
+from memorygan.complexity import measure
+
+SSG_PARAMS = {1: 15.35e6, 10: 18.99e6, 100: 55.43e6, 1000: 419.8e6}
+MEMORYGAN_PARAMS = {1: 17.7e6, 10: 17.7e6, 100: 17.8e6, 1000: 19.1e6}
+SSG_MACS = {1: 49.55e9, 10: 52.50e9, 13: 53.48e9}
+
+
+@pytest.mark.parametrize("k", [1, 10, 100, 1000])
+def test_ssg_params_match_official(k):
+    assert measure_params("ssg-256", k) == pytest.approx(SSG_PARAMS[k], rel=0.01)
+
+
+@pytest.mark.parametrize("k", [1, 10, 100, 1000])
+def test_memorygan_params_match_paper(k):
+    assert measure_params("memorygan-256", k) == pytest.approx(MEMORYGAN_PARAMS[k], rel=0.02)
+
+
+@pytest.mark.parametrize("k", [1, 10, 13])
+def test_ssg_true_macs_match_official(k):
+    assert measure("ssg-256", k)["macs"] == pytest.approx(SSG_MACS[k], rel=0.01)
+
+
+def measure_params(preset, k):
+    import torch
+
+    from memorygan.config import generator_config
+    from memorygan.models import build_generator
+    with torch.device("meta"):
+        return build_generator(generator_config(preset, num_classes=k, class_names=None,
+                                                transparent_classes=[])).num_params()
+
+
+def test_cli_json_and_markdown(capsys, tmp_path):
+    assert main(["complexity", "--preset", "memorygan-small", "--preset", "ssg-small", "--parts", "1,3", "--json",
+                 "--plot", str(tmp_path / "c.png")]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["arch"], r["parts"]) for r in rows] == [("memorygan", 1), ("memorygan", 3), ("ssg", 1), ("ssg", 3)]
+    assert set(rows[0]) == {"arch", "preset", "parts", "params", "macs"}
+    assert rows[3]["params"] > rows[2]["params"] and rows[3]["macs"] > rows[2]["macs"]
+    assert (tmp_path / "c.png").stat().st_size > 1000
+    assert main(["complexity", "--preset", "ssg-small", "--parts", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("| arch | preset | K |") and "| ssg | ssg-small | 2 |" in out
+    with pytest.raises(SystemExit):
+        main(["complexity", "--preset", "ssg-small", "--parts", "0"])
