@@ -1,0 +1,134 @@
+"""PyTorch access to a dataset folder (format in `memorygan.data.files`)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from memorygan.data.files import IMAGE_DIR, MASK_DIR, DatasetInfo, load_info_json, mask_array, pair_files
+from memorygan.errors import DatasetError
+
+
+class SegmentationDataset(torch.utils.data.Dataset):
+    """Image + semantic mask pairs.
+
+    Each item is a dict::
+
+        image  (3, H, W) float32 in [-1, 1]
+        mask   (K, H, W) float32 one-hot in {-1, 1}   (how real masks enter the discriminator, DESIGN.md 2.7)
+        ids    (H, W) int64 class ids
+        index  int, the dataset index of the item (before mirroring)
+        flip   bool, whether the item was mirrored
+
+    Horizontal flips are applied identically to image and mask. `mirror=True` doubles the dataset (index i >= N is
+    item i - N flipped, as StyleGAN2-ADA's --mirror), which keeps the data order reproducible for resumed runs;
+    `flip_prob > 0` flips at random with torch's RNG instead. `resolution` resizes on load (image area/LANCZOS,
+    mask NEAREST) when the stored resolution differs.
+
+    Opening validates cheaply (dataset.json, folder layout, image/mask pairing, the size of the first pair) and
+    raises DatasetError naming the problem; `memorygan.data.check_dataset` reads every file.
+    """
+
+    def __init__(self, root: str | os.PathLike, mirror: bool = False, flip_prob: float = 0.0,
+                 resolution: int | None = None):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DatasetError(f"dataset folder {self.root} does not exist")
+        info, errors = load_info_json(self.root)
+        if errors:
+            raise DatasetError("; ".join(errors))
+        self.info: DatasetInfo = info
+        for sub in (IMAGE_DIR, MASK_DIR):
+            if not (self.root / sub).is_dir():
+                raise DatasetError(f"dataset {self.root} has no {sub}/ folder")
+        pairing = pair_files(self.root)
+        problems = []
+        if pairing.image_without_mask:
+            problems.append(f"{len(pairing.image_without_mask)} images have no mask "
+                            f"(first: {IMAGE_DIR}/{pairing.image_without_mask[0]})")
+        if pairing.mask_without_image:
+            problems.append(f"{len(pairing.mask_without_image)} masks have no image "
+                            f"(first: {MASK_DIR}/{pairing.mask_without_image[0]}.png)")
+        if not pairing.names:
+            problems.append("it holds no image/mask pairs")
+        if problems:
+            raise DatasetError(f"dataset {self.root}: " + "; ".join(problems)
+                               + f" (run `memorygan data check {self.root}` for a full report)")
+        self.names = pairing.names
+        self.image_paths = [pairing.images[n] for n in self.names]
+        self.mask_paths = [pairing.masks[n] for n in self.names]
+        if len(self.names) != info.num_images:
+            raise DatasetError(f"dataset {self.root}: dataset.json declares {info.num_images} images "
+                               f"but the folder holds {len(self.names)} pairs")
+        self.mirror = bool(mirror)
+        if not 0.0 <= flip_prob <= 1.0:
+            raise ValueError(f"flip_prob must be in [0, 1], got {flip_prob}")
+        self.flip_prob = float(flip_prob)
+        self.resolution = resolution
+        # cheap check on the first pair: catches a wrong resolution before training starts
+        with Image.open(self.image_paths[0]) as im:
+            isize = im.size
+        with Image.open(self.mask_paths[0]) as m:
+            msize = m.size
+            mask_array(m, self.mask_paths[0].name)
+        h, w = info.resolution
+        for what, size, path in (("image", isize, self.image_paths[0]), ("mask", msize, self.mask_paths[0])):
+            if size != (w, h):
+                raise DatasetError(f"{what} {path.name} is {size[0]}x{size[1]} but dataset.json declares "
+                                   f"resolution {w}x{h}")
+
+    @property
+    def num_classes(self) -> int:
+        return self.info.num_classes
+
+    @property
+    def classes(self) -> list[str]:
+        return self.info.classes
+
+    def __len__(self) -> int:
+        return len(self.names) * (2 if self.mirror else 1)
+
+    def load(self, index: int, flip: bool = False) -> dict:
+        """Item `index` (0 <= index < number of files), mirrored if `flip`."""
+        ipath, mpath = self.image_paths[index], self.mask_paths[index]
+        try:
+            with Image.open(ipath) as im:
+                im = im.convert("RGB") if im.mode != "RGB" else im
+                if self.resolution and im.size != (self.resolution, self.resolution):
+                    im = im.resize((self.resolution, self.resolution), Image.LANCZOS)
+                rgb = np.asarray(im, dtype=np.uint8)
+            with Image.open(mpath) as m:
+                ids = mask_array(m, mpath.name)
+                if self.resolution and m.size != (self.resolution, self.resolution):
+                    ids = np.asarray(Image.fromarray(ids.astype(np.int32)).resize(
+                        (self.resolution, self.resolution), Image.NEAREST)).astype(np.int64)
+        except OSError as e:
+            raise DatasetError(f"cannot read {ipath.name} / {mpath.name} in {self.root}: {e}") from None
+        if rgb.shape[:2] != ids.shape:
+            raise DatasetError(f"image {ipath.name} is {rgb.shape[1]}x{rgb.shape[0]} but its mask is "
+                               f"{ids.shape[1]}x{ids.shape[0]}")
+        k = self.num_classes
+        bad = ids.max(initial=0)
+        if bad >= k:
+            raise DatasetError(f"mask {mpath.name} has class id {int(bad)} but dataset.json declares {k} classes")
+        if flip:
+            rgb = rgb[:, ::-1]
+            ids = ids[:, ::-1]
+        image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+        ids_t = torch.from_numpy(np.ascontiguousarray(ids))
+        onehot = torch.nn.functional.one_hot(ids_t, k).permute(2, 0, 1).float().mul_(2.0).sub_(1.0)
+        return {"image": image, "mask": onehot, "ids": ids_t, "index": index, "flip": bool(flip)}
+
+    def __getitem__(self, i: int) -> dict:
+        n = len(self.names)
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for dataset of {len(self)} items")
+        i = i % len(self)
+        flip = i >= n
+        index = i - n if flip else i
+        if self.flip_prob > 0 and float(torch.rand(())) < self.flip_prob:
+            flip = not flip
+        return self.load(index, flip)
