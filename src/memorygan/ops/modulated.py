@@ -1,8 +1,9 @@
 """Modulated convolution with demodulation (StyleGAN2), its fixed-style variant, and the unmodulated 1x1 "ToRGB".
 
 `modulated_conv2d` is the reference: it builds one weight per sample and runs a grouped conv, as the official
-code does. `modulated_conv2d_fast` modulates the activations instead (x * s, shared conv, * demod coefficients):
-identical maths, no per-sample weights, one big conv over the whole batch (B*K for the local generator).
+code does. `modulated_conv2d_fast` computes the same maths faster: for 1x1 kernels one batched matmul with the per-sample
+(O, I) weights; otherwise it modulates the activations (x * s, one shared conv over the whole batch, * demod
+coefficients), which needs no per-sample weights.
 """
 from __future__ import annotations
 
@@ -53,6 +54,11 @@ def modulated_conv2d_fast(x: torch.Tensor, weight: torch.Tensor, styles: torch.T
     o, _, k, _ = weight.shape
     weight = weight.to(x.dtype)
     styles = styles.to(x.dtype)
+    if k == 1 and not upsample:
+        # 1x1 (local generators): per-sample (O, I) weights are tiny; one batched matmul beats a shared conv
+        # with modulated activations by ~4x on CPU (benchmarks/bench_generator.py, modulated_conv_1x1).
+        w = _modulate_weight(weight, styles.expand(n, i), demodulate)[..., 0, 0]  # (N, O, I)
+        return torch.bmm(w, x.reshape(n, i, -1)).reshape(n, o, *x.shape[2:])
     scale = 1.0 / math.sqrt(i * k * k)
     x = x * (styles * scale).reshape(-1, i, 1, 1)
     if upsample:
