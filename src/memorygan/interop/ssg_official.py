@@ -172,7 +172,8 @@ def export_ssg(G) -> dict[str, torch.Tensor]:
         if name in _SKIP:
             continue
         oname = _to_official_name(name)
-        out[oname] = _to_official_tensor(oname, t.detach().cpu()).contiguous().clone()
+        t = t.detach() if t.device.type == "meta" else t.detach().cpu()
+        out[oname] = _to_official_tensor(oname, t).contiguous().clone()
         m = re.match(r"^(.*\.(?:to_feat|to_depth|to_rgbs\.\d+|to_segs\.\d+))\.conv\.weight$", oname)
         if m:
             out[f"{m.group(1)}.upsample.kernel"] = _KERNEL4.clone()
