@@ -129,11 +129,11 @@ def import_celebamask_hq(root: str | os.PathLike, out: str | os.PathLike, size: 
     """Convert the raw CelebAMask-HQ layout under `root` to `out` (train) and `test_out` (held out, default
     `OUT-test`). Both are written atomically; any unreadable file aborts the import and names the file."""
     root = Path(root)
-    for sub in (IMAGE_FOLDER, ANNO_FOLDER):
-        if not (root / sub).is_dir():
-            raise DatasetError(f"{root / sub}: missing; --root must hold {IMAGE_FOLDER}/ and {ANNO_FOLDER}/")
-    if not 8 <= size <= 4096:
-        raise DatasetError(f"--size must be between 8 and 4096, got {size}")
+    missing = [f"{root / sub}: missing" for sub in (IMAGE_FOLDER, ANNO_FOLDER) if not (root / sub).is_dir()]
+    if missing:
+        raise DatasetError("; ".join(missing) + f" (--root must hold {IMAGE_FOLDER}/ and {ANNO_FOLDER}/)")
+    if not 2 <= size <= 8192:
+        raise DatasetError(f"--size must be between 2 and 8192, got {size}")
     if image_format not in ("png", "jpg"):
         raise DatasetError(f"--image-format must be png or jpg, got {image_format!r}")
     indices = list_images(root)

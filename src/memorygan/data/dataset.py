@@ -99,7 +99,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
                 im = im.convert("RGB") if im.mode != "RGB" else im
                 if self.resolution and im.size != (self.resolution, self.resolution):
                     im = im.resize((self.resolution, self.resolution), Image.LANCZOS)
-                rgb = np.asarray(im, dtype=np.uint8)
+                rgb = np.array(im, dtype=np.uint8)  # writable copy for torch.from_numpy
             with Image.open(mpath) as m:
                 ids = mask_array(m, mpath.name)
                 if self.resolution and m.size != (self.resolution, self.resolution):

@@ -151,8 +151,8 @@ def import_dataset(images: str | os.PathLike, masks: str | os.PathLike, out: str
     for what, d in (("--images", images), ("--masks", masks)):
         if not d.is_dir():
             raise DatasetError(f"{what} {d}: not a folder")
-    if not 8 <= size <= 4096:
-        raise DatasetError(f"--size must be between 8 and 4096, got {size}")
+    if not 2 <= size <= 8192:
+        raise DatasetError(f"--size must be between 2 and 8192, got {size}")
     if image_format not in ("png", "jpg"):
         raise DatasetError(f"--image-format must be png or jpg, got {image_format!r}")
     class_list, transparent = load_classes(classes) if classes is not None else (None, [])

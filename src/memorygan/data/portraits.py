@@ -108,7 +108,7 @@ def sample_portrait(rng: np.random.Generator) -> dict:
     smile = float(np.clip(rng.normal(0.35, 0.4), -0.3, 1.0))
     mouth_open = float(np.clip((smile - 0.45) * 1.6 + rng.normal(0, 0.1), 0, 1)) if smile > 0.45 else 0.0
 
-    earring_p = 0.05 + 0.35 * (1 - masc) + (0.12 if style == "long" else 0.0)
+    earring_p = 0.03 + 0.3 * (1 - masc) + (0.08 if style == "long" else 0.0)
     glasses = None
     if rng.random() < RATES["glasses"]:
         sun = rng.random() < 0.25

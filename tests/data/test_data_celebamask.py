@@ -1,0 +1,110 @@
+"""The CelebAMask-HQ importer on a small replica of the raw layout built here."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from memorygan.cli import main
+from memorygan.data import SegmentationDataset, check_dataset, import_celebamask_hq
+from memorygan.data.files import read_mask
+from memorygan.errors import DatasetError
+
+
+def _part(grid: np.ndarray, scale: int = 2) -> Image.Image:
+    """A CelebAMask-HQ style part file (0/255) from a logical 8x8 grid, upscaled by pixel replication."""
+    return Image.fromarray((np.kron(grid, np.ones((scale, scale))) * 255).astype(np.uint8))
+
+
+def _rect(r0, r1, c0, c1, n=8):
+    g = np.zeros((n, n), np.uint8)
+    g[r0:r1, c0:c1] = 1
+    return g
+
+
+PARTS0 = {  # image 0: overlapping parts on a logical 8x8 grid
+    "skin": _rect(2, 8, 1, 7),
+    "eye_g": _rect(3, 5, 1, 7),     # glasses over skin ...
+    "l_eye": _rect(4, 5, 2, 3),     # ... but eyes are merged after glasses
+    "r_eye": _rect(4, 5, 5, 6),
+    "hair": _rect(0, 3, 0, 8),      # hair overwrites skin at row 2
+    "hat": _rect(0, 1, 2, 6),       # hat overwrites hair
+    "l_lip": _rect(6, 7, 3, 5),
+    "ear_r": _rect(5, 6, 0, 1),     # earrings last
+    # no nose, neck, cloth ... files: absent parts
+}
+EXPECTED0 = np.zeros((8, 8), np.uint8)
+for _name, _cid in (("skin", 1), ("eye_g", 10), ("l_eye", 2), ("r_eye", 2), ("l_lip", 4), ("hair", 7),
+                    ("hat", 11), ("ear_r", 12)):
+    EXPECTED0[PARTS0[_name] > 0] = _cid
+
+
+def _raw(root):
+    img_dir = root / "CelebA-HQ-img"
+    img_dir.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (32, 32, 3), np.uint8)).save(img_dir / "0.jpg")
+    Image.fromarray(rng.integers(0, 255, (21, 21), np.uint8)).save(img_dir / "1.jpg")   # grayscale, odd size
+    Image.fromarray(rng.integers(0, 255, (32, 32, 3), np.uint8)).save(img_dir / "28000.jpg")
+    a0 = root / "CelebAMask-HQ-mask-anno" / "0"
+    a0.mkdir(parents=True)
+    for part, grid in PARTS0.items():
+        _part(grid).save(a0 / f"00000_{part}.png")
+    # image 1: odd-sized part files (17x17), skin everywhere, hair in the top rows
+    Image.fromarray(np.full((17, 17), 255, np.uint8)).save(a0 / "00001_skin.png")
+    hair = np.zeros((17, 17), np.uint8)
+    hair[:3] = 255
+    Image.fromarray(hair).convert("RGB").save(a0 / "00001_hair.png")  # RGB part files occur too
+    a14 = root / "CelebAMask-HQ-mask-anno" / "14"
+    a14.mkdir(parents=True)
+    _part(_rect(0, 8, 0, 8)).save(a14 / "28000_cloth.png")
+    return root
+
+
+def test_merge_order_split_and_conversions(tmp_path, hashes):
+    raw = _raw(tmp_path / "raw")
+    before = hashes(raw)
+    res = import_celebamask_hq(raw, tmp_path / "celeba", size=8)
+    assert hashes(raw) == before  # input untouched
+    train, test = tmp_path / "celeba", tmp_path / "celeba-test"
+    assert res.outputs == {"train": train, "test": test}
+    assert sorted(p.name for p in (train / "masks").iterdir()) == ["00000.png", "00001.png"]
+    assert sorted(p.name for p in (test / "masks").iterdir()) == ["28000.png"]
+    # hand-merged expectation: later parts overwrite earlier ones, missing parts are absent
+    assert np.array_equal(read_mask(train / "masks" / "00000.png"), EXPECTED0)
+    assert (read_mask(test / "masks" / "28000.png") == 9).all()
+    # odd sizes resized: 17x17 parts and a 21x21 grayscale image become 8x8; grayscale becomes RGB
+    m1 = read_mask(train / "masks" / "00001.png")
+    assert m1.shape == (8, 8) and set(np.unique(m1).tolist()) == {1, 7}
+    assert (m1[0] == 7).all() and (m1[-1] == 1).all()
+    with Image.open(train / "images" / "00001.png") as im:
+        assert im.mode == "RGB" and im.size == (8, 8)
+        a = np.asarray(im)
+        assert np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 1], a[..., 2])
+    info = json.loads((train / "dataset.json").read_text())
+    assert info["transparent_classes"] == ["eyeglasses", "earrings"] and info["num_images"] == 2
+    assert info["class_pixel_counts"][10] == int((EXPECTED0 == 10).sum())
+    assert check_dataset(train).ok and check_dataset(test).ok
+    assert len(SegmentationDataset(train)) == 2
+
+
+def test_cli_and_refusals(tmp_path, capsys):
+    raw = _raw(tmp_path / "raw")
+    out = tmp_path / "c"
+    assert main(["data", "celebamask-hq", "--root", str(raw), "--out", str(out), "--size", "8", "--quiet"]) == 0
+    assert "train: 2 images" in capsys.readouterr().out
+    # existing non-empty output is refused without --overwrite
+    assert main(["data", "celebamask-hq", "--root", str(raw), "--out", str(out), "--size", "8", "--quiet"]) == 2
+    assert f"output folder {out} exists and is not empty" in capsys.readouterr().err
+    with pytest.raises(DatasetError, match="CelebAMask-HQ-mask-anno: missing"):
+        import_celebamask_hq(tmp_path / "raw" / "CelebA-HQ-img", tmp_path / "z", size=8)
+
+
+def test_unreadable_image_aborts_without_output(tmp_path, hashes):
+    raw = _raw(tmp_path / "raw")
+    (raw / "CelebA-HQ-img" / "1.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    before = hashes(raw)
+    with pytest.raises(DatasetError, match=r"image .*1\.jpg is unreadable"):
+        import_celebamask_hq(raw, tmp_path / "c", size=8)
+    assert hashes(raw) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]  # no output, no temporary folder left
