@@ -15,6 +15,22 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def _seeds(text: str) -> list[int]:
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            if "-" in part.strip()[1:]:
+                a, b = part.split("-", 1)
+                seeds += list(range(int(a), int(b) + 1))
+            elif part.strip():
+                seeds.append(int(part))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must look like 0-7 or 1,5,9, got {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"no seeds in {text!r}")
+    return seeds
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("complexity", help="parameters and true MACs of generators vs number of parts",
                               description="Parameters and true multiply-accumulates (FlopCounterMode FLOPs / 2) of "
@@ -25,6 +41,16 @@ def register(subparsers) -> None:
     p.add_argument("--plot", metavar="FILE.png", help="also plot parameters and MACs vs K (log scale)")
     p.set_defaults(func=run_complexity)
 
+    p = subparsers.add_parser("generate", help="sample images and segmentations from a generator",
+                              description="Sample from a generator folder (config.json + generator.safetensors) and "
+                                          "write a PNG grid: images on top, colour-coded segmentations below.")
+    p.add_argument("generator", help="generator folder")
+    p.add_argument("--seeds", type=_seeds, default=list(range(8)), help="e.g. 0-7 or 1,5,9 (default 0-7)")
+    p.add_argument("--truncation", type=float, default=1.0, help="psi in W (default 1: none)")
+    p.add_argument("--noise-mode", choices=["const", "random", "none"], default="const")
+    p.add_argument("--out", required=True, help="output PNG")
+    p.set_defaults(func=run_generate)
+
 
 def run_complexity(args) -> int:
     from memorygan.complexity import complexity_table, format_markdown, plot_complexity
@@ -33,4 +59,24 @@ def run_complexity(args) -> int:
     print(json.dumps(rows, indent=2) if args.json else format_markdown(rows))
     if args.plot:
         plot_complexity(rows, args.plot)
+    return 0
+
+
+def run_generate(args) -> int:
+    import torch
+    from PIL import Image
+
+    from memorygan import load
+    from memorygan.visualize import grid, seg_to_color, to_uint8
+
+    G, _ = load(args.generator)
+    images, segs = [], []
+    with torch.no_grad():
+        for seed in args.seeds:  # one sample per seed, so a seed always gives the same picture
+            out = G.sample(1, seed=seed, truncation=args.truncation, noise_mode=args.noise_mode)
+            images.append(to_uint8(out.image))
+            segs.append(seg_to_color(out.seg))
+    import numpy as np
+    Image.fromarray(grid([np.concatenate(images), np.concatenate(segs)])).save(args.out)
+    print(f"wrote {args.out} ({len(args.seeds)} samples)")
     return 0
