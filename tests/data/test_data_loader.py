@@ -22,7 +22,7 @@ def test_item_ranges_shapes_and_one_hot(portraits_ds):
     assert torch.equal(mask.argmax(0), ids)
     # the pixel values are the PNG's, mapped x / 127.5 - 1
     from PIL import Image
-    raw = np.asarray(Image.open(ds.image_paths[0]))
+    raw = np.array(Image.open(ds.image_paths[0]))
     assert torch.allclose(img, torch.from_numpy(raw).permute(2, 0, 1).float() / 127.5 - 1)
 
 

@@ -345,7 +345,7 @@ def _ears(cv, fr, a, b, yaw, skin, size, L):
         u, v = fr.local(win)
         q = ((u - cu) / ew) ** 2 + ((v - cvv) / eh) ** 2
         inner = ((u - cu - side * 0.2 * ew) / (ew * 0.55)) ** 2 + ((v - cvv) / (eh * 0.65)) ** 2
-        shade = 0.8 + 0.12 * (1 - q) - 0.18 * (inner <= 1.0)
+        shade = 0.8 + 0.12 * (1 - q) - 0.18 * (inner <= 1.0).astype(np.float32)
         cv.paint(win, q <= 1.0, skin * shade[..., None], EARS)
 
 

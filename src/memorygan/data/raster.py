@@ -134,7 +134,8 @@ def smooth_noise(rng: np.random.Generator, n_waves: int = 3, freq: tuple[float, 
     ang = rng.uniform(0, 2 * math.pi, n_waves)
     f = rng.uniform(freq[0], freq[1], n_waves) * math.pi
     ph = rng.uniform(0, 2 * math.pi, n_waves)
-    return [(math.cos(a) * fi, math.sin(a) * fi, p) for a, fi, p in zip(ang, f, ph)]
+    # Python floats: numpy float64 scalars would promote the float32 sample arrays to float64 (NEP 50)
+    return [(float(math.cos(a) * fi), float(math.sin(a) * fi), float(p)) for a, fi, p in zip(ang, f, ph)]
 
 
 def eval_noise(waves, frame: Frame | None, win: Window) -> np.ndarray:
