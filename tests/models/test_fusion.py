@@ -35,3 +35,18 @@ def test_transparent_class_is_added_on_top():
     assert torch.allclose(masks, m, atol=1e-6)  # the returned masks are the plain softmax
     no_t, _ = fuse(feats, depths)
     assert torch.allclose(no_t.flatten(), torch.tensor([0.5 + 0.6 + 2.0]), atol=1e-5)
+
+
+def test_generators_fast_fusion_equals_reference():
+    """fuse_parts (no K coarse feature maps; MemoryGAN mixes before the shared to_feat) == fuse(to_features)."""
+    from helpers import tiny_generator
+
+    for arch in ("memorygan", "ssg"):
+        G = tiny_generator(arch)
+        out = G.sample(2, seed=0)
+        hidden, depths = G.run_local(G.positions(None), out.expanded)
+        c = torch.tensor([[1.0, 1, 0, 1], [1, 1, 1, 1]])
+        ref, m = fuse(G.to_features(hidden), depths, c, G.config.transparent_classes)
+        fast = G.fuse_parts(hidden, fusion_weights(part_masks(depths, c), G.config.transparent_classes))
+        assert fast.shape == ref.shape == (2, G.config.coarse_channels, 8, 8)
+        assert torch.allclose(fast, ref, atol=1e-5), arch

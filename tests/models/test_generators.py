@@ -137,10 +137,13 @@ def test_memorygan_controller_gets_gradient_from_image_alone():
 
 def test_memorygan_runs_one_shared_local_generator_as_one_batch():
     G = tiny_generator("memorygan")
-    calls = []
-    G.memory.register_forward_hook(lambda m, inp, out: calls.append(inp[1].shape[0]))
+    calls, feat_calls = [], []
+    for layer in G.memory.layers:
+        layer.register_forward_hook(lambda m, inp, out: calls.append(inp[1].shape[0]))
+    G.memory.to_feat.register_forward_hook(lambda m, inp, out: feat_calls.append(inp[0].shape[0]))
     G.sample(3, seed=0)
-    assert calls == [3 * 4]  # B * K in a single call
+    assert calls == [3 * 4] * G.config.local_layers  # every layer: B * K in a single call
+    assert feat_calls == [3]  # the shared to_feat runs once per image, after mixing the parts
     assert sum(1 for m in G.modules() if type(m).__name__ == "LocalGenerator") == 1
 
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from memorygan.config import GeneratorConfig
-from memorygan.models.fusion import fuse
+from memorygan.models.fusion import fusion_weights, part_masks
 from memorygan.models.render import RenderNet
 from memorygan.ops import PositionEmbedding, coordinate_grid
 
@@ -89,7 +89,17 @@ class CompositionalGenerator(nn.Module, metaclass=ABCMeta):
 
     @abstractmethod
     def run_local(self, pos: torch.Tensor, expanded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Position features + expanded codes -> part features (B, K, C, Hc, Wc), depths (B, K, Hc, Wc)."""
+        """Position features + expanded codes -> last local-layer activations (B, K, C_local, Hc, Wc) and
+        depths (B, K, Hc, Wc)."""
+
+    @abstractmethod
+    def to_features(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Per-part coarse features (B, K, C_coarse, Hc, Wc): the reference path of `fuse_parts`."""
+
+    @abstractmethod
+    def fuse_parts(self, hidden: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """sum_k weights_k * to_feat_k(hidden_k) -> (B, C_coarse, Hc, Wc), without materialising all K feature maps
+        (equal to `fusion.fuse` on `to_features(hidden)`, tested)."""
 
     # --- shared
     @property
@@ -148,8 +158,9 @@ class CompositionalGenerator(nn.Module, metaclass=ABCMeta):
                              f"D={cfg.latent_dim}), got {tuple(expanded.shape)}")
         if composition_mask is not None and tuple(composition_mask.shape) != (b, k):
             raise ValueError(f"composition_mask must be (B={b}, K={k}), got {tuple(composition_mask.shape)}")
-        feats, depths = self.run_local(self.positions(coords), expanded)
-        fused, m = fuse(feats, depths, composition_mask, cfg.transparent_classes)
+        hidden, depths = self.run_local(self.positions(coords), expanded)
+        m = part_masks(depths, composition_mask)
+        fused = self.fuse_parts(hidden, fusion_weights(m, cfg.transparent_classes))
         coarse_seg = 2.0 * m - 1.0
         image, seg = self.render_net(fused, coarse_seg, noise_mode)
         return {"image": image, "seg": seg, "coarse_seg": coarse_seg, "depths": depths}

@@ -29,6 +29,12 @@ class LocalGenerator(nn.Module):
         self.to_feat = ToOutput(c, cfg.coarse_channels)
 
     def forward(self, pos: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        hidden, depth = self.hidden(pos, codes)
+        return self.to_feat(hidden), depth
+
+    def hidden(self, pos: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Activations of the last layer (N, C_local, H, W) and the depth; `to_feat` is left to the fusion,
+        which can apply it after mixing the parts (it is a 1x1 affine map)."""
         n, num_layers, _ = codes.shape
         assert num_layers == self.num_layers, f"expected {self.num_layers} layer codes, got {num_layers}"
         x = pos.to(codes.dtype)
@@ -39,4 +45,4 @@ class LocalGenerator(nn.Module):
             x = layer(x, codes[:, i])
             if i == self.depth_layers - 1 and self.to_depth is not None:
                 depth = self.to_depth(x)
-        return self.to_feat(x), depth
+        return x, depth

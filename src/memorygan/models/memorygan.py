@@ -46,11 +46,24 @@ class MemoryGAN(CompositionalGenerator):
             pos = rearrange(pos, "b k c h w -> (b k) c h w")
         elif pos.shape[0] != 1:
             pos = pos.repeat_interleave(k, dim=0)
-        feats, depths = self.memory(pos, codes)  # one batched run over all parts of all samples
-        feats = rearrange(feats, "(b k) c h w -> b k c h w", b=b)
+        hidden, depths = self.memory.hidden(pos, codes)  # one batched run over all parts of all samples
+        hidden = rearrange(hidden, "(b k) c h w -> b k c h w", b=b)
         depths = rearrange(depths, "(b k) 1 h w -> b k h w", b=b)
         depths = torch.cat([torch.zeros_like(depths[:, :1]), depths[:, 1:]], dim=1)  # background logit is 0
-        return feats, depths
+        return hidden, depths
+
+    def to_features(self, hidden):
+        b = hidden.shape[0]
+        feats = self.memory.to_feat(rearrange(hidden, "b k c h w -> (b k) c h w"))
+        return rearrange(feats, "(b k) c h w -> b k c h w", b=b)
+
+    def fuse_parts(self, hidden, weights):
+        # The shared to_feat is a 1x1 affine map, so it commutes with the per-pixel weighted sum over parts:
+        # sum_k a_k (W h_k + b) = W (sum_k a_k h_k) + b sum_k a_k. Mixing the 64-channel activations first runs
+        # to_feat once per image instead of once per part (K x fewer MACs and memory for this layer).
+        weights = weights.to(hidden.dtype)
+        mixed = (weights.unsqueeze(2) * hidden).sum(1)
+        return self.memory.to_feat(mixed, bias_scale=weights.sum(1, keepdim=True))
 
     def forward(self, z: torch.Tensor | None = None, *, queries: torch.Tensor | None = None,
                 latents: torch.Tensor | None = None, expanded: torch.Tensor | None = None,

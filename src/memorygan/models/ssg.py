@@ -47,12 +47,22 @@ class SemanticStyleGAN(CompositionalGenerator):
 
     def run_local(self, pos, expanded):
         b = expanded.shape[0]
-        feats, depths = [], []
+        hidden, depths = [], []
         for k, net in enumerate(self.local_nets):
-            f, d = net(pos[:, k] if pos.ndim == 5 else pos, expanded[:, k])
-            feats.append(f)
-            depths.append(d[:, 0] if d is not None else f.new_zeros(b, *f.shape[2:]))
-        return torch.stack(feats, 1), torch.stack(depths, 1)
+            h, d = net.hidden(pos[:, k] if pos.ndim == 5 else pos, expanded[:, k])
+            hidden.append(h)
+            depths.append(d[:, 0] if d is not None else h.new_zeros(b, *h.shape[2:]))
+        return torch.stack(hidden, 1), torch.stack(depths, 1)
+
+    def to_features(self, hidden):
+        return torch.stack([net.to_feat(hidden[:, k]) for k, net in enumerate(self.local_nets)], 1)
+
+    def fuse_parts(self, hidden, weights):
+        fused = None  # accumulate part by part: never holds K coarse feature maps at once
+        for k, net in enumerate(self.local_nets):
+            f = net.to_feat(hidden[:, k]) * weights[:, k:k + 1].to(hidden.dtype)
+            fused = f if fused is None else fused + f
+        return fused
 
     def forward(self, z: torch.Tensor | None = None, *, latents: torch.Tensor | None = None,
                 expanded: torch.Tensor | None = None, composition_mask: torch.Tensor | None = None,

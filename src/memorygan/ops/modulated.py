@@ -148,9 +148,15 @@ class ToOutput(nn.Module):
         self.register_buffer("up_kernel", make_kernel(blur_kernel), persistent=False)
         self.scale = 1.0 / math.sqrt(in_ch)
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None,
+                bias_scale: torch.Tensor | None = None) -> torch.Tensor:
+        """`bias_scale` (N, 1, H, W) multiplies the bias: applying the layer to a weighted sum of inputs
+        sum_k a_k x_k with bias_scale = sum_k a_k equals sum_k a_k * layer(x_k) (it is affine)."""
         w = self.weight * (self.modulation[:, :, None, None] * self.scale)
-        out = F.conv2d(x, w.to(x.dtype), self.bias.to(x.dtype))
+        if bias_scale is None:
+            out = F.conv2d(x, w.to(x.dtype), self.bias.to(x.dtype))
+        else:
+            out = F.conv2d(x, w.to(x.dtype)) + self.bias.to(x.dtype)[None, :, None, None] * bias_scale
         if skip is not None:
             out = out + upsample2x(skip, self.up_kernel)
         return out
