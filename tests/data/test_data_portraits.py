@@ -107,11 +107,11 @@ def test_hair_is_behind_the_face():
     """Back hair covers the face centre when painted alone, but the face is painted over it."""
     a = _plain(hair__style="long")
     cv = Canvas(64, 3)
-    face = Frame(0.0, 0.04, 1.3, 0.0)
+    face = Frame(0.0, 0.0, 1.3, 0.0)  # the face frame of render_portrait for this pose
     P._back_hair(cv, face, a["face"]["width"], a["face"]["height"], a["hair"], np.ones(3, np.float32),
                  np.array([0, 0, 1.0], np.float32), [(1.0, 0.0, 0.0)], 0.0)
     _, ids = P.render_portrait(a, 64)
-    r, c = 32 + int(0.04 * 32), 32 + 6  # face centre, a little off the nose line
+    r, c = 32, 32 + 6  # face centre, a little off the nose line
     assert cv.slots[r * 3 + 1, c * 3 + 1] == P.HAIR
     assert ids[r, c] == P.SKIN
     # and it shows beside the face at temple height, on both sides
@@ -155,7 +155,15 @@ def test_hat_is_over_hair(kind):
     _, ids0 = P.render_portrait(_plain(), 64)
     _, ids1 = P.render_portrait(_plain(hat=hat), 64)
     assert ((ids0 == P.HAIR) & (ids1 == P.HAT)).sum() > 30
-    assert not ((ids0 == P.HAT) | (ids1 == P.HAIR) & (ids0 != P.HAIR)).any()
+    assert not (ids0 == P.HAT).any()
+    # the hat only adds itself; other labels change only on its border (block-majority anti-aliasing)
+    hat = ids1 == P.HAT
+    near = np.zeros_like(hat)
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            near |= np.roll(np.roll(hat, dr, 0), dc, 1)
+    changed = (ids0 != ids1) & ~hat
+    assert not (changed & ~near).any()
 
 
 def test_earrings_and_side_locks():

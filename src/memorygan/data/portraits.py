@@ -156,7 +156,7 @@ def sample_portrait(rng: np.random.Generator) -> dict:
         "face": {"width": _r(rng.uniform(0.30, 0.34) + 0.02 * masc), "height": _r(rng.uniform(0.40, 0.46)),
                  "taper": _r(rng.uniform(0.15, 0.35) - 0.1 * masc), "squareness": _r(rng.uniform(2.0, 2.3) + 0.3 * masc)},
         "ears": {"size": _r(rng.uniform(0.85, 1.15))},
-        "pose": {"dx": _r(rng.normal(0, 0.06)), "dy": _r(rng.normal(0, 0.04)), "scale": _r(rng.uniform(1.18, 1.42)),
+        "pose": {"dx": _r(rng.normal(0, 0.06)), "dy": _r(rng.normal(0, 0.04)), "scale": _r(rng.uniform(1.4, 1.7)),
                  "roll": _r(rng.normal(0, 0.09)), "yaw": _r(rng.uniform(-0.35, 0.35))},
         "glasses": glasses, "hat": hat, "earrings": earrings, "necklace": necklace,
         "cloth": {"rgb": _r(_hsv(rng.random(), rng.uniform(0.1, 0.8), rng.uniform(0.2, 0.9))),
@@ -201,8 +201,8 @@ def render_portrait(attrs: dict, size: int, ss: int | None = None) -> tuple[np.n
     hair_rgb = np.asarray(attrs["hair"]["rgb"], np.float32)
     yaw = pose["yaw"]
     s = pose["scale"]
-    face = Frame(pose["dx"], 0.04 + pose["dy"], s, pose["roll"])
-    body = Frame(pose["dx"] * 0.6, 0.04 + pose["dy"], s, pose["roll"] * 0.2)
+    face = Frame(pose["dx"], 0.0 + pose["dy"], s, pose["roll"])
+    body = Frame(pose["dx"] * 0.6, 0.0 + pose["dy"], s, pose["roll"] * 0.2)
 
     cv = Canvas(size, ss, background=None)
     _background(cv, attrs["background"], trng)
@@ -305,8 +305,8 @@ def _neck(cv, fr, a, b, skin, necklace):
 
 
 def _cloth(cv, fr, a, b, cloth, L, trng):
-    ys = b + 0.15
-    W = a * 2.5
+    ys = b + 0.07
+    W = a * 2.3
     win = cv.window(fr.bbox(-W * 1.6, W * 1.6, ys - 0.02, 2.5))
     if win is None:
         return
