@@ -30,12 +30,15 @@ PARTS0 = {  # image 0: overlapping parts on a logical 8x8 grid
     "hair": _rect(0, 3, 0, 8),      # hair overwrites skin at row 2
     "hat": _rect(0, 1, 2, 6),       # hat overwrites hair
     "l_lip": _rect(6, 7, 3, 5),
-    "ear_r": _rect(5, 6, 0, 1),     # earrings last
-    # no nose, neck, cloth ... files: absent parts
+    "nose": _rect(5, 7, 3, 5),      # nose after lips
+    "l_ear": _rect(2, 6, 0, 1),     # ears after hair (row 2) and skin
+    "cloth": _rect(7, 8, 0, 8),     # cloth after skin
+    "ear_r": _rect(5, 6, 0, 1),     # earrings last (over the ear)
+    # no mouth, neck, neck_l, brows ... files: absent parts
 }
 EXPECTED0 = np.zeros((8, 8), np.uint8)
-for _name, _cid in (("skin", 1), ("eye_g", 10), ("l_eye", 2), ("r_eye", 2), ("l_lip", 4), ("hair", 7),
-                    ("hat", 11), ("ear_r", 12)):
+for _name, _cid in (("skin", 1), ("eye_g", 10), ("l_eye", 2), ("r_eye", 2), ("l_lip", 4), ("nose", 5),
+                    ("hair", 7), ("l_ear", 6), ("cloth", 9), ("hat", 11), ("ear_r", 12)):
     EXPECTED0[PARTS0[_name] > 0] = _cid
 
 
@@ -71,7 +74,10 @@ def test_merge_order_split_and_conversions(tmp_path, hashes):
     assert sorted(p.name for p in (train / "masks").iterdir()) == ["00000.png", "00001.png"]
     assert sorted(p.name for p in (test / "masks").iterdir()) == ["28000.png"]
     # hand-merged expectation: later parts overwrite earlier ones, missing parts are absent
-    assert np.array_equal(read_mask(train / "masks" / "00000.png"), EXPECTED0)
+    m0 = read_mask(train / "masks" / "00000.png")
+    assert np.array_equal(m0, EXPECTED0)
+    assert m0[2, 0] == 6 and m0[2, 3] == 7 and m0[0, 3] == 11 and m0[4, 1] == 10 and m0[4, 2] == 2
+    assert m0[5, 0] == 12 and m0[6, 3] == 5 and m0[7, 3] == 9 and m0[3, 3] == 10
     assert (read_mask(test / "masks" / "28000.png") == 9).all()
     # odd sizes resized: 17x17 parts and a 21x21 grayscale image become 8x8; grayscale becomes RGB
     m1 = read_mask(train / "masks" / "00001.png")
@@ -108,3 +114,12 @@ def test_unreadable_image_aborts_without_output(tmp_path, hashes):
         import_celebamask_hq(raw, tmp_path / "c", size=8)
     assert hashes(raw) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]  # no output, no temporary folder left
+
+
+def test_workers_give_identical_output(tmp_path, hashes):
+    raw = _raw(tmp_path / "raw")
+    import_celebamask_hq(raw, tmp_path / "one", size=8)
+    import_celebamask_hq(raw, tmp_path / "two", size=8, workers=2)
+    one, two = hashes(tmp_path / "one"), hashes(tmp_path / "two")
+    # dataset.json differs only if the merge differed; provenance does not record the worker count
+    assert one == two and len(one) == 5

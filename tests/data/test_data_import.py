@@ -136,3 +136,10 @@ def test_cli_import_error_names_file_and_exit_code(tmp_path, capsys):
     rc = main(["data", "import", "--images", str(img), "--masks", str(msk), "--remap", str(tmp_path / "remap.json"),
                "--size", "4", "--out", str(tmp_path / "out"), "--quiet"])
     assert rc == 0 and "imported 2 images with 2 classes" in capsys.readouterr().out
+
+
+def test_import_with_workers_matches_single_process(tmp_path, hashes):
+    img, msk = _source(tmp_path / "src", names=("a", "b", "c"))
+    import_dataset(img, msk, tmp_path / "one", 4, name="x")
+    import_dataset(img, msk, tmp_path / "two", 4, workers=2, name="x")
+    assert hashes(tmp_path / "one") == hashes(tmp_path / "two")
