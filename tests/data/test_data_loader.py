@@ -83,3 +83,15 @@ def test_out_of_range_id_names_the_file(tmp_path, make_ds):
     ds[0]
     with pytest.raises(DatasetError, match="mask 00001.png has class id 5 but dataset.json declares 2 classes"):
         ds[1]
+
+
+def test_procedural_dataset_equals_the_written_one(portraits_ds, scenes_ds):
+    from memorygan.data import ProceduralDataset
+    for root, kind, k in ((portraits_ds, "portraits", None), (scenes_ds, "scenes", 300)):
+        files = SegmentationDataset(root, mirror=True)
+        live = ProceduralDataset(kind, n=6, size=32, seed=3, num_classes=k, mirror=True)
+        assert len(live) == len(files) == 12 and live.classes == files.classes
+        for i in (1, 6 + 4):
+            a, b = files[i], live[i]
+            assert torch.equal(a["image"], b["image"]) and torch.equal(a["mask"], b["mask"])
+            assert torch.equal(a["ids"], b["ids"]) and a["flip"] == b["flip"] and a["index"] == b["index"]

@@ -3,6 +3,7 @@
 Public API (the torch-dependent `SegmentationDataset` is imported on first use so the CLI stays quick)::
 
     SegmentationDataset(root, mirror=False, flip_prob=0.0)   # items: image, mask (one-hot +-1), ids, index
+    ProceduralDataset("portraits" | "scenes", n, size, seed)   # the same items rendered on the fly, no files
     check_dataset(path) -> Report                            # .ok .errors .warnings .class_frequencies .format()
     synthesize("portraits" | "scenes", out, n, size, seed, num_classes=K)
     import_celebamask_hq(root, out, size) / import_dataset(images, masks, out, size, classes, remap)
@@ -18,7 +19,7 @@ from memorygan.data.portraits import generate_portrait, render_portrait, sample_
 from memorygan.data.scenes import class_style, generate_scene, render_scene, sample_scene
 
 __all__ = [
-    "CELEBAMASK_CLASSES", "CELEBAMASK_COLORS", "CELEBAMASK_TRANSPARENT", "DatasetInfo", "Report",
+    "CELEBAMASK_CLASSES", "CELEBAMASK_COLORS", "CELEBAMASK_TRANSPARENT", "DatasetInfo", "ProceduralDataset", "Report",
     "SegmentationDataset", "check_dataset", "class_colors", "class_style", "colorize", "dataset_stats",
     "generate_portrait", "generate_scene", "import_celebamask_hq", "import_dataset", "preview_dataset",
     "read_attributes", "read_image", "read_info", "read_mask", "render_portrait", "render_scene",
@@ -27,6 +28,7 @@ __all__ = [
 
 _LAZY = {
     "SegmentationDataset": "memorygan.data.dataset",
+    "ProceduralDataset": "memorygan.data.dataset",
     "synthesize": "memorygan.data.synth",
     "import_celebamask_hq": "memorygan.data.celebamask",
     "import_dataset": "memorygan.data.importer",

@@ -114,13 +114,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         bad = ids.max(initial=0)
         if bad >= k:
             raise DatasetError(f"mask {mpath.name} has class id {int(bad)} but dataset.json declares {k} classes")
-        if flip:
-            rgb = rgb[:, ::-1]
-            ids = ids[:, ::-1]
-        image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
-        ids_t = torch.from_numpy(np.ascontiguousarray(ids))
-        onehot = torch.nn.functional.one_hot(ids_t, k).permute(2, 0, 1).float().mul_(2.0).sub_(1.0)
-        return {"image": image, "mask": onehot, "ids": ids_t, "index": index, "flip": bool(flip)}
+        return _to_item(rgb, ids, k, index, flip)
 
     def __getitem__(self, i: int) -> dict:
         n = len(self.names)
@@ -132,3 +126,47 @@ class SegmentationDataset(torch.utils.data.Dataset):
         if self.flip_prob > 0 and float(torch.rand(())) < self.flip_prob:
             flip = not flip
         return self.load(index, flip)
+
+
+def _to_item(rgb: np.ndarray, ids: np.ndarray, k: int, index: int, flip: bool) -> dict:
+    if flip:
+        rgb, ids = rgb[:, ::-1], ids[:, ::-1]
+    image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+    ids_t = torch.from_numpy(np.ascontiguousarray(ids).astype(np.int64))
+    onehot = torch.nn.functional.one_hot(ids_t, k).permute(2, 0, 1).float().mul_(2.0).sub_(1.0)
+    return {"image": image, "mask": onehot, "ids": ids_t, "index": index, "flip": bool(flip)}
+
+
+class ProceduralDataset(torch.utils.data.Dataset):
+    """A procedural dataset rendered on the fly (no files): item i equals item i of
+    `memorygan data synth KIND --n N --size S --seed X [--classes K]` read through `SegmentationDataset`.
+
+    Same item format and `mirror` semantics as `SegmentationDataset`; `classes`, `transparent_classes` and
+    `num_classes` describe it like a dataset.json would."""
+
+    def __init__(self, kind: str, n: int, size: int, seed: int = 0, num_classes: int | None = None,
+                 mirror: bool = False):
+        from memorygan.data import portraits, scenes
+        from memorygan.data.synth import make_spec
+        self.spec = make_spec(kind, size, seed, num_classes)
+        self.n, self.mirror = int(n), bool(mirror)
+        if kind == "portraits":
+            self.classes, self.transparent_classes = list(portraits.CLASSES), list(portraits.TRANSPARENT)
+        else:
+            self.classes, self.transparent_classes = scenes.class_names(self.spec.num_classes), []
+
+    @property
+    def num_classes(self) -> int:
+        return self.spec.num_classes
+
+    def __len__(self) -> int:
+        return self.n * (2 if self.mirror else 1)
+
+    def __getitem__(self, i: int) -> dict:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for dataset of {len(self)} items")
+        i = i % len(self)
+        flip = i >= self.n
+        index = i - self.n if flip else i
+        rgb, ids, _ = self.spec.generate(index)
+        return _to_item(rgb, ids, self.num_classes, index, flip)
