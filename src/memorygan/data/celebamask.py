@@ -11,7 +11,6 @@ held-out set written to a second folder.
 """
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from PIL import Image
 
 from memorygan.data.files import (
     CELEBAMASK_CLASSES, CELEBAMASK_TRANSPARENT, IMAGE_DIR, MASK_DIR, AtomicOutput, DatasetInfo, class_counts,
-    prepare_layout, write_image, write_info, write_mask,
+    prepare_layout, run_chunks, write_image, write_info, write_mask,
 )
 from memorygan.errors import DatasetError
 
@@ -159,31 +158,17 @@ def import_celebamask_hq(root: str | os.PathLike, out: str | os.PathLike, size: 
         split_of = {i: s for s, idx in splits.items() for i in idx}
         errors: list[str] = []
         no_parts: list[int] = []
-        bar = None
-        if progress:
-            from tqdm import tqdm
-            bar = tqdm(total=len(indices), desc="CelebAMask-HQ", unit="img")
-        pool = mp.get_context("fork").Pool(workers) if workers > 1 else None
-        try:
-            for res in (pool.imap(_convert_chunk, jobs) if pool else map(_convert_chunk, jobs)):
-                for i, counts, found, err in res:
-                    if err:
-                        errors.append(err)
-                        continue
-                    st = stats[split_of[i]]
-                    st[0] += counts
-                    st[1] += counts > 0
-                    st[2] += 1
-                    if found == 0:
-                        no_parts.append(i)
-                if bar is not None:
-                    bar.update(sum(1 for _ in res))
-        finally:
-            if pool is not None:
-                pool.close()
-                pool.join()
-            if bar is not None:
-                bar.close()
+        for res in run_chunks(_convert_chunk, jobs, workers, len(indices), "CelebAMask-HQ", progress):
+            for i, counts, found, err in res:
+                if err:
+                    errors.append(err)
+                    continue
+                st = stats[split_of[i]]
+                st[0] += counts
+                st[1] += counts > 0
+                st[2] += 1
+                if found == 0:
+                    no_parts.append(i)
         if errors:
             shown = "; ".join(errors[:10]) + (f"; ... and {len(errors) - 10} more" if len(errors) > 10 else "")
             raise DatasetError(f"CelebAMask-HQ import failed, nothing written: {shown}")

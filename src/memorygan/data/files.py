@@ -20,7 +20,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -359,3 +359,27 @@ def read_attributes(root: str | os.PathLike) -> list[dict]:
                 except json.JSONDecodeError as e:
                     raise DatasetError(f"{path}: line {i} is not valid JSON ({e})") from None
     return out
+
+
+def run_chunks(fn: Callable, jobs: Sequence, workers: int, total: int, desc: str, progress: bool,
+               count: Callable[[Any], int] = len) -> Iterator:
+    """Yield `fn(job)` for each job in order, on `workers` forked processes (1: in this process), with an optional
+    progress bar advanced by `count(result)` items per result. The pool and bar are closed however the caller exits."""
+    import multiprocessing as mp
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=total, desc=desc, unit="img")
+    pool = mp.get_context("fork").Pool(workers) if workers > 1 else None
+    try:
+        for res in (pool.imap(fn, jobs) if pool else map(fn, jobs)):
+            yield res
+            if bar is not None:
+                bar.update(count(res))
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+        if bar is not None:
+            bar.close()

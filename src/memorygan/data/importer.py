@@ -10,7 +10,6 @@ convert.
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 from pathlib import Path
 
@@ -18,7 +17,8 @@ import numpy as np
 from PIL import Image
 
 from memorygan.data.files import (
-    IMAGE_DIR, MASK_DIR, MASK_MODES, AtomicOutput, DatasetInfo, prepare_layout, write_image, write_info, write_mask,
+    IMAGE_DIR, MASK_DIR, MASK_MODES, AtomicOutput, DatasetInfo, prepare_layout, run_chunks, write_image, write_info,
+    write_mask,
 )
 from memorygan.errors import DatasetError
 
@@ -185,26 +185,12 @@ def import_dataset(images: str | os.PathLike, masks: str | os.PathLike, out: str
         jobs = [(items[s:s + 64], size, lut, k, str(dst.path), ext) for s in range(0, len(items), 64)]
         errors: list[str] = []
         counts: list[np.ndarray] = []
-        bar = None
-        if progress:
-            from tqdm import tqdm
-            bar = tqdm(total=len(items), desc="import", unit="img")
-        pool = mp.get_context("fork").Pool(workers) if workers > 1 else None
-        try:
-            for res in (pool.imap(_convert_chunk, jobs) if pool else map(_convert_chunk, jobs)):
-                for n, c, err in res:
-                    if err:
-                        errors.append(err)
-                    else:
-                        counts.append(c)
-                if bar is not None:
-                    bar.update(len(res))
-        finally:
-            if pool is not None:
-                pool.close()
-                pool.join()
-            if bar is not None:
-                bar.close()
+        for res in run_chunks(_convert_chunk, jobs, workers, len(items), "import", progress):
+            for n, c, err in res:
+                if err:
+                    errors.append(err)
+                else:
+                    counts.append(c)
         if errors:
             raise DatasetError(_summary("import failed, nothing written", errors))
         if class_list is None:

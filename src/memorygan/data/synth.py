@@ -5,7 +5,6 @@ the number of workers or on chunking, and the same arguments give byte-identical
 """
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ import memorygan
 from memorygan.data import portraits, scenes
 from memorygan.data.files import (
     IMAGE_DIR, MASK_DIR, AtomicOutput, DatasetInfo, class_counts, prepare_layout, write_attributes, write_info,
-    write_mask, write_png,
+    run_chunks, write_mask, write_png,
 )
 from memorygan.data.raster import supersampling_for
 from memorygan.errors import DatasetError
@@ -108,25 +107,11 @@ def synthesize(kind: str, out: str | os.PathLike, n: int, size: int, seed: int =
         records: list[dict] = []
         pix = np.zeros(k, np.int64)
         img_count = np.zeros(k, np.int64)
-        bar = None
-        if progress:
-            from tqdm import tqdm
-            bar = tqdm(total=n, desc=f"{kind} {size}px", unit="img")
-        pool = mp.get_context("fork").Pool(workers) if workers > 1 else None
-        try:
-            results = pool.imap(_render_chunk, jobs) if pool else map(_render_chunk, jobs)
-            for recs, p, c in results:  # in index order whatever the workers
-                records.extend(recs)
-                pix += p
-                img_count += c
-                if bar is not None:
-                    bar.update(len(recs))
-        finally:
-            if pool is not None:
-                pool.close()
-                pool.join()
-            if bar is not None:
-                bar.close()
+        chunks = run_chunks(_render_chunk, jobs, workers, n, f"{kind} {size}px", progress, count=lambda r: len(r[0]))
+        for recs, p, c in chunks:  # in index order whatever the workers
+            records.extend(recs)
+            pix += p
+            img_count += c
         if kind == "portraits":
             classes, transparent = list(portraits.CLASSES), list(portraits.TRANSPARENT)
         else:
