@@ -65,6 +65,12 @@ class MemoryGAN(CompositionalGenerator):
         mixed = (weights.unsqueeze(2) * hidden).sum(1)
         return self.memory.to_feat(mixed, bias_scale=weights.sum(1, keepdim=True))
 
+    def latents_from_z(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Controller noise (B, 1+K, D) -> latent codes (B, 1+K, D) and the controller's KL term (scalar)."""
+        self._check_codes("z (controller noise)", z, self.num_latents)
+        queries, mu, logvar = self.controller(z)
+        return self.mlp_latent(queries), gaussian_kl(mu, logvar)
+
     def forward(self, z: torch.Tensor | None = None, *, queries: torch.Tensor | None = None,
                 latents: torch.Tensor | None = None, expanded: torch.Tensor | None = None,
                 composition_mask: torch.Tensor | None = None, truncation: float = 1.0, noise_mode: str = "const",

@@ -64,6 +64,11 @@ class SemanticStyleGAN(CompositionalGenerator):
             fused = f if fused is None else fused + f
         return fused
 
+    def latents_from_z(self, z: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """Random source (B, base+2K, D) -> W+ latents (B, base+2K, D); no KL term (training uses this path)."""
+        self._check_codes("z", z, self.num_latents)
+        return self.mapping(z), None
+
     def forward(self, z: torch.Tensor | None = None, *, latents: torch.Tensor | None = None,
                 expanded: torch.Tensor | None = None, composition_mask: torch.Tensor | None = None,
                 truncation: float = 1.0, noise_mode: str = "const",

@@ -1,0 +1,89 @@
+"""`memorygan train`: new runs and `--resume RUN`; also under `torchrun --nproc_per_node=P -m memorygan train`."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+from memorygan.errors import ConfigError
+from memorygan.training.options import TrainOptions
+
+# options that get their own flag (name -> help); the flag is --name-with-dashes
+_FLAGS = {
+    "kimg": "stop after this many thousand real images", "steps": "stop after this many steps",
+    "minutes": "stop after this much training time (metrics, samples and checkpoints not counted)",
+    "batch": "global batch size", "accum": "gradient accumulation rounds per step (per process)",
+    "lr": "learning rate", "lstm_lr": "MemoryGAN LSTM learning rate", "beta1": "Adam beta1", "beta2": "Adam beta2",
+    "r1_gamma": "R1 weight on the real image", "r1_gamma_mask": "R1 weight on the real mask",
+    "d_reg_every": "D steps between R1 evaluations", "pl_weight": "path-length weight",
+    "g_reg_every": "G steps between path-length evaluations", "pl_batch_shrink": "path-length batch divisor",
+    "lambda_mask": "mask loss weight", "kl_weight": "MemoryGAN KL weight", "mixing": "style mixing probability",
+    "ema_kimg": "EMA half-life in kimg", "ema_rampup": "EMA ramp-up (half-life <= rampup x images seen)",
+    "clip_grad": "clip each network's gradient norm to this value", "noise_mode": "render noise: random/const/none",
+    "seed": "random seed", "log_every": "steps per stats line", "sample_every": "steps between sample grids",
+    "checkpoint_every": "steps between checkpoints", "metrics_every": "steps between domain metrics",
+    "metrics_samples": "generated images per metrics evaluation", "probe": "probe folder (default DATA/probe)",
+    "keep": "checkpoints to keep", "max_nonfinite": "consecutive non-finite steps before stopping",
+    "device": "cpu, cuda, cuda:1, ...", "threads": "torch CPU threads",
+}
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train MemoryGAN or SemanticStyleGAN on a dataset folder",
+                              description="Train a generator/discriminator pair (DESIGN 3). A run folder gets "
+                              "config.json, stats.jsonl, metrics.jsonl, tensorboard/, samples/ and checkpoints/. "
+                              "Ctrl-C writes a checkpoint; --resume RUN continues it exactly.")
+    p.add_argument("--data", help="dataset folder (memorygan format)")
+    p.add_argument("--preset", default=None, help="preset name or JSON path (default memorygan-small)")
+    p.add_argument("--out", help="new run folder")
+    p.add_argument("--resume", metavar="RUN", help="continue this run from its latest checkpoint")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a generator config field, e.g. --set local_layers=8 (repeatable)")
+    defaults = TrainOptions()
+    types = {f.name: f.type for f in dataclasses.fields(TrainOptions)}
+    for name, help_text in _FLAGS.items():
+        kind = types[name]
+        conv = (int if "int" in kind else float if "float" in kind else str)
+        p.add_argument("--" + name.replace("_", "-"), type=conv, default=None,
+                       help=f"{help_text} (default {getattr(defaults, name)})")
+    p.add_argument("--mirror", action="store_true", default=None, help="x-flip augmentation")
+    p.add_argument("--bf16", action="store_true", default=None, help="bf16 autocast for the main passes")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_train)
+
+
+def run_train(args) -> int:
+    from memorygan.training.loop import resume, train
+
+    given = {name: getattr(args, name) for name in list(_FLAGS) + ["mirror", "bf16"] if getattr(args, name) is not None}
+    if args.no_progress:
+        given["progress"] = False
+    overrides = {}
+    for item in args.set:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected FIELD=VALUE")
+        k, v = item.split("=", 1)
+        overrides[k.strip()] = _parse_value(v)
+    if args.resume:
+        if args.data or args.out or args.preset or overrides:
+            raise ConfigError("--resume RUN continues a run with its own data, preset and out folder; "
+                              "do not pass --data/--out/--preset/--set with it")
+        result = resume(args.resume, **given)
+    else:
+        if not args.data or not args.out:
+            raise ConfigError("--data and --out are required (or --resume RUN)")
+        opts = TrainOptions(data=args.data, out=args.out, preset=args.preset or TrainOptions.preset,
+                            generator_overrides=overrides, **given)
+        result = train(opts)
+    print(f"trained {result.step} steps ({result.images / 1000:.2f} kimg, {result.train_seconds / 60:.1f} min); "
+          f"checkpoint {result.checkpoint}")
+    if result.metrics:
+        print("metrics:", json.dumps(result.metrics[-1]))
+    return 0

@@ -1,0 +1,100 @@
+"""Training options (DESIGN 3): one JSON-serialisable dataclass holding every knob of a run, with the paper values
+as defaults. The resolved options are written to `RUN/config.json`, and `--resume RUN` reads them back."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from memorygan.errors import ConfigError
+
+
+@dataclass
+class TrainOptions:
+    data: str = ""                      # dataset folder (DESIGN 4 format)
+    preset: str = "memorygan-small"     # generator/discriminator preset name or JSON path
+    out: str = ""                       # run directory (must not exist yet, or be empty)
+    generator_overrides: dict = field(default_factory=dict)   # GeneratorConfig fields overriding the preset
+    # --- duration: training stops at the first limit reached (at least one must be set)
+    kimg: float | None = None           # thousands of real images shown to D
+    steps: int | None = None            # optimisation steps
+    minutes: float | None = None        # wall-clock training time, excluding metrics/snapshots/checkpoints
+    # --- batch
+    batch: int = 8                      # global batch size (all processes, all accumulation rounds)
+    accum: int = 1                      # gradient accumulation rounds per step (per process)
+    # --- optimisation (DESIGN 3)
+    lr: float = 0.002
+    lstm_lr: float = 1e-4               # MemoryGAN's LSTM (paper: spikes at 0.002)
+    beta1: float = 0.0
+    beta2: float = 0.99
+    r1_gamma: float = 10.0              # R1 on the real image
+    r1_gamma_mask: float = 1000.0       # R1 on the real mask
+    d_reg_every: int = 16
+    pl_weight: float = 0.5
+    g_reg_every: int = 4
+    pl_batch_shrink: int = 2
+    pl_decay: float = 0.01
+    lambda_mask: float = 100.0
+    kl_weight: float = 1e-4             # MemoryGAN only
+    mixing: float = 0.3
+    ema_kimg: float = 10.0
+    ema_rampup: float | None = 0.05
+    clip_grad: float | None = None      # max global gradient norm per network; None: no clipping
+    bf16: bool = False                  # bf16 autocast for the main (non-regularisation) passes
+    noise_mode: str = "random"          # render-net noise during training
+    mirror: bool = False                # x-flip augmentation (doubles the dataset, deterministic order)
+    seed: int = 0
+    # --- bookkeeping
+    log_every: int = 10                 # steps per stats.jsonl line (averages)
+    sample_every: int = 200             # steps between sample grids (0: only at start and end)
+    checkpoint_every: int = 1000        # steps between checkpoints (0: only at the end)
+    metrics_every: int = 0              # steps between domain metrics (0: only at start and end; needs a probe)
+    metrics_samples: int = 1000
+    probe: str | None = None            # probe folder; default DATA/probe when it exists
+    keep: int = 3                       # checkpoints kept (the newest N)
+    max_nonfinite: int = 10             # consecutive non-finite steps before training stops
+    num_samples_grid: int = 8
+    device: str = "cpu"
+    threads: int | None = None          # torch intra-op threads (None: torch's default)
+    progress: bool = True
+
+    def validate(self) -> "TrainOptions":
+        def need(cond, msg):
+            if not cond:
+                raise ConfigError(f"training option {msg}")
+        need(self.data, "--data is required")
+        need(self.out, "--out is required")
+        need(any(v is not None for v in (self.kimg, self.steps, self.minutes)),
+             "duration: give at least one of --kimg, --steps, --minutes")
+        for name in ("kimg", "minutes"):
+            v = getattr(self, name)
+            need(v is None or (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)), f"--{name} must be > 0, got {v!r}")
+        need(self.steps is None or (isinstance(self.steps, int) and self.steps >= 0), f"--steps must be >= 0, got {self.steps!r}")
+        for name in ("batch", "accum", "d_reg_every", "g_reg_every", "pl_batch_shrink", "log_every", "keep",
+                     "max_nonfinite", "num_samples_grid", "metrics_samples"):
+            v = getattr(self, name)
+            need(isinstance(v, int) and not isinstance(v, bool) and v >= 1, f"--{name.replace('_', '-')} must be an integer >= 1, got {v!r}")
+        for name in ("sample_every", "checkpoint_every", "metrics_every"):
+            v = getattr(self, name)
+            need(isinstance(v, int) and v >= 0, f"--{name.replace('_', '-')} must be an integer >= 0, got {v!r}")
+        for name in ("lr", "lstm_lr", "ema_kimg"):
+            need(getattr(self, name) > 0, f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)!r}")
+        for name in ("r1_gamma", "r1_gamma_mask", "pl_weight", "lambda_mask", "kl_weight", "pl_decay"):
+            need(getattr(self, name) >= 0, f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)!r}")
+        need(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, f"betas must be in [0, 1), got {self.beta1}, {self.beta2}")
+        need(0 <= self.mixing <= 1, f"--mixing must be in [0, 1], got {self.mixing!r}")
+        need(self.clip_grad is None or self.clip_grad > 0, f"--clip-grad must be > 0, got {self.clip_grad!r}")
+        need(self.noise_mode in ("const", "random", "none"), f"--noise-mode must be const/random/none, got {self.noise_mode!r}")
+        need(self.ema_rampup is None or self.ema_rampup > 0, f"--ema-rampup must be > 0, got {self.ema_rampup!r}")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainOptions":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
+        return cls(**d)

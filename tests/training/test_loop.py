@@ -1,0 +1,214 @@
+"""The training loop end to end on a tiny config: run folder, resume equivalence, robustness, CLI."""
+import json
+import os
+import signal
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import memorygan
+from memorygan.cli import main
+from memorygan.errors import CheckpointError, ConfigError, DatasetError
+from memorygan.training import loop
+from memorygan.training.loop import Trainer, TrainingError, TrainingInterrupted, latest_checkpoint, resume, train
+
+
+def _weights(ckpt):
+    return {name: load_file(str(ckpt / f)) for name, f in
+            (("G", "G.safetensors"), ("D", "D.safetensors"), ("ema", "generator/generator.safetensors"))}
+
+
+def _assert_close(a, b, atol=1e-5):
+    for net in a:
+        assert a[net].keys() == b[net].keys()
+        worst = max((a[net][k].float() - b[net][k].float()).abs().max().item() for k in a[net])
+        assert worst <= atol, f"{net}: max abs difference {worst}"
+
+
+@pytest.mark.parametrize("arch", ["memorygan", "ssg"])
+def test_run_folder_contents(opts_for, arch):
+    res = train(opts_for(arch, steps=3, sample_every=2, checkpoint_every=2, keep=2))
+    run = res.run_dir
+    assert res.step == 3 and res.images == 12 and res.stopped_by == "steps"
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["format"] == "memorygan-run" and cfg["generator"]["arch"] == arch
+    assert cfg["generator"]["num_classes"] == 13                       # taken from the dataset
+    assert cfg["options"]["steps"] == 3
+    rows = [json.loads(x) for x in (run / "stats.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    needed = {"loss_d", "loss_g", "loss_mask", "score_real", "score_fake", "lr", "sec_per_kimg", "kimg"}
+    assert needed <= rows[0].keys()
+    assert {"r1_img", "r1_mask", "pl_penalty"} <= rows[0].keys()        # step 0 is a reg step for both
+    assert ("kl" in rows[0]) == (arch == "memorygan")
+    assert all(torch.isfinite(torch.tensor(v)) for r in rows for v in r.values() if isinstance(v, float))
+    # samples at 0, 2 and the end; checkpoints at 0, 2, 3 with keep=2
+    assert sorted(p.name for p in (run / "samples").glob("step-*.png")) == \
+        ["step-00000000.png", "step-00000002.png", "step-00000003.png"]
+    assert (run / "samples" / "depth-00000003.png").is_file()
+    ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert ckpts == ["step-00000002", "step-00000003"]
+    assert res.checkpoint == run / "checkpoints" / "step-00000003"
+    # the generator folder loads without the training code; the state with weights_only=True
+    G, gcfg = memorygan.load(res.checkpoint / "generator")
+    assert gcfg.arch == arch and int(G.w_avg_count) > 0
+    state = torch.load(res.checkpoint / "state.pt", weights_only=True)
+    assert state["step"] == 3 and state["images"] == 12
+    assert list(run.glob("tensorboard/events.*")), "no TensorBoard event file"
+
+
+def test_resume_equals_uninterrupted(opts_for):
+    """2N steps in one go == N steps, then --resume for N more (weights equal to float tolerance)."""
+    full = train(opts_for(out="full", steps=6, mixing=0.5))
+    half = train(opts_for(out="half", steps=3, mixing=0.5))
+    assert half.step == 3
+    res = resume(half.run_dir, steps=6)
+    assert res.step == 6 and res.images == 24
+    _assert_close(_weights(full.checkpoint), _weights(res.checkpoint))
+    st_full = torch.load(full.checkpoint / "state.pt", weights_only=True)
+    st_res = torch.load(res.checkpoint / "state.pt", weights_only=True)
+    assert st_full["pl_mean"] == pytest.approx(st_res["pl_mean"], rel=1e-5)
+    steps = [json.loads(x)["step"] for x in (res.run_dir / "stats.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_resume_drops_stats_logged_after_the_checkpoint(opts_for):
+    res = train(opts_for(steps=2))
+    with open(res.run_dir / "stats.jsonl", "a") as f:            # a line from a step that was never checkpointed
+        f.write(json.dumps({"step": 3, "loss_d": 1.0}) + "\n")
+    resume(res.run_dir, steps=3)
+    steps = [json.loads(x)["step"] for x in (res.run_dir / "stats.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]
+
+
+def test_resume_refuses_changing_the_recipe(opts_for):
+    res = train(opts_for(steps=1))
+    with pytest.raises(ConfigError, match="cannot change lr"):
+        resume(res.run_dir, steps=2, lr=0.1)
+    with pytest.raises(CheckpointError, match="not a training run"):
+        resume(res.run_dir / "samples", steps=2)
+
+
+def test_nonfinite_steps_are_skipped_then_training_stops(opts_for, monkeypatch):
+    res = train(opts_for(steps=2, checkpoint_every=2))
+    good = _weights(res.checkpoint)
+    real = loop.g_nonsaturating_loss
+    monkeypatch.setattr(loop, "g_nonsaturating_loss", lambda pred: real(pred) * float("nan"))
+    with pytest.raises(TrainingError, match=r"3 consecutive steps.*phase G.*step-00000002"):
+        resume(res.run_dir, steps=20, max_nonfinite=3)
+    # nothing was written over the last good checkpoint, and it still loads
+    assert latest_checkpoint(res.run_dir).name == "step-00000002"
+    _assert_close(good, _weights(res.checkpoint), atol=0)
+    events = [json.loads(x) for x in (res.run_dir / "stats.jsonl").read_text().splitlines()]
+    events = [e for e in events if e.get("event") == "nonfinite"]
+    assert [e["streak"] for e in events] == [1, 2, 3] and {e["phase"] for e in events} == {"G"}
+
+
+def test_single_nonfinite_step_is_skipped_and_training_continues(opts_for, monkeypatch):
+    real = loop.d_logistic_loss
+    calls = {"n": 0}
+
+    def flaky(r, f):
+        calls["n"] += 1
+        out = real(r, f)
+        return out * float("inf") if calls["n"] == 2 else out
+    monkeypatch.setattr(loop, "d_logistic_loss", flaky)
+    tr = Trainer(opts_for(steps=3))
+    d_before = None
+
+    orig_step = tr.train_step
+
+    def step():
+        nonlocal d_before
+        if tr.step == 1:
+            d_before = {k: v.clone() for k, v in tr.D.state_dict().items()}
+        orig_step()
+        if tr.step == 2:   # the D step of step index 1 was skipped: D unchanged by it (no D reg at odd steps)
+            assert all(torch.equal(d_before[k], v) for k, v in tr.D.state_dict().items())
+    tr.train_step = step
+    res = tr.fit()
+    assert res.step == 3 and tr.nonfinite_total == 1 and tr.nonfinite_streak == 0
+    assert all(torch.isfinite(p).all() for p in tr.G.parameters())
+
+
+def test_interrupted_checkpoint_write_keeps_the_previous_one(opts_for, monkeypatch):
+    res = train(opts_for(steps=2, checkpoint_every=2))
+    before = _weights(res.checkpoint)
+    listing = sorted(p.name for p in (res.run_dir / "checkpoints").iterdir())
+    assert listing == ["step-00000000", "step-00000002"]
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+    tr = Trainer(opts_for(steps=4), resume=True)
+    tr.train_step()
+    monkeypatch.setattr(loop, "save_file", broken)
+    with pytest.raises(OSError, match="disk full"):
+        tr.save_checkpoint()
+    after = sorted(p.name for p in (res.run_dir / "checkpoints").iterdir())
+    assert after == listing, "a partial checkpoint folder was left behind"
+    assert latest_checkpoint(res.run_dir) == res.checkpoint
+    _assert_close(before, _weights(res.checkpoint), atol=0)
+    memorygan.load(res.checkpoint / "generator")
+
+
+def test_ctrl_c_writes_a_checkpoint_and_resumes(opts_for):
+    tr = Trainer(opts_for(steps=10))
+    orig = tr.train_step
+
+    def step():
+        orig()
+        if tr.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+    tr.train_step = step
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        tr.fit()
+    assert latest_checkpoint(tr.run).name == "step-00000002"
+    res = resume(tr.run, steps=3)
+    assert res.step == 3
+
+
+def test_bad_inputs_are_refused_before_any_work(opts_for, tmp_path, tiny_data):
+    with pytest.raises(ConfigError, match="unknown preset"):
+        train(opts_for(preset="no-such-preset", out="a"))
+    with pytest.raises(DatasetError, match="does not exist"):
+        train(opts_for(data=str(tmp_path / "missing"), out="b"))
+    with pytest.raises(ConfigError, match="divisible"):
+        train(opts_for(batch=6, accum=4, out="c"))
+    with pytest.raises(ConfigError, match="duration"):
+        train(opts_for(steps=None, out="d"))
+    for name in "abcd":
+        assert not (tmp_path / name).exists()
+    existing = tmp_path / "e"
+    existing.mkdir()
+    (existing / "keep.txt").write_text("precious")
+    with pytest.raises(ConfigError, match="not empty"):
+        train(opts_for(out="e"))
+    assert (existing / "keep.txt").read_text() == "precious"
+    assert sorted(p.name for p in existing.iterdir()) == ["keep.txt"]
+
+
+def test_bf16_and_clipping_run(opts_for):
+    res = train(opts_for(steps=2, bf16=True, clip_grad=1.0, accum=2))
+    rows = [json.loads(x) for x in (res.run_dir / "stats.jsonl").read_text().splitlines()]
+    assert all(torch.isfinite(torch.tensor(r["loss_g"])) for r in rows)
+
+
+def test_discriminator_learns_to_separate_real_from_generated(opts_for):
+    """After a few steps at a high lr, real scores sit above generated ones (both start near 0)."""
+    res = train(opts_for(steps=12, lr=0.01, d_reg_every=16, g_reg_every=16, mixing=0.0))
+    rows = [json.loads(x) for x in (res.run_dir / "stats.jsonl").read_text().splitlines()]
+    assert rows[-1]["score_real"] > rows[-1]["score_fake"]
+
+
+def test_cli_train_and_resume(tiny_data, tiny_preset, tmp_path, capsys):
+    out = tmp_path / "cli-run"
+    rc = main(["train", "--data", str(tiny_data), "--preset", tiny_preset["ssg"], "--out", str(out), "--steps", "1",
+               "--batch", "4", "--no-progress", "--threads", "1", "--set", "local_layers=4"])
+    assert rc == 0 and "trained 1 steps" in capsys.readouterr().out
+    assert json.loads((out / "config.json").read_text())["generator"]["local_layers"] == 4
+    assert main(["train", "--resume", str(out), "--steps", "2", "--no-progress"]) == 0
+    assert latest_checkpoint(out).name == "step-00000002"
+    assert main(["train", "--resume", str(out), "--lr", "0.5"]) == 2
+    assert "cannot change lr" in capsys.readouterr().err
+    assert main(["train", "--data", str(tiny_data), "--out", str(tmp_path / "x")]) == 2
+    assert "duration" in capsys.readouterr().err
