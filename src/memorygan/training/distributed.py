@@ -36,12 +36,17 @@ def world_size() -> int:
 
 
 def average_gradients(params: list[torch.nn.Parameter]) -> None:
-    """All-reduce the gradients of `params` (one flat buffer) and divide by the world size. Parameters
-    without a gradient take part with zeros, so every process sends the same layout."""
+    """All-reduce the gradients of `params` (one flat buffer) and divide by the world size. Parameters without a
+    gradient (not reached by this phase's loss: the same set on every process, since it depends only on the graph)
+    keep `grad = None`, so the optimizer skips them exactly as in a single process (a zero gradient would still
+    advance Adam's step count and second moment)."""
     world = world_size()
     if world == 1:
         return
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    params = [p for p in params if p.grad is not None]
+    if not params:
+        return
+    grads = [p.grad for p in params]
     flat = torch.cat([g.reshape(-1) for g in grads])
     dist.all_reduce(flat)
     flat /= world
