@@ -1,0 +1,44 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from memorygan.cli import main
+from memorygan.errors import CheckpointError
+from memorygan.training.loop import train
+from memorygan.training.report import plot_runs, run_logs, write_report
+
+
+def test_report_of_a_run(opts_for, tmp_path):
+    res = train(opts_for(steps=2))
+    # pretend metrics were logged, to check the table and the ratio line
+    rows = [{"step": 0, "kimg": 0.0, "train_minutes": 0.0, "domain_fid": 200.0, "domain_kid": 0.5, "mask_miou": 0.1},
+            {"step": 2, "kimg": 0.008, "train_minutes": 0.1, "domain_fid": 50.0, "domain_kid": 0.1, "mask_miou": 0.6}]
+    (res.run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = write_report(res.run_dir)
+    assert out == res.run_dir / "report"
+    text = (out / "summary.md").read_text()
+    assert "2 steps" in text and "25.0% of the initial value" in text and "0.600 mIoU" in text
+    samples = np.asarray(Image.open(out / "samples.png"))
+    assert samples.shape[0] == 2 * (32 + 2) + 2                    # images row and mask row
+    comp = np.asarray(Image.open(out / "composition.png"))
+    assert comp.shape[1] == 13 * (32 + 2) + 2                       # one column per part
+    assert np.asarray(Image.open(out / "metrics.png")).std() > 0
+    stats, metrics = run_logs(res.run_dir)
+    assert [s["step"] for s in stats] == [1, 2] and len(metrics) == 2
+
+
+def test_comparison_plot_cli(opts_for, tmp_path):
+    a = train(opts_for(out="a", steps=1)).run_dir
+    b = train(opts_for("ssg", out="b", steps=1)).run_dir
+    assert main(["report", str(a), str(b), "--out", str(tmp_path / "cmp"), "--labels", "MemoryGAN,SSG"]) == 0
+    assert (tmp_path / "cmp" / "metrics.png").is_file()
+    assert main(["report", str(a), str(b)]) == 2
+    png = plot_runs([a], tmp_path / "one.png")
+    assert png.is_file()
+
+
+def test_report_needs_a_checkpoint(tmp_path, opts_for):
+    with pytest.raises(CheckpointError, match="not a training run"):
+        write_report(tmp_path)
