@@ -107,14 +107,28 @@ def check_state_dict(expected: dict[str, torch.Tensor], got: dict[str, torch.Ten
         raise CheckpointError(f"{where}: " + "; ".join(problems))
 
 
+def _generator_dir(directory: Path) -> Path:
+    """A training run folder resolves to its newest checkpoint, a checkpoint folder to its EMA generator."""
+    if (directory / WEIGHTS).is_file():
+        return directory
+    ckpts = sorted(p for p in (directory / "checkpoints").glob("step-*") if p.is_dir() and not p.name.startswith("."))
+    if ckpts:
+        directory = ckpts[-1]
+    if (directory / "generator" / CONFIG).is_file():
+        return directory / "generator"
+    return directory
+
+
 def load_generator(path, device: str | torch.device = "cpu"):
-    """Load a generator folder (or its `generator.safetensors` file). Returns (G in eval mode, GeneratorConfig)."""
+    """Load a generator folder (or its `generator.safetensors` file; a training run folder gives the EMA generator
+    of its newest checkpoint, a checkpoint folder its EMA generator). Returns (G in eval mode, GeneratorConfig)."""
     from memorygan.models import build_generator
 
     path = Path(path)
     directory = path.parent if path.is_file() else path
     if not directory.exists():
         raise CheckpointError(f"{path}: no such file or folder")
+    directory = _generator_dir(directory)
     cfg, _ = read_config(directory)
     weights = directory / WEIGHTS
     if not weights.is_file():

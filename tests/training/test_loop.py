@@ -212,3 +212,12 @@ def test_cli_train_and_resume(tiny_data, tiny_preset, tmp_path, capsys):
     assert "cannot change lr" in capsys.readouterr().err
     assert main(["train", "--data", str(tiny_data), "--out", str(tmp_path / "x")]) == 2
     assert "duration" in capsys.readouterr().err
+
+
+def test_load_accepts_run_and_checkpoint_folders(opts_for):
+    res = train(opts_for(steps=1))
+    G1, _ = memorygan.load(res.run_dir)
+    G2, _ = memorygan.load(res.checkpoint)
+    G3, _ = memorygan.load(res.checkpoint / "generator")
+    z = G1.sample_z(2, 0)
+    assert torch.equal(G1(z).image, G3(z).image) and torch.equal(G2(z).image, G3(z).image)
