@@ -15,6 +15,10 @@ COMMAND_MODULES = [
     "memorygan.data.cli",         # memorygan data ...
     "memorygan.models.cli",       # memorygan complexity / generate
     "memorygan.interop.cli",      # memorygan import-ssg / export-ssg
+    "memorygan.training.cli",     # memorygan train
+    "memorygan.metrics.cli",      # memorygan probe / metrics
+    "memorygan.training.report_cli",  # memorygan report
+    "memorygan.quickstart",       # memorygan quickstart
 ]
 
 
@@ -46,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         result = args.func(args)
     except MemoryGANError as e:
         print(f"memorygan {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return getattr(e, "exit_code", 2)
     return int(result or 0)
 
 

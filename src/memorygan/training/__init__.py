@@ -11,3 +11,19 @@ __all__ = ["d_logistic_loss", "g_nonsaturating_loss", "d_r1_penalty", "r1_loss",
            "mask_loss", "partwise_mix", "partwise_mix_selector", "random_partwise_mix", "MIX_CHOICES", "ema_beta",
            "ema_copy", "update_ema", "lazy_reg_adam_params", "make_generator_optimizer",
            "make_discriminator_optimizer", "is_lstm_param", "LSTM_PREFIX"]
+from memorygan.training.options import TrainOptions  # noqa: E402
+
+
+def train(opts=None, **kwargs):
+    """Train a new run (see `memorygan.training.loop.train`); imported lazily to keep this package light."""
+    from memorygan.training.loop import train as _train
+    return _train(opts, **kwargs)
+
+
+def resume(run_dir, **overrides):
+    """Continue a run from its newest checkpoint (see `memorygan.training.loop.resume`)."""
+    from memorygan.training.loop import resume as _resume
+    return _resume(run_dir, **overrides)
+
+
+__all__ += ["TrainOptions", "train", "resume"]

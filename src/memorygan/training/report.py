@@ -127,3 +127,36 @@ def write_report(run, out=None, seeds: int = 16, composition_seeds: tuple[int, .
               "`metrics.png` (metrics and losses over training time).", ""]
     (out / "summary.md").write_text("\n".join(lines))
     return out
+
+
+def evaluate_checkpoints(run, probe=None, num_samples: int = 1000, seed: int = 123, out_name: str = "metrics.jsonl",
+                         progress: bool = True) -> list[dict]:
+    """Domain metrics of every checkpoint of a run (for runs trained without a probe, or with other settings),
+    written to RUN/`out_name` (replacing it) with each checkpoint's step, kimg and training minutes."""
+    import torch
+
+    import memorygan
+    from memorygan.metrics.domain import DomainMetrics
+
+    run = Path(run)
+    opts = read_run_options(run)
+    ckpts = sorted(p for p in (run / "checkpoints").glob("step-*") if p.is_dir() and not p.name.startswith("."))
+    if not ckpts:
+        raise CheckpointError(f"{run}: no checkpoints to evaluate")
+    probe = probe or opts.probe or Path(opts.data) / "probe"
+    dm = DomainMetrics(probe, opts.data)
+    rows = []
+    for ckpt in ckpts:
+        state = torch.load(ckpt / "state.pt", weights_only=True)
+        G, _ = memorygan.load(ckpt / "generator")
+        m = dm.evaluate(G, num_samples=num_samples, seed=seed)
+        row = {"step": int(state["step"]), "kimg": state["images"] / 1000,
+               "train_minutes": state["train_seconds"] / 60}
+        row.update({k: v for k, v in m.items() if isinstance(v, (int, float))})
+        rows.append(row)
+        if progress:
+            print(json.dumps(row), flush=True)
+    tmp = run / f".{out_name}.tmp"
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tmp.replace(run / out_name)
+    return rows

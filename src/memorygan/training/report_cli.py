@@ -9,12 +9,20 @@ def register(subparsers) -> None:
     p.add_argument("runs", nargs="+", help="run folder(s)")
     p.add_argument("--out", default=None, help="output folder (default RUN/report; required for several runs)")
     p.add_argument("--labels", default=None, help="comma-separated labels for a comparison plot")
+    p.add_argument("--evaluate", action="store_true",
+                   help="first compute domain metrics of every checkpoint (rewrites RUN/metrics.jsonl)")
+    p.add_argument("--probe", default=None, help="probe folder for --evaluate (default DATA/probe)")
+    p.add_argument("--num", type=int, default=1000, help="generated images per checkpoint for --evaluate")
     p.set_defaults(func=run_report)
 
 
 def run_report(args) -> int:
     from memorygan.errors import ConfigError
-    from memorygan.training.report import plot_runs, write_report
+    from memorygan.training.report import evaluate_checkpoints, plot_runs, write_report
+
+    if args.evaluate:
+        for run in args.runs:
+            evaluate_checkpoints(run, args.probe, args.num)
 
     if len(args.runs) == 1:
         out = write_report(args.runs[0], args.out)
