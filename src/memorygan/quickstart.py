@@ -23,13 +23,13 @@ class QuickstartResult:
 
 
 def run_quickstart(out="runs/quickstart", minutes: float = 11.0, n: int = 2000, size: int = 64,
-                   preset: str = "memorygan-small", probe_steps: int | None = None, metrics_every: int = 250,
+                   preset: str = "memorygan-small", probe_steps: int = 800, metrics_every: int = 250,
                    metrics_samples: int = 500, seed: int = 0, workers: int = 2, progress: bool = True,
                    log=print) -> QuickstartResult:
     """Run the quickstart into `out` (data/, run/, report/). Each stage is skipped when its output exists, so a
     second call (or one after Ctrl-C) continues where the first stopped."""
     from memorygan.data.synth import synthesize
-    from memorygan.metrics.probe import DEFAULT_STEPS, train_probe
+    from memorygan.metrics.probe import train_probe
     from memorygan.training.loop import latest_checkpoint, resume, train
     from memorygan.training.options import TrainOptions
     from memorygan.training.report import write_report
@@ -46,7 +46,7 @@ def run_quickstart(out="runs/quickstart", minutes: float = 11.0, n: int = 2000, 
         log(f"[1/4] dataset {data} exists, reusing it")
     if not (probe_dir / "probe.json").is_file():
         log("[2/4] training the segmentation probe on the real images (for domain FID/KID and mask consistency)")
-        rep = train_probe(data, steps=probe_steps or DEFAULT_STEPS, seed=seed, progress=progress)
+        rep = train_probe(data, steps=probe_steps, seed=seed, progress=progress)
         probe_miou = rep.miou
     else:
         import json
@@ -80,7 +80,7 @@ def register(subparsers) -> None:
     p.add_argument("--minutes", type=float, default=11.0, help="training time (default 11)")
     p.add_argument("--n", type=int, default=2000, help="dataset size (default 2000)")
     p.add_argument("--preset", default="memorygan-small", help="model preset (default memorygan-small)")
-    p.add_argument("--probe-steps", type=int, default=None, help="probe training steps")
+    p.add_argument("--probe-steps", type=int, default=800, help="probe training steps (default 800)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=lambda a: (run_quickstart(a.out, a.minutes, a.n, preset=a.preset, probe_steps=a.probe_steps,
