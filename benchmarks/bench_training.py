@@ -1,7 +1,7 @@
 """Training throughput (images/s) of MemoryGAN vs SemanticStyleGAN, fp32 and bf16 autocast, at the small preset
 (64 px) and at paper scale (256 px, K = 13), measured in one process. Prints JSON.
 
-    python benchmarks/bench_training.py                       # small: 16 steps, paper: 4 steps
+    python benchmarks/bench_training.py                       # small: 16 steps (batch 8), paper: 3 steps (batch 2)
     python benchmarks/bench_training.py --scales small --steps 32
 
 Each measured step is a full training step (D main, G main, and the lazy regularisers at their intervals, so
@@ -23,7 +23,7 @@ from memorygan.data.synth import synthesize
 from memorygan.training.loop import Trainer
 from memorygan.training.options import TrainOptions
 
-SCALES = {"small": ("memorygan-small", "ssg-small", 64, 8), "paper": ("memorygan-256", "ssg-256", 256, 4)}
+SCALES = {"small": ("memorygan-small", "ssg-small", 64, 8), "paper": ("memorygan-256", "ssg-256", 256, 2)}
 
 
 def measure(data: Path, preset: str, batch: int, steps: int, warmup: int, bf16: bool, device: str, tmp: Path) -> dict:
@@ -49,7 +49,7 @@ def measure(data: Path, preset: str, batch: int, steps: int, warmup: int, bf16: 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scales", default="small,paper")
-    ap.add_argument("--steps", type=int, default=None, help="timed steps (default 16 small, 4 paper)")
+    ap.add_argument("--steps", type=int, default=None, help="timed steps (default 16 small, 3 paper)")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--precisions", default="fp32,bf16")
@@ -63,7 +63,7 @@ def main(argv=None) -> dict:
             mg, ssg, size, batch = SCALES[scale]
             data = tmp / f"data{size}"
             synthesize("portraits", data, n=16, size=size, seed=0)
-            steps = args.steps or (16 if scale == "small" else 4)
+            steps = args.steps or (16 if scale == "small" else 3)
             by = {}
             precisions = args.precisions.split(",")
             for precision in precisions:

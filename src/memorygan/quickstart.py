@@ -25,7 +25,7 @@ class QuickstartResult:
 def run_quickstart(out="runs/quickstart", minutes: float = 11.0, n: int = 2000, size: int = 64,
                    preset: str = "memorygan-small", probe_steps: int = 800, metrics_every: int = 250,
                    metrics_samples: int = 500, seed: int = 0, workers: int = 2, progress: bool = True,
-                   log=print) -> QuickstartResult:
+                   threads: int | None = None, log=print) -> QuickstartResult:
     """Run the quickstart into `out` (data/, run/, report/). Each stage is skipped when its output exists, so a
     second call (or one after Ctrl-C) continues where the first stopped."""
     from memorygan.data.synth import synthesize
@@ -36,6 +36,9 @@ def run_quickstart(out="runs/quickstart", minutes: float = 11.0, n: int = 2000, 
 
     if minutes <= 0:
         raise ConfigError(f"--minutes must be > 0, got {minutes}")
+    if threads:
+        import torch
+        torch.set_num_threads(threads)       # 1 is much faster than 2 when another process keeps a core busy
     t0 = time.perf_counter()
     out = Path(out)
     data, run, probe_dir = out / "data", out / "run", out / "data" / "probe"
@@ -60,7 +63,7 @@ def run_quickstart(out="runs/quickstart", minutes: float = 11.0, n: int = 2000, 
         opts = TrainOptions(data=str(data), preset=preset, out=str(run), minutes=minutes, batch=8, mirror=True,
                             seed=seed, metrics_every=metrics_every, metrics_samples=metrics_samples,
                             sample_every=metrics_every, checkpoint_every=2 * metrics_every, log_every=10,
-                            progress=progress)
+                            progress=progress, threads=threads)
         result = train(opts)
     log("[4/4] writing the report")
     report = write_report(run, out / "report")
@@ -82,6 +85,8 @@ def register(subparsers) -> None:
     p.add_argument("--preset", default="memorygan-small", help="model preset (default memorygan-small)")
     p.add_argument("--probe-steps", type=int, default=800, help="probe training steps (default 800)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=lambda a: (run_quickstart(a.out, a.minutes, a.n, preset=a.preset, probe_steps=a.probe_steps,
-                                                  seed=a.seed, progress=not a.no_progress), 0)[1])
+                                                  seed=a.seed, progress=not a.no_progress,
+                                                  threads=a.threads), 0)[1])
