@@ -1,0 +1,13 @@
+"""Metrics (DESIGN.md section 5): feature statistics with FID/KID, the domain probe, domain metrics and mask
+consistency."""
+from memorygan.metrics.domain import DomainMetrics, domain_metrics
+from memorygan.metrics.probe import (ProbeReport, ProbeUNet, dataset_fingerprint, evaluate_probe, load_probe,
+                                     train_probe)
+from memorygan.metrics.stats import (FeatureStats, IoUCounts, fid_from_stats, frechet_distance,
+                                     kernel_inception_distance, mean_iou)
+
+__all__ = [
+    "FeatureStats", "frechet_distance", "fid_from_stats", "kernel_inception_distance", "IoUCounts", "mean_iou",
+    "ProbeUNet", "ProbeReport", "train_probe", "load_probe", "evaluate_probe", "dataset_fingerprint",
+    "DomainMetrics", "domain_metrics",
+]

@@ -1,0 +1,163 @@
+"""Domain metrics of a generator against a real dataset, through the dataset's probe (DESIGN.md section 5):
+
+- domain FID / KID: Frechet distance and kernel distance between the probe's pooled encoder features of real
+  images and of generated images (the probe plays the part of a domain-trained Inception network);
+- mask consistency: mIoU between the generator's own segmentation and the probe's segmentation of the generated
+  image (argmax of each).
+
+Generated images are quantised to 8 bits first (as StyleGAN2-ADA's metrics do), so they are measured exactly as
+they would be if saved to PNG and read back like the real ones.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from memorygan.errors import ConfigError, DatasetError
+from memorygan.metrics.probe import _load_items, check_probe_dataset, dataset_fingerprint, load_probe
+from memorygan.metrics.stats import FeatureStats, IoUCounts, fid_from_stats, kernel_inception_distance
+
+CACHE_VERSION = 1
+MAX_KEPT_REAL = 50_000          # real feature rows kept for KID (KID subsets use at most 1000 of them)
+
+
+def quantize_image(image: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) about [-1, 1] -> the same values rounded to 8-bit levels and clamped, as a PNG would keep them."""
+    return (image * 127.5 + 128).clamp(0, 255).to(torch.uint8).float().div_(127.5).sub_(1.0)
+
+
+class DomainMetrics:
+    """Real-image statistics of a dataset under its probe, and `evaluate(G)` against them.
+
+    `probe` is a probe folder or a dataset folder holding one in probe/. The real statistics use the first
+    `num_real` images (default all) and are cached in the probe folder as `real_stats-HASH.safetensors`, keyed by
+    the dataset fingerprint, the probe's weights checksum and num_real: a second construction with the same
+    inputs reads the cache, and any change of the dataset or the probe computes them afresh."""
+
+    def __init__(self, probe: str | os.PathLike, data_dir: str | os.PathLike, num_real: int | None = None,
+                 cache: bool = True, batch_size: int = 64, device: str | torch.device = "cpu"):
+        from memorygan.data.dataset import SegmentationDataset
+
+        self.probe, self.probe_meta = load_probe(probe, device)
+        self.dataset = SegmentationDataset(data_dir)
+        ds = self.dataset
+        check_probe_dataset(self.probe, ds)
+        if list(ds.info.resolution) != list(self.probe_meta["resolution"]):
+            h, w = ds.info.resolution
+            ph, pw = self.probe_meta["resolution"]
+            raise DatasetError(f"dataset {ds.root} is {w}x{h} but the probe in {self.probe_meta['path']} was "
+                               f"trained at {pw}x{ph}")
+        if self.probe_meta["classes"] != ds.classes:
+            warnings.warn(f"the probe in {self.probe_meta['path']} was trained on classes {self.probe_meta['classes']}"
+                          f" but dataset {ds.root} declares {ds.classes}", stacklevel=2)
+        n = len(ds.names)
+        if num_real is None:
+            num_real = n
+        if not 2 <= num_real <= n:
+            raise DatasetError(f"num_real must be between 2 and the {n} images of dataset {ds.root}, got {num_real}")
+        self.num_real = int(num_real)
+        self.classes = list(ds.classes)
+        self.batch_size = int(batch_size)
+        fp = dataset_fingerprint(ds.root)
+        self.key = json.dumps({"version": CACHE_VERSION, "dataset": fp["hash"], "num_images": fp["num_images"],
+                               "probe": self.probe_meta["checksum"], "num_real": self.num_real}, sort_keys=True)
+        digest = hashlib.sha256(self.key.encode()).hexdigest()[:16]
+        self.cache_path = Path(self.probe_meta["path"]) / f"real_stats-{digest}.safetensors"
+        self.from_cache = False
+        self.real: FeatureStats | None = None
+        if cache and self.cache_path.is_file():
+            try:
+                st = FeatureStats.load(self.cache_path)
+                if st.key == self.key and st.count == self.num_real:
+                    self.real, self.from_cache = st, True
+            except Exception as e:  # a damaged cache is recomputed, not fatal
+                warnings.warn(f"ignoring unreadable cache {self.cache_path}: {e}", stacklevel=2)
+        if self.real is None:
+            self.real = self._real_stats()
+            if cache:
+                try:
+                    self.real.save(self.cache_path)
+                except OSError as e:
+                    warnings.warn(f"could not write the real-statistics cache {self.cache_path}: {e}", stacklevel=2)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.probe.parameters()).device
+
+    @torch.no_grad()
+    def _real_stats(self) -> FeatureStats:
+        st = FeatureStats(self.probe.feature_dim, max_items=min(self.num_real, MAX_KEPT_REAL), key=self.key)
+        for s in range(0, self.num_real, self.batch_size):
+            x, _ = _load_items(self.dataset, range(s, min(s + self.batch_size, self.num_real)), self.device)
+            st.append(self.probe.features(x))
+        return st
+
+    def check_generator(self, G) -> None:
+        cfg = G.config
+        k = self.probe.num_classes
+        if cfg.num_classes != k:
+            raise ConfigError(f"the generator has {cfg.num_classes} classes but the probe and dataset "
+                              f"{self.dataset.root} have {k}")
+        h, w = self.dataset.info.resolution
+        if (cfg.resolution, cfg.resolution) != (h, w):
+            raise ConfigError(f"the generator makes {cfg.resolution}x{cfg.resolution} images but dataset "
+                              f"{self.dataset.root} is {w}x{h}")
+
+    def evaluate(self, G, num_samples: int = 1000, batch_size: int = 32, seed: int = 0,
+                 truncation: float = 1.0) -> dict:
+        """Domain FID/KID and mask consistency of `num_samples` samples of G (z from `seed`, constant noise).
+        Deterministic for a seed; G's train/eval mode is restored afterwards."""
+        self.check_generator(G)
+        if num_samples < 2:
+            raise ConfigError(f"num_samples must be at least 2, got {num_samples}")
+        t0 = time.perf_counter()
+        k = self.probe.num_classes
+        try:
+            g_device = next(G.parameters()).device
+        except (AttributeError, StopIteration):
+            g_device = torch.device("cpu")
+        probe = self.probe.to(g_device)
+        fake = FeatureStats(probe.feature_dim, max_items=num_samples)
+        counts = IoUCounts(k)
+        gen = torch.Generator().manual_seed(int(seed))
+        was_training = getattr(G, "training", False)
+        if hasattr(G, "eval"):
+            G.eval()
+        try:
+            with torch.no_grad():
+                for s in range(0, num_samples, batch_size):
+                    m = min(batch_size, num_samples - s)
+                    out = G(G.sample_z(m, generator=gen), truncation=truncation, noise_mode="const")
+                    image = quantize_image(out.image)
+                    logits, feats = probe.logits_and_features(image)
+                    fake.append(feats)
+                    counts.update(logits.argmax(1), out.seg.argmax(1))
+        finally:
+            if was_training and hasattr(G, "train"):
+                G.train(True)
+        fid = fid_from_stats(self.real, fake)
+        kid, kid_std = kernel_inception_distance(self.real.features, fake.features, seed=0)
+        return {
+            "domain_fid": fid, "domain_kid": kid, "domain_kid_std": kid_std,
+            "mask_miou": counts.miou, "mask_iou": dict(zip(self.classes, counts.per_class)),
+            "num_samples": int(num_samples), "num_real": self.num_real, "seed": int(seed),
+            "truncation": float(truncation), "seconds": time.perf_counter() - t0,
+        }
+
+
+def domain_metrics(generator, data_dir: str | os.PathLike, probe: str | os.PathLike | None = None,
+                   num_samples: int = 1000, seed: int = 0, truncation: float = 1.0, batch_size: int = 32,
+                   num_real: int | None = None, cache: bool = True, device: str | torch.device = "cpu") -> dict:
+    """`DomainMetrics(probe or data_dir, data_dir).evaluate(G)` for a generator folder (or a loaded generator)."""
+    if isinstance(generator, (str, os.PathLike)):
+        from memorygan import load
+        generator, _ = load(generator, device)
+    dm = DomainMetrics(probe if probe is not None else data_dir, data_dir, num_real=num_real, cache=cache,
+                       device=device)
+    return dm.evaluate(generator, num_samples=num_samples, batch_size=batch_size, seed=seed, truncation=truncation)
