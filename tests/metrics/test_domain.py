@@ -12,7 +12,9 @@ from memorygan.data.dataset import SegmentationDataset
 from memorygan.errors import ConfigError, DatasetError
 from memorygan.metrics.domain import DomainMetrics, domain_metrics, quantize_image
 from memorygan.metrics.probe import load_probe
-from memorygan.metrics.stats import IoUCounts, fid_from_stats, kernel_inception_distance
+from memorygan.metrics.stats import IoUCounts, kernel_inception_distance
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class ReplayGenerator(torch.nn.Module):

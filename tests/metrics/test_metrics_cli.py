@@ -8,12 +8,14 @@ from helpers import tiny_generator
 from memorygan.cli import main
 from memorygan.metrics.domain import DomainMetrics
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def test_probe_train_and_eval(scenes32, tmp_path, capsys):
     root = tmp_path / "data"
     shutil.copytree(scenes32, root)
     rc = main(["probe", "train", "--data", str(root), "--steps", "4", "--batch", "4", "--channels", "4",
-               "--seed", "1", "--quiet"])
+               "--seed", "1", "--quiet", "--threads", "1"])
     out = capsys.readouterr().out
     assert rc == 0 and "held-out mIoU" in out and "c0003" in out
     assert sorted(p.name for p in (root / "probe").iterdir()) == ["probe.json", "probe.safetensors"]

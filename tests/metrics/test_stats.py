@@ -97,6 +97,10 @@ def test_feature_stats_errors(tmp_path):
         FeatureStats.load(bad)
     with pytest.raises(CheckpointError, match="missing.safetensors"):
         FeatureStats.load(tmp_path / "missing.safetensors")
+    from safetensors.numpy import save_file
+    save_file({"sum": np.zeros(4)}, str(tmp_path / "other.safetensors"))  # a safetensors file of another kind
+    with pytest.raises(CheckpointError, match="other.safetensors: not a memorygan-feature-stats file"):
+        FeatureStats.load(tmp_path / "other.safetensors")
 
 
 # ---------------------------------------------------------------------------------------------------- KID

@@ -168,9 +168,12 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
     |mu1 - mu2|^2 + tr(sigma1 + sigma2 - 2 (sigma1 sigma2)^(1/2)).
 
     As pytorch-fid: when the matrix square root is not finite or scipy reports the product singular (e.g. fewer
-    samples than dimensions), `eps` is added to both diagonals; a negligible imaginary part from rounding is dropped, a large
-    one is an error."""
-    from scipy import linalg
+    samples than dimensions), `eps` is added to both diagonals; a negligible imaginary part from rounding is
+    dropped, a large one is an error."""
+    try:
+        from scipy import linalg
+    except ModuleNotFoundError:
+        raise MemoryGANError("the Frechet distance needs scipy (pip install scipy)") from None
 
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
     sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
