@@ -22,7 +22,7 @@ def test_quickstart_tiny(tmp_path, tiny_preset):
     from memorygan.training.loop import latest_checkpoint
     state = torch.load(latest_checkpoint(res.run) / "state.pt", weights_only=True)
     step_before, probe_mtime = state["step"], (out / "data" / "probe" / "probe.json").stat().st_mtime
-    res2 = run_quickstart(out, minutes=state["train_seconds"] / 60 + 0.001, n=20, size=32, preset=tiny_preset["memorygan"], probe_steps=5,
+    run_quickstart(out, minutes=state["train_seconds"] / 60 + 0.001, n=20, size=32, preset=tiny_preset["memorygan"], probe_steps=5,
                           metrics_every=2, metrics_samples=8, workers=1, progress=False, log=lambda *a: None)
     step_after = torch.load(latest_checkpoint(res.run) / "state.pt", weights_only=True)["step"]
     assert step_after > step_before

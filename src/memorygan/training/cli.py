@@ -1,7 +1,6 @@
 """`memorygan train`: new runs and `--resume RUN`; also under `torchrun --nproc_per_node=P -m memorygan train`."""
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 
