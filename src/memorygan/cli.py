@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "memorygan.interop.cli",      # memorygan import-ssg / export-ssg
     "memorygan.training.cli",     # memorygan train
     "memorygan.metrics.cli",      # memorygan probe / metrics
+    "memorygan.analysis.cli",     # memorygan analyze ...
     "memorygan.training.report_cli",  # memorygan report
     "memorygan.quickstart",       # memorygan quickstart
 ]

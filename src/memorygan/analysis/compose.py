@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from memorygan.errors import ConfigError
 from memorygan.visualize import depth_to_gray, grid, seg_to_color, to_uint8
 
 
@@ -32,14 +33,54 @@ def sequential_composition(G, seed: int = 0, order: list[int] | None = None, tru
 
 
 def composition_figure(G, seeds: list[int], order: list[int] | None = None, truncation: float = 1.0) -> np.ndarray:
-    """Rows per seed: image, colour mask and the coarse depth of the part just added, one column per added part."""
+    """Rows per seed in the paper's order (Fig. 9): image, coarse depth of the part just added, colour mask; one
+    column per added part."""
+    return _figure(G, [sequential_composition(G, seed, order, truncation) for seed in seeds], order)
+
+
+def _figure(G, compositions: list, order: list[int] | None) -> np.ndarray:
     rows = []
     size = G.config.resolution
-    for seed in seeds:
-        outs = sequential_composition(G, seed, order, truncation)
-        parts = order or list(range(G.config.num_classes))
+    parts = order or list(range(G.config.num_classes))
+    for outs in compositions:
         rows.append(np.concatenate([to_uint8(o.image) for o in outs]))
-        rows.append(np.concatenate([seg_to_color(o.seg) for o in outs]))
         depth = depth_to_gray(outs[-1].depths, size)[0]                      # (K, H, W)
         rows.append(np.stack([np.repeat(depth[p][..., None], 3, -1) for p in parts]))
+        rows.append(np.concatenate([seg_to_color(o.seg) for o in outs]))
     return grid(rows)
+
+
+def write_composition(G, out, seeds: list[int], order=None, truncation: float = 1.0) -> dict:
+    """`compose.png` (rows per seed: image, depth, mask) and `compose.json` in `out`. `order` takes part ids or
+    names. Per seed and column the JSON holds the fraction of pixels of each part in the mask and the mean squared
+    change of the whole image from the previous column (the unmasked counterpart of SMSE, Eq. 15)."""
+    from pathlib import Path
+
+    from memorygan.analysis.figures import generator_info, label_rows, save_png, write_json
+    from memorygan.analysis.parts import part_names, resolve_parts
+
+    if not seeds:
+        raise ConfigError("seeds: give at least one seed")
+    ids = resolve_parts(G, order, "order")
+    names = part_names(G)
+    compositions = [sequential_composition(G, seed, ids, truncation) for seed in seeds]
+    labels = [text for seed in seeds for text in (f"seed {seed}", "depth", "mask")]
+    out = Path(out)
+    png = save_png(label_rows(_figure(G, compositions, ids), labels, G.config.resolution), out / "compose.png")
+    per_seed = []
+    k = G.config.num_classes
+    for seed, outs in zip(seeds, compositions):
+        columns, prev = [], None
+        for o in outs:
+            area = torch.bincount(o.seg.argmax(1).flatten().cpu(), minlength=k).double() / o.seg[0, 0].numel()
+            columns.append({"area": {names[p]: float(area[p]) for p in range(k) if area[p] > 0},
+                            "mse_from_previous": None if prev is None else float(((o.image - prev) ** 2).mean())})
+            prev = o.image
+        per_seed.append({"seed": seed, "columns": columns})
+    record = {"analysis": "compose", "generator": generator_info(G), "seeds": list(seeds), "truncation": truncation,
+              "order": [names[p] for p in ids], "order_ids": ids,
+              "layout": "per seed three rows (image, coarse depth of the part just added, colour mask); column j has "
+                        "the parts order[:j+1] present",
+              "png": str(png), "samples": per_seed}
+    record["json"] = str(write_json(record, out / "compose.json"))
+    return record

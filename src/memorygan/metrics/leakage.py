@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import torch
 
 from memorygan.errors import ConfigError
-from memorygan.metrics.smse import _check_run_args, _progress, eval_mode, part_names, resolve_part_ids
+from memorygan.analysis.parts import part_names, resolve_parts
+from memorygan.metrics.smse import _check_run_args, _progress, eval_mode
 
 LAYER_CHOICES = ("own", "all")
 
@@ -132,9 +133,7 @@ def leakage(G, num_samples: int = 500, seed: int = 0, batch_size: int = 16, trun
     if layers not in LAYER_CHOICES:
         raise ConfigError(f"layers must be one of {list(LAYER_CHOICES)}, got {layers!r}")
     k = G.config.num_classes
-    ids = list(range(k)) if parts is None else resolve_part_ids(G, parts, "parts")
-    if not ids:
-        raise ConfigError("parts must list at least one part")
+    ids = list(range(k)) if parts is None else resolve_parts(G, parts, "parts")
     layer_idx = {p: part_layers(G, p, layers) for p in ids}
     counts = {p: LeakageCounts() for p in ids}
     gen = torch.Generator().manual_seed(int(seed))

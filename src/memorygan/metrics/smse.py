@@ -27,38 +27,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from memorygan.analysis.parts import part_names, resolve_parts
 from memorygan.errors import ConfigError
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
-
-def part_names(G) -> list[str]:
-    """The K part names of a generator: `config.class_names`, or "part0", "part1", ... when it has none."""
-    cfg = G.config
-    names = getattr(cfg, "class_names", None)
-    return list(names) if names else [f"part{k}" for k in range(cfg.num_classes)]
-
-
-def resolve_part_ids(G, parts: Sequence[int | str], name: str) -> list[int]:
-    """Part ids (ints, or names from `config.class_names`) -> distinct ints in [0, K); ConfigError naming `name`."""
-    k = G.config.num_classes
-    names = part_names(G)
-    out = []
-    for p in parts:
-        if isinstance(p, str):
-            if p not in names:
-                raise ConfigError(f"{name}: unknown part name {p!r}; the generator's parts are {names}")
-            out.append(names.index(p))
-        elif isinstance(p, (int, np.integer)) and not isinstance(p, bool):
-            if not 0 <= int(p) < k:
-                raise ConfigError(f"{name}: part id {int(p)} is out of range [0, {k}) for a generator with K={k}")
-            out.append(int(p))
-        else:
-            raise ConfigError(f"{name}: parts must be ids or names, got {p!r}")
-    if len(set(out)) != len(out):
-        raise ConfigError(f"{name} lists a part more than once: {list(parts)}")
-    return out
-
 
 @contextlib.contextmanager
 def eval_mode(G):
@@ -148,7 +121,7 @@ def smse_values(G, num_samples: int = 1000, seed: int = 0, order: Sequence[int |
     """
     _check_run_args(num_samples, batch_size)
     k = G.config.num_classes
-    order = list(range(k)) if order is None else resolve_part_ids(G, order, "order")
+    order = list(range(k)) if order is None else resolve_parts(G, order, "order")
     if len(order) < 2:
         raise ConfigError(f"order must list at least 2 parts (SMSE needs a part before the one added), got {order}")
     gen = torch.Generator().manual_seed(int(seed))
@@ -202,7 +175,7 @@ def smse(G, num_samples: int = 1000, seed: int = 0, order: Sequence[int | str] |
     """
     t0 = time.perf_counter()
     k = G.config.num_classes
-    ids = list(range(k)) if order is None else resolve_part_ids(G, order, "order")
+    ids = list(range(k)) if order is None else resolve_parts(G, order, "order")
     values = smse_values(G, num_samples, seed, ids, batch_size, truncation, progress)
     names = part_names(G)
     per_part = {names[p]: summarize(values[i]) for i, p in enumerate(ids[1:])}

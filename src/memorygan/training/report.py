@@ -123,7 +123,7 @@ def write_report(run, out=None, seeds: int = 16, composition_seeds: tuple[int, .
                       f"{metrics[-1]['domain_fid']:.4g} ({100 * ratio:.1f}% of the initial value); mask consistency "
                       f"{metrics[-1].get('mask_miou', float('nan')):.3f} mIoU."]
     lines += ["", "Files: `samples.png` (EMA samples, seeds 0..15: images over colour-coded masks), "
-              "`composition.png` (parts added one at a time: image, mask, depth of the added part), "
+              "`composition.png` (parts added one at a time: image, depth of the added part, mask), "
               "`metrics.png` (metrics and losses over training time).", ""]
     (out / "summary.md").write_text("\n".join(lines))
     return out

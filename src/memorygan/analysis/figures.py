@@ -1,0 +1,56 @@
+"""Writing analysis results: PNG grids with row labels, JSON with the numbers behind them."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+LABEL_WIDTH = 72  # pixels of the left margin that holds the row labels
+
+
+def label_rows(figure: np.ndarray, labels: list[str], cell: int, pad: int = 2, width: int = LABEL_WIDTH) -> np.ndarray:
+    """A `visualize.grid` figure (rows of `cell`-pixel tiles) with a white left margin naming each row."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    h = figure.shape[0]
+    canvas = Image.new("RGB", (width + figure.shape[1], h), (255, 255, 255))
+    canvas.paste(Image.fromarray(figure), (width, 0))
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default()
+    for i, text in enumerate(labels):
+        if not text:
+            continue
+        box = draw.textbbox((0, 0), text, font=font)
+        while box[2] - box[0] > width - 4 and len(text) > 2:  # shorten labels that do not fit
+            text = text[:-2] + "~"
+            box = draw.textbbox((0, 0), text, font=font)
+        y = pad + i * (cell + pad) + (cell - (box[3] - box[1])) // 2 - box[1]
+        draw.text((2, y), text, fill=(0, 0, 0), font=font)
+    return np.asarray(canvas)
+
+
+def save_png(figure: np.ndarray, path) -> Path:
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(figure).save(path)
+    return path
+
+
+def write_json(data: dict, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
+
+
+def generator_info(G) -> dict:
+    """What identifies the analysed generator in a result file."""
+    from memorygan.analysis.parts import part_names
+
+    cfg = G.config
+    return {"arch": G.arch, "num_classes": cfg.num_classes, "part_names": part_names(G), "resolution": cfg.resolution,
+            "local_layers": cfg.local_layers, "base_layers": cfg.base_layers, "depth_layers": cfg.depth_layers,
+            "latent_dim": cfg.latent_dim}
