@@ -45,3 +45,73 @@ def trained(scenes32, tmp_path_factory):
     with threads(1):
         report = train_probe(root, **TINY_PROBE)
     return root, report
+
+
+# ---------------------------------------------------------------------------------------------------- extractors
+
+class TinyExtractor:
+    """A cheap stand-in with the `fidelity.FeatureExtractor` interface: per-channel mean and std and two corner
+    pixels (8-d features), 5 fixed linear logits; counts its calls."""
+
+    name = "tiny"
+    feature_dim = 8
+    resolution = None
+
+    def __init__(self, identity: str = "tiny-v1", scale: float = 1.0):
+        self.identity = identity
+        self.scale = scale
+        self.calls = 0
+        self.weight = torch.linspace(-1, 1, 40).reshape(5, 8)
+
+    @property
+    def device(self):
+        return torch.device("cpu")
+
+    def features(self, images):
+        self.calls += 1
+        assert images.dtype == torch.float32 and images.min() >= -1 and images.max() <= 1
+        x = images * self.scale
+        feats = torch.cat([x.mean((2, 3)), x.std((2, 3)), x[:, :2, 0, 0]], 1)  # (B, 8)
+        return feats, feats @ self.weight.T * 4
+
+
+@pytest.fixture
+def tiny_extractor():
+    """The TinyExtractor class (call it to make one)."""
+    return TinyExtractor
+
+
+def make_random_inception(seed: int = 0):
+    """The full FID InceptionV3 with random weights whose activations stay O(1) (as in test_inception.py)."""
+    from torch import nn
+
+    from memorygan.metrics.inception import FIDInceptionV3
+
+    g = torch.Generator().manual_seed(seed)
+    model = FIDInceptionV3()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu", generator=g)
+            elif isinstance(module, nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 1.5, generator=g)
+                module.bias.normal_(0.0, 0.1, generator=g)
+                module.running_mean.normal_(0.0, 0.1, generator=g)
+                module.running_var.uniform_(0.5, 2.0, generator=g)
+        model.fc.weight.normal_(0.0, 0.05, generator=g)
+        model.fc.bias.normal_(0.0, 0.5, generator=g)
+    return model.eval()
+
+
+@pytest.fixture
+def random_inception():
+    """The make_random_inception function."""
+    return make_random_inception
+
+
+@pytest.fixture(scope="session")
+def inception_file(tmp_path_factory):
+    """A weights file with the standard FID Inception layout and random weights (written once per session)."""
+    path = tmp_path_factory.mktemp("inception") / "pt_inception-random.pth"
+    torch.save(make_random_inception(1).state_dict(), path)
+    return path

@@ -1,4 +1,4 @@
-"""CLI: `memorygan probe train|eval` and `memorygan metrics domain`."""
+"""CLI: `memorygan probe train|eval` and `memorygan metrics` (registry.compute_metrics / evaluate_run)."""
 from __future__ import annotations
 
 import argparse
@@ -61,27 +61,58 @@ def register(subparsers) -> None:
     _add_threads(p)
     p.set_defaults(func=run_probe_eval)
 
-    metrics = subparsers.add_parser("metrics", help="evaluation metrics of a generator",
-                                    description="Evaluation metrics of a generator against a real dataset.")
-    sub = metrics.add_subparsers(dest="metrics_command", metavar="METRIC")
-    sub.required = True
-    p = sub.add_parser("domain", help="domain FID/KID and mask consistency through the dataset's probe",
-                       description="Domain FID and KID (probe features of real vs generated images) and mask "
-                                   "consistency (mIoU of the generator's seg vs the probe's segmentation of its "
-                                   "image). Needs a trained probe: `memorygan probe train --data DIR`.")
-    p.add_argument("--generator", required=True, help="generator folder")
-    p.add_argument("--data", required=True, help="dataset folder (real images)")
-    p.add_argument("--probe", help="probe folder (default: DATA/probe)")
-    p.add_argument("--num", type=_positive, default=1000, help="generated samples (default 1000)")
-    p.add_argument("--num-real", type=_positive, help="real images (default: all)")
-    p.add_argument("--seed", type=int, default=0)
+    from memorygan.metrics.inception import ENV_VAR
+    from memorygan.metrics.registry import _METRICS
+
+    import textwrap
+
+    table = "\n".join(f"  {m.name:<12} {m.summary}" for m in _METRICS.values())
+    paragraphs = [
+        "Metrics of the newest checkpoint of a training run (--run; results appended to RUN/metric-<name>.jsonl), "
+        "of a generator folder (--generator) or of a folder of PNG/JPEG images (--images), against the real "
+        "dataset --data (with --run, the run's own dataset by default).",
+        f"metrics (--metrics, comma-separated):\n{table}",
+        "fid, kid and is share one Inception pass over the N images; dfid, dkid and consistency share one pass of "
+        "the dataset's probe (domain FID/KID and mask consistency; train the probe with `memorygan probe train "
+        "--data DATA`). The Inception weights (pt_inception-2015-12-05-6726825d.pth) are read only from "
+        f"--inception-weights or ${ENV_VAR}, never downloaded. Real statistics are cached in "
+        "DATA/.memorygan-cache/ (Inception) and in the probe folder (probe).",
+        "`memorygan metrics domain --generator G --data DATA [--num N]` (deprecated) is "
+        "`--metrics dfid,dkid,consistency` printed in the old flat form.",
+    ]
+    description = "\n\n".join(par if par.startswith("metrics (") else textwrap.fill(par, 100)
+                              for par in paragraphs)
+    p = subparsers.add_parser(
+        "metrics", help="evaluation metrics of a generator, a training run or a folder of images",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage="memorygan metrics (--run RUN | --generator PATH | --images DIR) [--data DATA] --metrics LIST "
+              "[--n N] [options]",
+        description=description)
+    p.add_argument("legacy", nargs="?", choices=["domain"], metavar="domain",
+                   help="deprecated alias of --metrics dfid,dkid,consistency (old output format)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", help="training run folder: its newest checkpoint, dataset and probe")
+    src.add_argument("--generator", help="generator, checkpoint or run folder")
+    src.add_argument("--images", help="folder of PNG/JPEG images (no metric that needs a generator)")
+    p.add_argument("--data", help="real dataset folder (default with --run: the run's dataset)")
+    p.add_argument("--metrics", help=f"comma-separated metric names: {','.join(_METRICS)}")
+    p.add_argument("--n", "--num", dest="n", type=_positive,
+                   help="images measured: generated samples (default 1000; smse / leakage: 1000 / 500) or the "
+                        "first N of --images (default all)")
+    p.add_argument("--inception-weights", help=f"FID Inception weights file (default ${ENV_VAR})")
+    p.add_argument("--probe", help="probe folder (default: the run's probe, or DATA/probe)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated samples (default 0)")
     p.add_argument("--truncation", type=float, default=1.0)
-    p.add_argument("--batch", type=_positive, default=32)
+    p.add_argument("--batch", type=_positive, default=32, help="generator batch size (default 32)")
+    p.add_argument("--num-real", type=_positive, help="real images (default: all of --data)")
+    p.add_argument("--kid-subset", type=_positive, help="rows per KID subset (default min(1000, N, real))")
+    p.add_argument("--cache-dir", help="cache of the real Inception statistics (default DATA/.memorygan-cache)")
     p.add_argument("--no-cache", action="store_true", help="recompute the real statistics and write no cache")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_threads(p)
-    p.set_defaults(func=run_metrics_domain)
+    p.set_defaults(func=run_metrics)
 
 
 def run_probe_train(args) -> int:
@@ -112,18 +143,56 @@ def run_probe_eval(args) -> int:
     return 0
 
 
-def run_metrics_domain(args) -> int:
-    _set_threads(args)
-    from memorygan.metrics.domain import domain_metrics
+def run_metrics(args) -> int:
+    import sys
 
-    res = domain_metrics(args.generator, args.data, probe=args.probe, num_samples=args.num, seed=args.seed,
-                         truncation=args.truncation, batch_size=args.batch, num_real=args.num_real,
-                         cache=not args.no_cache, device=args.device)
-    if args.json:
-        print(json.dumps(res, indent=2))
+    from memorygan.errors import ConfigError
+    from memorygan.metrics.registry import compute_metrics, evaluate_run, format_results, jsonable, metric_names
+
+    _set_threads(args)
+    names = args.metrics
+    if args.legacy == "domain":
+        print("memorygan metrics: `metrics domain` is deprecated; use `memorygan metrics --metrics "
+              "dfid,dkid,consistency`", file=sys.stderr)
+        if args.generator is None:
+            raise ConfigError("`metrics domain` takes --generator")
+        names = names or "dfid,dkid,consistency"
+    if not names:
+        raise ConfigError(f"--metrics is required: a comma-separated list of {', '.join(metric_names())}")
+    kw = dict(n=args.n, seed=args.seed, truncation=args.truncation, batch_size=args.batch, num_real=args.num_real,
+              inception_weights=args.inception_weights, kid_subset_size=args.kid_subset, cache=not args.no_cache,
+              cache_dir=args.cache_dir, device=args.device, progress=not args.no_progress)
+    header = None
+    if args.run:
+        ev = evaluate_run(args.run, names, data=args.data, probe=args.probe, **kw)
+        results = ev.results
+        header = (f"run {args.run}: checkpoint {ev.snapshot.name}" + (f" (step {ev.step})" if ev.step is not None
+                                                                        else "")
+                  + f"; appended to {', '.join(f.name for f in ev.files)}")
+    else:
+        results = compute_metrics(names, generator=args.generator, images=args.images, data=args.data,
+                                  probe=args.probe, **kw)
+    if args.legacy == "domain":  # the old flat form
+        flat = {}
+        for r in results.values():
+            flat.update({k: v for k, v in r.items() if k != "seconds"})
+        flat.update(seed=args.seed, truncation=args.truncation,
+                    seconds=max(r["seconds"] for r in results.values()))
+        if args.json:
+            print(json.dumps(jsonable(flat), indent=2))
+            return 0
+        for key in ("domain_fid", "domain_kid", "domain_kid_std", "mask_miou"):
+            if key in flat:
+                print(f"{key:<15} {flat[key]:.6g}")
+        print(f"({flat['num_samples']} samples vs {flat['num_real']} real images, seed {args.seed}, "
+              f"truncation {args.truncation}, {flat['seconds']:.1f} s)")
         return 0
-    for key in ("domain_fid", "domain_kid", "domain_kid_std", "mask_miou"):
-        print(f"{key:<15} {res[key]:.6g}")
-    print(f"({res['num_samples']} samples vs {res['num_real']} real images, seed {res['seed']}, "
-          f"truncation {res['truncation']}, {res['seconds']:.1f} s)")
+    if args.json:
+        print(json.dumps(jsonable(results), indent=2))
+        return 0
+    if header:
+        print(header)
+    source = args.images or args.generator or args.run
+    print(f"{source}: seed {args.seed}, truncation {args.truncation}" + (f", data {args.data}" if args.data else ""))
+    print(format_results(results))
     return 0

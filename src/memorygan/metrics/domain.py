@@ -21,15 +21,11 @@ import torch
 
 from memorygan.errors import ConfigError, DatasetError
 from memorygan.metrics.probe import _load_items, check_probe_dataset, dataset_fingerprint, load_probe
+from memorygan.metrics.samples import generated_batches, generator_device, quantize_image  # noqa: F401 (re-export)
 from memorygan.metrics.stats import FeatureStats, IoUCounts, fid_from_stats, kernel_inception_distance
 
 CACHE_VERSION = 1
 MAX_KEPT_REAL = 50_000          # real feature rows kept for KID (KID subsets use at most 1000 of them)
-
-
-def quantize_image(image: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) about [-1, 1] -> the same values rounded to 8-bit levels and clamped, as a PNG would keep them."""
-    return (image * 127.5 + 128).clamp(0, 255).to(torch.uint8).float().div_(127.5).sub_(1.0)
 
 
 class DomainMetrics:
@@ -109,46 +105,62 @@ class DomainMetrics:
             raise ConfigError(f"the generator makes {cfg.resolution}x{cfg.resolution} images but dataset "
                               f"{self.dataset.root} is {w}x{h}")
 
+    def accumulator(self, num_samples: int, device: str | torch.device | None = None) -> "DomainAccumulator":
+        """An accumulator of generated (or any) images for `evaluate`'s numbers, fed batch by batch: used by
+        `evaluate` and by `memorygan.metrics.registry`, which shares one pass of samples among all metrics."""
+        return DomainAccumulator(self, num_samples, device)
+
     def evaluate(self, G, num_samples: int = 1000, batch_size: int = 32, seed: int = 0,
-                 truncation: float = 1.0) -> dict:
-        """Domain FID/KID and mask consistency of `num_samples` samples of G (z from `seed`, constant noise).
-        Deterministic for a seed; G's train/eval mode is restored afterwards."""
+                 truncation: float = 1.0, progress: bool = False) -> dict:
+        """Domain FID/KID and mask consistency of `num_samples` samples of G (z from `seed`, constant noise; see
+        `samples.generated_batches`). Deterministic for a seed; G's train/eval mode is restored afterwards."""
         self.check_generator(G)
         if num_samples < 2:
             raise ConfigError(f"num_samples must be at least 2, got {num_samples}")
         t0 = time.perf_counter()
-        k = self.probe.num_classes
-        try:
-            g_device = next(G.parameters()).device
-        except (AttributeError, StopIteration):
-            g_device = torch.device("cpu")
-        probe = self.probe.to(g_device)
-        fake = FeatureStats(probe.feature_dim, max_items=num_samples)
-        counts = IoUCounts(k)
-        gen = torch.Generator().manual_seed(int(seed))
-        was_training = getattr(G, "training", False)
-        if hasattr(G, "eval"):
-            G.eval()
-        try:
-            with torch.no_grad():
-                for s in range(0, num_samples, batch_size):
-                    m = min(batch_size, num_samples - s)
-                    out = G(G.sample_z(m, generator=gen), truncation=truncation, noise_mode="const")
-                    image = quantize_image(out.image)
-                    logits, feats = probe.logits_and_features(image)
-                    fake.append(feats)
-                    counts.update(logits.argmax(1), out.seg.argmax(1))
-        finally:
-            if was_training and hasattr(G, "train"):
-                G.train(True)
-        fid = fid_from_stats(self.real, fake)
-        kid, kid_std = kernel_inception_distance(self.real.features, fake.features, seed=0)
-        return {
-            "domain_fid": fid, "domain_kid": kid, "domain_kid_std": kid_std,
-            "mask_miou": counts.miou, "mask_iou": dict(zip(self.classes, counts.per_class)),
-            "num_samples": int(num_samples), "num_real": self.num_real, "seed": int(seed),
-            "truncation": float(truncation), "seconds": time.perf_counter() - t0,
-        }
+        acc = self.accumulator(num_samples, generator_device(G))
+        for image, seg in generated_batches(G, num_samples, seed, truncation, batch_size, progress,
+                                            desc="domain metrics"):
+            acc.update(image, seg)
+        res = acc.result()
+        res.update(seed=int(seed), truncation=float(truncation), seconds=time.perf_counter() - t0)
+        return res
+
+
+class DomainAccumulator:
+    """Probe features (and, given the generator's seg, mask-consistency counts) of images fed batch by batch.
+
+    `update(image, seg)`: image (B, 3, H, W) in [-1, 1] on 8-bit levels (`quantize_image`), seg (B, K, H, W)
+    logits of the generator or None (images without a segmentation: no consistency). `result()` gives
+    domain_fid, domain_kid, domain_kid_std, num_samples, num_real, and mask_miou / mask_iou when segs were fed."""
+
+    def __init__(self, dm: DomainMetrics, num_samples: int, device: str | torch.device | None = None):
+        self.dm = dm
+        self.probe = dm.probe.to(device) if device is not None else dm.probe
+        self.fake = FeatureStats(self.probe.feature_dim, max_items=int(num_samples))
+        self.counts = IoUCounts(self.probe.num_classes)
+        self.with_seg = 0
+
+    @torch.no_grad()
+    def update(self, image: torch.Tensor, seg: torch.Tensor | None = None) -> None:
+        device = next(self.probe.parameters()).device
+        logits, feats = self.probe.logits_and_features(image.to(device))
+        self.fake.append(feats)
+        if seg is not None:
+            self.counts.update(logits.argmax(1), seg.argmax(1))
+            self.with_seg += image.shape[0]
+
+    def result(self) -> dict:
+        dm = self.dm
+        if self.fake.count < 2:
+            raise ConfigError(f"domain metrics need at least 2 images, got {self.fake.count}")
+        fid = fid_from_stats(dm.real, self.fake)
+        kid, kid_std = kernel_inception_distance(dm.real.features, self.fake.features, seed=0)
+        res = {"domain_fid": fid, "domain_kid": kid, "domain_kid_std": kid_std}
+        if self.with_seg:
+            res.update(mask_miou=self.counts.miou, mask_iou=dict(zip(dm.classes, self.counts.per_class)))
+        res.update(num_samples=int(self.fake.count), num_real=dm.num_real)
+        return res
 
 
 def domain_metrics(generator, data_dir: str | os.PathLike, probe: str | os.PathLike | None = None,
