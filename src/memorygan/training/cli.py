@@ -5,7 +5,7 @@ import dataclasses
 import json
 
 from memorygan.errors import ConfigError
-from memorygan.training.options import TrainOptions
+from memorygan.training.options import PRESET_DEFAULTS, TrainOptions
 
 # options that get their own flag (name -> help); the flag is --name-with-dashes
 _FLAGS = {
@@ -50,8 +50,11 @@ def register(subparsers) -> None:
     for name, help_text in _FLAGS.items():
         kind = types[name]
         conv = (int if "int" in kind else float if "float" in kind else str)
+        default = getattr(defaults, name)
+        if name in PRESET_DEFAULTS:
+            default = f"the preset's recommendation, else {PRESET_DEFAULTS[name]:g}"
         p.add_argument("--" + name.replace("_", "-"), type=conv, default=None,
-                       help=f"{help_text} (default {getattr(defaults, name)})")
+                       help=f"{help_text} (default {default})")
     p.add_argument("--mirror", action="store_true", default=None, help="x-flip augmentation")
     p.add_argument("--bf16", action="store_true", default=None, help="bf16 autocast for the main passes")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

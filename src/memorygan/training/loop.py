@@ -178,7 +178,7 @@ def _truncate_jsonl(path: Path, step: int) -> None:
 
 class Trainer:
     def __init__(self, opts: TrainOptions, resume: bool = False):
-        self.opts = opts.validate()
+        self.opts = opts.with_preset_defaults(load_preset(opts.preset)).validate()
         self.rank, self.world = dist.init(opts.device)
         if opts.threads:
             torch.set_num_threads(opts.threads)

@@ -9,6 +9,13 @@ from dataclasses import dataclass, field
 from memorygan.errors import ConfigError
 
 
+# Options whose default comes from the preset when it recommends one (None in TrainOptions), else the paper value.
+# R1 on the mask: SemanticStyleGAN's 1000 is tuned for 256/512 px; at 64 px it smooths the mask branch of D so much
+# that the generator's masks collapse to background for the first ~1000 steps; the small presets use 10
+# (docs/training.md, "Tuning the small presets").
+PRESET_DEFAULTS = {"r1_gamma_mask": 1000.0}
+
+
 @dataclass
 class TrainOptions:
     data: str = ""                      # dataset folder (DESIGN 4 format)
@@ -28,7 +35,7 @@ class TrainOptions:
     beta1: float = 0.0
     beta2: float = 0.99
     r1_gamma: float = 10.0              # R1 on the real image
-    r1_gamma_mask: float = 1000.0       # R1 on the real mask
+    r1_gamma_mask: float | None = None  # R1 on the real mask; None: the preset's "training" value, else paper 1000
     d_reg_every: int = 16
     pl_weight: float = 0.5
     g_reg_every: int = 4
@@ -79,13 +86,28 @@ class TrainOptions:
             need(isinstance(v, int) and v >= 0, f"--{name.replace('_', '-')} must be an integer >= 0, got {v!r}")
         for name in ("lr", "lstm_lr", "ema_kimg"):
             need(getattr(self, name) > 0, f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)!r}")
-        for name in ("r1_gamma", "r1_gamma_mask", "pl_weight", "lambda_mask", "kl_weight", "pl_decay"):
+        for name in ("r1_gamma", "pl_weight", "lambda_mask", "kl_weight", "pl_decay"):
             need(getattr(self, name) >= 0, f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)!r}")
+        need(self.r1_gamma_mask is None or self.r1_gamma_mask >= 0,
+             f"--r1-gamma-mask must be >= 0, got {self.r1_gamma_mask!r}")
         need(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, f"betas must be in [0, 1), got {self.beta1}, {self.beta2}")
         need(0 <= self.mixing <= 1, f"--mixing must be in [0, 1], got {self.mixing!r}")
         need(self.clip_grad is None or self.clip_grad > 0, f"--clip-grad must be > 0, got {self.clip_grad!r}")
         need(self.noise_mode in ("const", "random", "none"), f"--noise-mode must be const/random/none, got {self.noise_mode!r}")
         need(self.ema_rampup is None or self.ema_rampup > 0, f"--ema-rampup must be > 0, got {self.ema_rampup!r}")
+        return self
+
+    def with_preset_defaults(self, preset: dict) -> "TrainOptions":
+        """Fill the options left at None that a preset may recommend (its "training" section), else the paper
+        values (`PRESET_DEFAULTS`). The run's config.json records the resolved numbers, so resume is exact."""
+        recommended = preset.get("training", {})
+        unknown = sorted(set(recommended) - set(PRESET_DEFAULTS))
+        if unknown:
+            raise ConfigError(f"preset 'training' section: unknown or non-recommendable option(s) "
+                              f"{', '.join(unknown)} (allowed: {', '.join(PRESET_DEFAULTS)})")
+        for name, paper in PRESET_DEFAULTS.items():
+            if getattr(self, name) is None:
+                setattr(self, name, float(recommended.get(name, paper)))
         return self
 
     def to_dict(self) -> dict:
