@@ -1,4 +1,4 @@
-"""CLI: `memorygan analyze compose|mix|interpolate|embed|correlate` (MemoryGAN Sec. 4.5 analyses, DESIGN 5).
+"""CLI: `memorygan analyze compose|mix|interpolate|embed|correlate|report` (MemoryGAN Sec. 4.5 analyses, DESIGN 5).
 
 Each subcommand loads the generator and calls one `write_*` function of `memorygan.analysis`, which writes the
 PNG(s) and a JSON/.npz of the numbers behind them into --out.
@@ -126,6 +126,28 @@ def register(subparsers) -> None:
     p.add_argument("--spaces", type=_spaces, help=spaces_help)
     p.set_defaults(func=run_correlate)
 
+    p = sub.add_parser("report", help="evaluation report comparing trained runs (Tables 2-3, Figs. 9-14)",
+                       description="Evaluate each training run's newest checkpoint: domain FID/KID and mask "
+                                   "consistency (plus Inception FID/KID/IS with --inception-weights), SMSE and "
+                                   "leakage per part, and the composition / mixing / interpolation / t-SNE / "
+                                   "correlation figures; writes OUT/<label>/, OUT/smse.png, OUT/leakage.png, "
+                                   "OUT/evaluation.json and a markdown page.")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="training run folders")
+    p.add_argument("--labels", type=_spaces, help="comma-separated labels, one per run (default: folder names)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--markdown", help="markdown page (default OUT/README.md)")
+    p.add_argument("--data", help="dataset folder (default: each run's training data)")
+    p.add_argument("--num", type=_positive, default=1000, help="samples for the fidelity metrics (default 1000)")
+    p.add_argument("--num-smse", type=_positive, default=1000, help="samples for SMSE (default 1000; paper 10000)")
+    p.add_argument("--num-leakage", type=_positive, default=500, help="samples for leakage (default 500)")
+    p.add_argument("--num-embed", type=_positive, default=300, help="samples for t-SNE (default 300)")
+    p.add_argument("--num-correlate", type=_positive, default=2000, help="samples for correlation (default 2000)")
+    p.add_argument("--inception-weights", help="FID Inception weights file (adds fid, kid, is)")
+    p.add_argument("--truncation", type=float, default=1.0)
+    p.add_argument("--threads", type=_positive, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run_report)
+
 
 def _load(args):
     if args.threads:
@@ -178,3 +200,19 @@ def run_correlate(args) -> int:
 
     rec = write_correlation(_load(args), args.out, args.num, args.seed, args.spaces, args.truncation)
     return _report([rec["png"], rec["json"]])
+
+
+def run_report(args) -> int:
+    import shlex
+    import sys
+
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    from memorygan.analysis.report import write_evaluation_report
+
+    command = "memorygan " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["analyze"] else None
+    write_evaluation_report(args.runs, args.labels, args.out, args.markdown, args.data, args.num, args.num_smse,
+                            args.num_leakage, args.num_embed, args.num_correlate, args.inception_weights,
+                            args.truncation, progress=not args.no_progress, command=command)
+    return 0
