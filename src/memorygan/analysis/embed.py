@@ -18,7 +18,10 @@ def tsne(codes: torch.Tensor | np.ndarray, random_state: int = 0,
     """t-SNE of per-part codes (N, K, D) -> xy (N*K, 2) float32, part id (N*K,), sample index (N*K,) and the
     perplexity used (clamped below the number of points, as t-SNE requires). Point n*K + k is part k of sample n.
     Deterministic for a `random_state` (PCA initialisation)."""
-    from sklearn.manifold import TSNE
+    try:
+        from sklearn.manifold import TSNE
+    except ImportError:
+        raise ConfigError("t-SNE needs scikit-learn: pip install 'memorygan[analysis]'") from None
 
     codes = np.asarray(codes, dtype=np.float32)
     if codes.ndim != 3:
