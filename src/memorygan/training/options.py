@@ -11,8 +11,9 @@ from memorygan.errors import ConfigError
 
 # Options whose default comes from the preset when it recommends one (None in TrainOptions), else the paper value.
 # R1 on the mask: SemanticStyleGAN's 1000 is tuned for 256/512 px; at 64 px it smooths the mask branch of D so much
-# that the generator's masks collapse to background for the first ~1000 steps; the small presets use 10
-# (docs/training.md, "Tuning the small presets").
+# that the generator's masks stay collapsed to background for the first ~1000 steps. The small presets use 100
+# (masks formed by 600 steps with varied samples; 10-30 form them sooner but with less diversity; see
+# docs/training.md, "Tuning the small presets").
 PRESET_DEFAULTS = {"r1_gamma_mask": 1000.0}
 
 
