@@ -10,12 +10,12 @@ from memorygan.training.options import PRESET_DEFAULTS, TrainOptions
 
 def test_mask_gamma_comes_from_the_preset_else_the_paper():
     assert TrainOptions().r1_gamma_mask is None
-    assert TrainOptions().with_preset_defaults({"generator": {}}).r1_gamma_mask == 100.0.0    # SSG paper value
+    assert TrainOptions().with_preset_defaults({"generator": {}}).r1_gamma_mask == 1000.0    # SSG paper value
     assert PRESET_DEFAULTS["r1_gamma_mask"] == 1000.0
     for name in ("memorygan-small", "ssg-small"):
         assert TrainOptions().with_preset_defaults(load_preset(name)).r1_gamma_mask == 100.0
     for name in ("memorygan-256", "ssg-512"):
-        assert TrainOptions().with_preset_defaults(load_preset(name)).r1_gamma_mask == 100.0.0
+        assert TrainOptions().with_preset_defaults(load_preset(name)).r1_gamma_mask == 1000.0
     # an explicit value always wins over the preset's recommendation
     explicit = TrainOptions(r1_gamma_mask=250.0).with_preset_defaults(load_preset("memorygan-small"))
     assert explicit.r1_gamma_mask == 250.0
