@@ -1,4 +1,4 @@
-"""`memorygan quickstart`: the project's main job on the built-in procedural data, end to end in about 15 minutes
+"""`memorygan quickstart`: the project's main job on the built-in procedural data, end to end in about 14 minutes
 on a 2-core CPU: procedural portraits dataset -> segmentation probe -> small MemoryGAN trained for a bounded
 time with domain metrics logged -> report folder (samples with masks, sequential composition, metrics over time,
 summary.md)."""
