@@ -34,3 +34,13 @@ def tiny_generator(arch: str = "memorygan", seed: int = 0, randomize: bool = Tru
 
 def tiny_dconfig_obj() -> DiscriminatorConfig:
     return DiscriminatorConfig(resolution=32, num_classes=4, channel_base=256, channel_max=32)
+
+
+# A tiny training preset (32 px, K from the dataset): the training and report tests train it for a few steps.
+TINY_PRESET = {
+    "generator": {"arch": "memorygan", "resolution": 32, "latent_dim": 16, "mapping_layers": 2, "local_layers": 5,
+                  "base_layers": 1, "depth_layers": 3, "local_channels": 8, "coarse_channels": 16, "coarse_size": 8,
+                  "min_feat_size": 4, "channel_base": 256, "channel_max": 32, "controller_const_dim": 16,
+                  "controller_mlp_dim": 16, "controller_hidden_dim": 16},
+    "discriminator": {"channel_base": 256, "channel_max": 32},
+}

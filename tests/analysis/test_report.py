@@ -4,17 +4,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import TINY_PRESET
 
 from memorygan.cli import main
 from memorygan.errors import ConfigError
-
-TINY_PRESET = {
-    "generator": {"arch": "memorygan", "resolution": 32, "latent_dim": 16, "mapping_layers": 2, "local_layers": 5,
-                  "base_layers": 1, "depth_layers": 3, "local_channels": 8, "coarse_channels": 16, "coarse_size": 8,
-                  "min_feat_size": 4, "channel_base": 256, "channel_max": 32, "controller_const_dim": 16,
-                  "controller_mlp_dim": 16, "controller_hidden_dim": 16},
-    "discriminator": {"channel_base": 256, "channel_max": 32},
-}
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from memorygan.argtypes import seed_list as _seeds
+
 
 def _int_list(text: str) -> list[int]:
     try:
@@ -13,22 +15,6 @@ def _int_list(text: str) -> list[int]:
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"part counts must be integers >= 1, got {text!r}")
     return values
-
-
-def _seeds(text: str) -> list[int]:
-    seeds: list[int] = []
-    try:
-        for part in text.split(","):
-            if "-" in part.strip()[1:]:
-                a, b = part.split("-", 1)
-                seeds += list(range(int(a), int(b) + 1))
-            elif part.strip():
-                seeds.append(int(part))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seeds must look like 0-7 or 1,5,9, got {text!r}") from None
-    if not seeds:
-        raise argparse.ArgumentTypeError(f"no seeds in {text!r}")
-    return seeds
 
 
 def register(subparsers) -> None:
