@@ -44,3 +44,17 @@ TINY_PRESET = {
                   "controller_mlp_dim": 16, "controller_hidden_dim": 16},
     "discriminator": {"channel_base": 256, "channel_max": 32},
 }
+
+
+class GeneratorParts:
+    """Part names and their resolution for test stand-ins of a generator that only have a `config` (the real
+    generators get them from `CompositionalGenerator`)."""
+
+    @property
+    def part_names(self) -> list[str]:
+        from memorygan.models.codes import part_names
+        return part_names(self.config)
+
+    def resolve_parts(self, parts, arg: str = "parts") -> list[int]:
+        from memorygan.models.codes import resolve_parts
+        return resolve_parts(self.config, parts, arg)

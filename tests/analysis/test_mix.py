@@ -1,9 +1,8 @@
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
-from helpers import tiny_config, tiny_generator
+from helpers import GeneratorParts, tiny_config, tiny_generator
 
 from memorygan.analysis import large_part_ids, mix_parts, mixing, mixing_grid, swap_layers, swap_mask
 from memorygan.errors import ConfigError
@@ -16,7 +15,13 @@ def fake(base_layers=1, depth_layers=3, local_layers=5, class_names=NAMES):
     cfg = tiny_config(base_layers=base_layers, depth_layers=depth_layers, local_layers=local_layers,
                       class_names=class_names, num_classes=len(class_names) if class_names else 4,
                       transparent_classes=[])
-    return SimpleNamespace(config=cfg, arch="memorygan")
+    G = FakeG()
+    G.config, G.arch = cfg, "memorygan"
+    return G
+
+
+class FakeG(GeneratorParts):
+    pass
 
 
 def test_swap_rules_tiny():

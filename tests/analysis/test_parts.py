@@ -2,27 +2,8 @@ import pytest
 import torch
 from helpers import tiny_generator
 
-from memorygan.analysis import part_codes, part_names, resolve_part, resolve_parts
+from memorygan.analysis import part_codes
 from memorygan.errors import ConfigError
-
-NAMES = ["background", "skin", "eyes", "hair"]
-
-
-def test_part_names_and_resolution():
-    G = tiny_generator("memorygan", randomize=False)
-    assert part_names(G) == ["part0", "part1", "part2", "part3"]
-    G = tiny_generator("memorygan", randomize=False, class_names=NAMES)
-    assert part_names(G) == NAMES
-    assert resolve_part(G, "hair") == 3 and resolve_part(G, "2") == 2 and resolve_part(G, 1) == 1
-    assert resolve_parts(G, ["eyes", "0"]) == [2, 0]
-    assert resolve_parts(G, None) == [0, 1, 2, 3]
-    with pytest.raises(ConfigError, match=r"parts: unknown part 'nose'.*0 background, 1 skin, 2 eyes, 3 hair"):
-        resolve_parts(G, ["nose"])
-    with pytest.raises(ConfigError, match=r"order: part id 4 is out of range; this generator has parts 0..3"):
-        resolve_parts(G, [4], "order")
-    with pytest.raises(ConfigError, match="listed twice"):
-        resolve_parts(G, ["hair", 3])
-
 
 @pytest.mark.parametrize("arch", ["memorygan", "ssg"])
 def test_part_codes(arch):

@@ -3,6 +3,7 @@ in tests/reference (written from the released key list and DESIGN 7.1 without lo
 import argparse
 import os
 import pickle
+import random
 
 import pytest
 import torch
@@ -41,7 +42,43 @@ def test_inferred_architecture(official):
     assert cfg.transparent_classes == [3] and cfg.base_layers == 2 and cfg.depth_layers == 6
 
 
-def test_parity_from_z(official):
+def test_parity_from_one_z_per_image(official):
+    """The official convention: z (B, D), mapped once, its w on every W+ code."""
+    _, ref, G, _ = official
+    z = torch.randn(3, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out, ref_out = G(z, noise_mode="const"), ref([z], randomize_noise=False)
+        _close(out, ref_out)
+        assert torch.allclose(out.latents, ref_out["w_plus"], atol=1e-6)
+        assert torch.equal(out.latents, out.latents[:, :1].expand_as(out.latents))   # one w for every code
+
+
+def official_choices(seed, batch, parts):
+    """The part-wise choices the official `mix_styles` draws after `random.seed(seed)`: parts outer, samples inner."""
+    random.seed(seed)
+    choice = torch.zeros(batch, parts, dtype=torch.long)
+    for k in range(parts):
+        for j in range(batch):
+            choice[j, k] = random.randint(0, 2)
+    return choice
+
+
+def test_parity_from_a_mixed_pair(official):
+    _, ref, G, _ = official
+    gen = torch.Generator().manual_seed(4)
+    z1, z2 = torch.randn(4, 32, generator=gen), torch.randn(4, 32, generator=gen)
+    choice = official_choices(11, 4, ref.num_classes)
+    assert set(choice.flatten().tolist()) == {0, 1, 2}
+    with torch.no_grad():
+        random.seed(11)
+        ref_out = ref([z1, z2], randomize_noise=False)
+        out = G((z1, z2), mix_choice=choice)
+        _close(out, ref_out)
+        assert torch.allclose(out.latents, ref_out["w_plus"], atol=1e-6)
+
+
+def test_parity_per_code_z(official):
+    """The explicit form: one z per W+ code, each mapped separately."""
     _, ref, G, _ = official
     z = torch.randn(3, ref.n_latent, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -62,11 +99,24 @@ def test_parity_from_w_plus_and_expanded(official):
 def test_parity_with_truncation_and_composition_mask(official):
     _, ref, G, _ = official
     G.update_w_avg(512)
-    z = torch.randn(2, ref.n_latent, 32, generator=torch.Generator().manual_seed(3))
+    gen = torch.Generator().manual_seed(3)
+    z, z2 = torch.randn(2, 32, generator=gen), torch.randn(2, 32, generator=gen)
     c = torch.tensor([[1.0, 1, 0, 1, 0], [1, 0, 1, 1, 1]])
     with torch.no_grad():
-        ref_out = ref(z, truncation=0.6, truncation_latent=G.w_avg, randomize_noise=False, composition_mask=c)
+        ref_out = ref([z], truncation=0.6, truncation_latent=G.w_avg, randomize_noise=False, composition_mask=c)
         _close(G(z, truncation=0.6, composition_mask=c), ref_out)
+        random.seed(5)
+        ref_out = ref([z, z2], truncation=0.6, truncation_latent=G.w_avg, randomize_noise=False, composition_mask=c)
+        _close(G((z, z2), mix_choice=official_choices(5, 2, 5), truncation=0.6, composition_mask=c), ref_out)
+
+
+def test_mean_latent_matches_official(official):
+    """The truncation centre is the mean of the mapped z (official `mean_latent`), one vector for every code."""
+    _, ref, G, _ = official
+    G.update_w_avg(4096, seed=0)
+    torch.manual_seed(0)
+    assert G.w_avg.shape == (1, 32)
+    assert torch.allclose(G.w_avg, ref.mean_latent(20000), atol=0.03)
 
 
 def test_export_round_trip_through_official_layout(official, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from helpers import tiny_generator
+from helpers import GeneratorParts, tiny_generator
 from memorygan.errors import ConfigError
 from memorygan.metrics.leakage import LeakageCounts, leakage, leakage_ratio, part_layers, part_region
 
@@ -73,7 +73,7 @@ def test_part_region_is_the_union():
 
 # ---------------------------------------------------------------------------------------------------- generators
 
-class Painter(nn.Module):
+class Painter(GeneratorParts, nn.Module):
     """A generator whose parts do not interact: part k owns a fixed band of columns and paints it with a colour
     computed from its own expanded codes (all its layers) only. With `leak=s`, part 1's colour is also added,
     scaled by s, to every pixel of the image."""

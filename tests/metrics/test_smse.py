@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from helpers import tiny_generator
+from helpers import GeneratorParts, tiny_generator
 from memorygan.analysis.compose import sequential_composition
 from memorygan.errors import ConfigError
 from memorygan.metrics.smse import sequential_mse, smse, smse_values, summarize
@@ -102,7 +102,7 @@ def test_summarize_quartiles():
 
 # ---------------------------------------------------------------------------------------------------- generators
 
-class Painter(nn.Module):
+class Painter(GeneratorParts, nn.Module):
     """K parts, each owning a fixed band of columns (part `empty` owns none) and painting it with a colour of its
     own expanded codes; absent parts (composition mask 0) paint nothing. Parts do not interact."""
 

@@ -6,7 +6,8 @@ import torch
 
 import memorygan
 from memorygan.errors import CheckpointError
-from memorygan.models import MemoryGAN, expand_codes
+from memorygan.analysis import sequential_composition
+from memorygan.models import MemoryGAN
 
 from helpers import tiny_config, tiny_generator
 
@@ -55,6 +56,8 @@ def test_explicit_inputs_at_every_level_agree(arch):
         G(latents=out.latents[:, :-1])
     with pytest.raises(ValueError, match="composition_mask"):
         G(out.z, composition_mask=torch.ones(2, 3))
+    with pytest.raises(ValueError, match=r"composition_mask keeps no part in sample\(s\) \[1\]"):
+        G(out.z, composition_mask=torch.tensor([[1.0, 0, 0, 0], [0, 0, 0, 0]]))
 
 
 def test_noise_modes(arch):
@@ -176,19 +179,6 @@ def math_log(x):
     return math.log(x)
 
 
-def test_expand_codes_places_codes_by_layer():
-    b, k, d, num_layers, nb, nd = 1, 3, 8, 6, 2, 4
-    eye = torch.eye(d)
-    base = eye[None, :nb]                     # codes 0, 1
-    shape = eye[None, 2:2 + k]                # codes 2, 3, 4
-    texture = eye[None, 5:5 + k]               # codes 5, 6, 7
-    e = expand_codes(base, shape, texture, num_layers, nb, nd)
-    ids = e.argmax(-1)[0]                      # (K, L)
-    assert ids[0].tolist() == [2, 2, 2, 2, 5, 5]          # background: shape on [0, depth), texture after
-    assert ids[1].tolist() == [0, 1, 3, 3, 6, 6]          # part 1: base codes, shape, texture
-    assert ids[2].tolist() == [0, 1, 4, 4, 7, 7]
-
-
 def test_ssg_latent_layout():
     G = tiny_generator("ssg")
     w = torch.randn(1, G.num_latents, 16)
@@ -254,3 +244,93 @@ def test_tiny_config_fields_flow_to_model():
     cfg = tiny_config("ssg", num_classes=6)
     G = memorygan.models.build_generator(cfg)
     assert len(G.local_nets) == 6 and G.local_nets[0].to_depth is None and G.local_nets[1].to_depth is not None
+
+
+def test_ssg_samples_one_z_per_image_as_the_official_code():
+    """DESIGN 2.5: one z (B, D) per image, its w on every W+ code; a pair mixes part-wise; (B, N, D) per code."""
+    G = tiny_generator("ssg").eval()
+    d, n = G.config.latent_dim, G.num_latents
+    z = G.sample_z(3, seed=0)
+    assert z.shape == (3, d)
+    out = G.sample(3, seed=0)
+    assert torch.equal(out.z, z)
+    assert torch.equal(out.latents, G.mapping(z)[:, None].expand(3, n, d))
+    # the pair form: choice 0 everywhere is the first z, 2 everywhere all parts of the second (base from the first)
+    z2 = G.sample_z(3, seed=1)
+    k = G.config.num_classes
+    assert torch.equal(G((z, z2), mix_choice=torch.zeros(3, k, dtype=torch.long)).image, out.image)
+    both = G((z, z2), mix_choice=torch.full((3, k), 2)).latents
+    nb = G.config.base_layers
+    assert torch.equal(both[:, :nb], out.latents[:, :nb]) and torch.equal(both[:, nb:], G(z2).latents[:, nb:])
+    # explicit per-code z: every part independent
+    per_code = G(torch.randn(2, n, d))
+    assert not torch.allclose(per_code.latents[:, nb], per_code.latents[:, nb + 2])
+    with pytest.raises(ValueError, match=r"z must be \(B, 16\) \(one z per image.*got \(2, 15\)"):
+        G(torch.randn(2, 15))
+    with pytest.raises(ValueError, match="z pair"):
+        G((z, z2[:2]))
+    with pytest.raises(ValueError, match="mix_choice needs a pair"):
+        G(z, mix_choice=torch.zeros(3, k, dtype=torch.long))
+
+
+def test_ssg_truncation_centre_is_the_mean_w():
+    G = tiny_generator("ssg").eval()
+    G.update_w_avg(2048, seed=0)
+    w = G.mapping(torch.randn(20000, 16, generator=torch.Generator().manual_seed(1)))
+    assert torch.allclose(G.w_avg[0], w.mean(0), atol=0.1 * float(w.std()))
+    flat = G.sample(2, seed=3, truncation=0.0).latents
+    assert torch.allclose(flat, G.w_avg[None].expand_as(flat), atol=1e-6)
+
+
+def test_synthesis_stages_compose_to_the_forward_pass(arch):
+    G = tiny_generator(arch).eval()
+    out = G.sample(2, seed=5)
+    hidden, depths = G.generate_parts(out.expanded)
+    assert torch.equal(depths, out.depths)
+    fusion = G.fuse(hidden, depths)
+    assert torch.allclose(fusion.masks.sum(1), torch.ones(2, 8, 8), atol=1e-5)
+    assert torch.allclose(fusion.coarse_seg, out.coarse_seg)
+    # the fused map is the weighted sum of the per-part features (reference path)
+    feats = G.to_features(hidden)
+    assert torch.allclose(fusion.fused, (fusion.weights.unsqueeze(2) * feats).sum(1), atol=1e-5)
+    image, seg = G.render(fusion.fused, fusion.coarse_seg)
+    assert torch.allclose(image, out.image, atol=1e-6) and torch.allclose(seg, out.seg, atol=1e-6)
+    again = G(expanded=out.expanded, return_fused=True)
+    assert torch.allclose(again.fused, fusion.fused, atol=1e-6)
+    assert out.fused is None
+
+
+def test_explicit_render_noise(arch):
+    G = tiny_generator(arch).eval()
+    shapes = G.noise_shapes()
+    assert [s[2] for s in shapes] == [8, 8, 16, 16, 32, 32]
+    z = G.sample_z(2, seed=0)
+    const = [getattr(G.render_net, f"noise_{j}") for j in range(len(shapes))]
+    assert torch.equal(G(z, noise=const).image, G(z, noise_mode="const").image)
+    zero = [torch.zeros(s) for s in shapes]
+    assert torch.equal(G(z, noise=zero).image, G(z, noise_mode="none").image)
+    fresh = G.make_noise(2, torch.Generator().manual_seed(0))
+    assert [tuple(n.shape) for n in fresh] == [(2, 1, s[2], s[3]) for s in shapes]
+    assert not torch.allclose(G(z, noise=fresh).image, G(z).image)
+    # gradients reach explicit noise (inversion optimises it)
+    fresh = [n.requires_grad_(True) for n in fresh]
+    G(z, noise=fresh).image.sum().backward()
+    assert all(n.grad is not None and n.grad.abs().sum() > 0 for n in fresh)
+    with pytest.raises(ValueError, match=r"noise must be a list of 6 maps"):
+        G(z, noise=fresh[:2])
+    with pytest.raises(ValueError, match=r"noise\[1\] must be \(1 or B=2, 1, 8, 8\), got \(2, 1, 4, 4\)"):
+        G(z, noise=[fresh[0], torch.zeros(2, 1, 4, 4)] + fresh[2:])
+
+
+def test_sequential_composition_from_expanded_codes(arch):
+    G = tiny_generator(arch).eval()
+    from_seed = sequential_composition(G, seed=4, order=[0, 2, 1])
+    codes = G.sample(1, seed=4).expanded
+    from_codes = sequential_composition(G, expanded=codes, order=[0, 2, 1])
+    for a, b in zip(from_seed, from_codes):
+        assert torch.equal(a.image, b.image)
+    edited = codes.clone()
+    edited[:, 2] = 0
+    assert not torch.allclose(sequential_composition(G, expanded=edited, order=[0, 2])[1].image, from_seed[1].image)
+    with pytest.raises(ValueError, match=r"one sample \(1, K, L, D\)"):
+        sequential_composition(G, expanded=torch.cat([codes, codes]))

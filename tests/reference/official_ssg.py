@@ -8,7 +8,9 @@ Choices on points the key list cannot settle (the importer must match these):
 - Fourier features are grouped per frequency: `[x, y]`, then for f = 1, 2, ..., 2^(N-1):
   `sin(f x), sin(f y), cos(f x), cos(f y)` (NeRF-style embedder over the 2-channel `[x, y]` input). Channel 0 (x)
   varies along the width, channel 1 (y) along the height.
-- The mapping network is applied to every z of `styles (B, n_latent, D)` separately (PixelNorm over D).
+- Official calling convention (`SemanticGenerator.forward`): `styles` is a list of one or two tensors; one z (B, D)
+  per image is mapped once and repeated over every W+ code, two are mixed part-wise by `mix_styles` (Python's
+  `random`); a (B, n_latent, D) tensor has its codes mapped one by one.
 - With a composition mask, the masked and renormalised softmax is used both for fusion and for the returned coarse
   mask (`coarse_seg = 2 m_c - 1`), and hence also for residual refine. Without one, `m_c` is the plain softmax.
 - Transparent classes: opaque weights `m_o = m * (1 - t) / (sum_k m * (1 - t) + 1e-8)`; fused weights are
@@ -26,6 +28,7 @@ from the tensor shapes.
 """
 import argparse
 import math
+import random
 
 import torch
 import torch.nn.functional as F
@@ -360,14 +363,42 @@ class OfficialSSGGenerator(nn.Module):
         image, seg = self.render_net(fused, coarse_seg, randomize_noise)
         return {"image": image, "seg": seg, "coarse_seg": coarse_seg, "depths": depths}
 
+    def mix_styles(self, styles):
+        """Official `mix_styles`: one style (B, D) repeated over every W+ code, or W+ (B, n_latent, D) as given; two
+        styles mixed part-wise with Python's `random.randint(0, 2)` drawn for each part (outer loop) and sample
+        (inner loop): 0 -> (shape, texture) from (1, 1), 1 -> (1, 2), 2 -> (2, 2); base codes from the first."""
+        if len(styles) == 1:
+            s = styles[0]
+            return s[:, None].repeat(1, self.n_latent, 1) if s.ndim < 3 else s
+        assert len(styles) == 2, "official mix_styles takes one or two styles"
+        latent = [styles[0][:, None].repeat(1, self.base_layers, 1)]
+        for _ in range(self.num_classes):
+            first, second = [], []
+            for j in range(styles[0].shape[0]):
+                inject = random.randint(0, 2)
+                if inject == 0:
+                    a = b = styles[0][j]
+                elif inject == 1:
+                    a, b = styles[0][j], styles[1][j]
+                else:
+                    a = b = styles[1][j]
+                first.append(a)
+                second.append(b)
+            latent += [torch.stack(first)[:, None], torch.stack(second)[:, None]]
+        return torch.cat(latent, 1)
+
     def forward(self, styles, input_is_latent=False, truncation=1.0, truncation_latent=None, randomize_noise=True,
                 composition_mask=None):
-        if styles.ndim == 2:  # one code for every W+ slot
-            styles = styles[:, None].expand(-1, self.n_latent, -1)
-        w_plus = styles if input_is_latent else self.mapping(styles)
+        """Official calling convention: `styles` is a list of one or two tensors (a single tensor is taken as a
+        list of one). z (B, D) is mapped once per image; (B, n_latent, D) code by code (the per-code form)."""
+        if torch.is_tensor(styles):
+            styles = [styles]
+        if not input_is_latent:
+            styles = [self.mapping(s) for s in styles]
         if truncation != 1.0:
             assert truncation_latent is not None, "truncation needs truncation_latent (see mean_latent)"
-            w_plus = truncation_latent + truncation * (w_plus - truncation_latent)
+            styles = [truncation_latent + truncation * (s - truncation_latent) for s in styles]
+        w_plus = self.mix_styles(styles)
         out = self.synthesis(self.expand_latents(w_plus), randomize_noise, composition_mask)
         out["w_plus"] = w_plus
         return out
@@ -385,7 +416,9 @@ def randomize_parameters_(gen, seed=0):
         leaf = name.split(".")[-1]
         if leaf == "kernel":
             continue
-        if name.startswith("style.") and leaf == "bias":
+        if name.startswith("style.") and leaf == "weight":
+            rnd(p, 0.0, 1.0 / 0.01)  # as the official init (randn / lr_mul): with N(0, 1), w would not depend on z
+        elif name.startswith("style.") and leaf == "bias":
             rnd(p)  # multiplied by lr_mul 0.01 at run time
         elif leaf == "modulation" or (".modulation." in name and leaf == "bias"):
             rnd(p, 1.0, 0.1)

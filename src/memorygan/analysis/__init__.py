@@ -8,14 +8,14 @@ from memorygan.analysis.interpolate import (interpolate_codes, interpolation, in
                                             write_interpolation)
 from memorygan.analysis.mix import (LARGE_PARTS, MODES, large_part_ids, mix_parts, mixing, mixing_grid, swap_layers,
                                     swap_mask, write_mixing)
-from memorygan.analysis.parts import SPACES, part_codes, part_names, resolve_part, resolve_parts
+from memorygan.analysis.parts import SPACES, part_codes
 
 __all__ = [
     "sequential_composition", "composition_figure", "write_composition",
     "LARGE_PARTS", "MODES", "large_part_ids", "swap_layers", "swap_mask", "mix_parts", "mixing", "mixing_grid",
     "write_mixing",
     "interpolate_codes", "interpolation", "interpolation_figure", "write_interpolation",
-    "SPACES", "part_names", "resolve_part", "resolve_parts", "part_codes",
+    "SPACES", "part_codes",
     "tsne", "embedding", "embedding_figure", "write_embedding",
     "cosine_correlation", "correlation", "correlation_figure", "write_correlation",
 ]

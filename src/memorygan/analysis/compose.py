@@ -11,8 +11,9 @@ from memorygan.visualize import depth_to_gray, grid, seg_to_color, to_uint8
 
 @torch.no_grad()
 def sequential_composition(G, seed: int = 0, order: list[int] | None = None, truncation: float = 1.0,
-                           z: torch.Tensor | None = None):
-    """One sample (from `seed`, or the given z (1, N, D)) composed part by part.
+                           z: torch.Tensor | None = None, expanded: torch.Tensor | None = None):
+    """One sample composed part by part: from `seed`, from a random source `z` (one sample), or from explicit
+    `expanded` codes (1, K, L, D) (an edited or inverted image; `truncation` is then not applied).
 
     order: the part ids in the order they are added (default 0, 1, ..., K-1: background first). Returns a list of
     GeneratorOutput, entry j rendered with the parts order[:j+1] present; all share the same expanded codes.
@@ -21,14 +22,22 @@ def sequential_composition(G, seed: int = 0, order: list[int] | None = None, tru
     order = list(range(k)) if order is None else [int(i) for i in order]
     if sorted(set(order)) != sorted(order) or not all(0 <= i < k for i in order) or not order:
         raise ValueError(f"order must list distinct part ids in [0, {k}), got {order}")
-    if z is None:
-        z = G.sample_z(1, seed)
-    full = G(z, truncation=truncation, noise_mode="const")
+    if expanded is not None:
+        if z is not None:
+            raise ValueError("give z or expanded codes, not both")
+        G.check_expanded(expanded)
+        if expanded.shape[0] != 1:
+            raise ValueError(f"expanded codes must hold one sample (1, K, L, D), got {tuple(expanded.shape)}")
+        codes = expanded.to(G.device)
+    else:
+        if z is None:
+            z = G.sample_z(1, seed)
+        codes = G(z, truncation=truncation, noise_mode="const").expanded
     outs = []
-    mask = torch.zeros(1, k, device=z.device)
+    mask = torch.zeros(1, k, device=codes.device)
     for part in order:
         mask[0, part] = 1
-        outs.append(G(expanded=full.expanded, composition_mask=mask.clone(), noise_mode="const"))
+        outs.append(G(expanded=codes, composition_mask=mask.clone(), noise_mode="const"))
     return outs
 
 
@@ -57,12 +66,11 @@ def write_composition(G, out, seeds: list[int], order=None, truncation: float = 
     from pathlib import Path
 
     from memorygan.analysis.figures import generator_info, label_rows, save_png, write_json
-    from memorygan.analysis.parts import part_names, resolve_parts
 
     if not seeds:
         raise ConfigError("seeds: give at least one seed")
-    ids = resolve_parts(G, order, "order")
-    names = part_names(G)
+    ids = G.resolve_parts(order, "order")
+    names = G.part_names
     compositions = [sequential_composition(G, seed, ids, truncation) for seed in seeds]
     labels = [text for seed in seeds for text in (f"seed {seed}", "depth", "mask")]
     out = Path(out)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from memorygan.analysis.parts import check_spaces, part_codes, part_names
+from memorygan.analysis.parts import check_spaces, part_codes
 from memorygan.errors import ConfigError
 
 
@@ -46,14 +46,13 @@ def correlation(G, num: int = 10000, seed: int = 0, spaces=None, truncation: flo
 
 def correlation_figure(result: dict, names: list[str], path, title: str = "") -> Path:
     """Heatmaps as in Fig. 14: top row the means, bottom row the stds; one column per code space (query left)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: never switches the backend of a notebook or app
 
     spaces = list(result)
     k = len(names)
     cell = max(3.6, 0.32 * k + 1.8)
-    fig, axes = plt.subplots(2, len(spaces), figsize=(cell * len(spaces) + 0.6, 2 * cell), squeeze=False)
+    fig = Figure(figsize=(cell * len(spaces) + 0.6, 2 * cell))
+    axes = fig.subplots(2, len(spaces), squeeze=False)
     annotate = k <= 16
     for col, space in enumerate(spaces):
         panels = (("mean", -1.0, 1.0, "coolwarm"), ("std", 0.0, None, "viridis"))
@@ -82,7 +81,6 @@ def correlation_figure(result: dict, names: list[str], path, title: str = "") ->
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
@@ -91,7 +89,7 @@ def write_correlation(G, out, num: int = 10000, seed: int = 0, spaces=None, trun
     from memorygan.analysis.figures import generator_info, write_json
 
     out = Path(out)
-    names = part_names(G)
+    names = G.part_names
     result = correlation(G, num, seed, spaces, truncation)
     png = correlation_figure(result, names, out / "correlate.png",
                              f"cosine similarity between parts, {G.arch}, {num} samples")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from memorygan.analysis.parts import check_spaces, part_codes, part_names
+from memorygan.analysis.parts import check_spaces, part_codes
 from memorygan.errors import ConfigError
 
 DEFAULT_PERPLEXITY = 30.0
@@ -49,15 +49,14 @@ def embedding(G, num: int = 1000, seed: int = 0, spaces=None, truncation: float 
 
 def embedding_figure(result: dict, names: list[str], path, title: str = "") -> Path:
     """Scatter PNG, one panel per code space, points coloured by part (mask palette) with a legend."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: never switches the backend of a notebook or app
 
     from memorygan.data.palette import class_colors
 
     colors = class_colors(len(names)) / 255.0
     spaces = list(result)
-    fig, axes = plt.subplots(1, len(spaces), figsize=(5.2 * len(spaces) + 1.6, 5.0), squeeze=False)
+    fig = Figure(figsize=(5.2 * len(spaces) + 1.6, 5.0))
+    axes = fig.subplots(1, len(spaces), squeeze=False)
     for ax, space in zip(axes[0], spaces):
         r = result[space]
         size = max(2.0, min(20.0, 6000.0 / len(r["xy"])))
@@ -76,7 +75,6 @@ def embedding_figure(result: dict, names: list[str], path, title: str = "") -> P
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
@@ -88,7 +86,7 @@ def write_embedding(G, out, num: int = 1000, seed: int = 0, spaces=None, truncat
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    names = part_names(G)
+    names = G.part_names
     result = embedding(G, num, seed, spaces, truncation, random_state, perplexity)
     png = embedding_figure(result, names, out / "embed.png",
                            f"t-SNE of per-part codes, {G.arch}, {num} samples")

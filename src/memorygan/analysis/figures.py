@@ -48,9 +48,7 @@ def write_json(data: dict, path) -> Path:
 
 def generator_info(G) -> dict:
     """What identifies the analysed generator in a result file."""
-    from memorygan.analysis.parts import part_names
-
     cfg = G.config
-    return {"arch": G.arch, "num_classes": cfg.num_classes, "part_names": part_names(G), "resolution": cfg.resolution,
+    return {"arch": G.arch, "num_classes": cfg.num_classes, "part_names": G.part_names, "resolution": cfg.resolution,
             "local_layers": cfg.local_layers, "base_layers": cfg.base_layers, "depth_layers": cfg.depth_layers,
             "latent_dim": cfg.latent_dim}

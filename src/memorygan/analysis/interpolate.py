@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from memorygan.analysis.mix import swap_layers, swap_mask
-from memorygan.analysis.parts import part_names, render, resolve_parts, samples
+from memorygan.analysis.parts import render, samples
 from memorygan.errors import ConfigError
 from memorygan.visualize import grid, seg_to_color, to_uint8
 
@@ -69,12 +69,12 @@ def interpolation(G, seed_a: int, seed_b: int, steps: int = 7, parts=None, whole
                   truncation: float = 1.0, large_parts=None) -> InterpolationResult:
     """Interpolations from the sample of `seed_a` to that of `seed_b`: the whole image (if `whole`) and each of
     `parts` on its own (None = every part; [] = none)."""
-    ids = [] if parts is not None and len(parts) == 0 else resolve_parts(G, parts)
+    ids = [] if parts is not None and len(parts) == 0 else G.resolve_parts(parts)
     if not whole and not ids:
         raise ConfigError("nothing to interpolate: give parts or keep the whole-image row")
     ends = samples(G, [seed_a, seed_b], truncation).expanded
     a, b = ends[:1], ends[1:]
-    names = part_names(G)
+    names = G.part_names
     labels, layers, renders = [], [], []
     if whole:
         labels.append("whole")
@@ -105,7 +105,7 @@ def write_interpolation(G, out, seed_a: int, seed_b: int, steps: int = 7, parts=
     out = Path(out)
     stem = f"interpolate-{res.seeds[0]}-{res.seeds[1]}"
     png = save_png(label_rows(res.figure(), res.row_labels(), G.config.resolution), out / f"{stem}.png")
-    names = part_names(G)
+    names = G.part_names
     record = {"analysis": "interpolate", "generator": generator_info(G), "seeds": list(res.seeds), "steps": steps,
               "t": torch.linspace(0, 1, steps).tolist(), "mode": mode, "truncation": truncation,
               "large_parts": [names[k] for k in sorted(large_part_ids(G, large_parts))],

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from memorygan.analysis.parts import part_names, render, rendered, resolve_parts, samples
+from memorygan.analysis.parts import render, rendered, samples
 from memorygan.errors import ConfigError
+from memorygan.models.codes import role_layers
 from memorygan.visualize import grid, seg_to_color, to_uint8
 
 LARGE_PARTS = ("skin", "hair", "neck", "cloth", "hat")
@@ -34,31 +35,29 @@ MODES = ("both", "shape", "texture")
 def large_part_ids(G, large_parts=None) -> set[int]:
     """Ids of the large parts: given names/ids (strictly checked), or the `LARGE_PARTS` names the generator has."""
     if large_parts is None:
-        names = part_names(G)
+        names = G.part_names
         return {names.index(n) for n in LARGE_PARTS if n in names}
     if isinstance(large_parts, (int, str)):
         large_parts = [large_parts]
-    return set(resolve_parts(G, list(large_parts), "large_parts")) if len(large_parts) else set()
+    return set(G.resolve_parts(list(large_parts), "large_parts")) if len(large_parts) else set()
 
 
 def swap_layers(G, part: int | str, mode: str = "both", large_parts=None) -> list[int]:
-    """Local layers whose codes a mix of `part` swaps (the rules in the module docstring).
+    """Local layers whose codes a mix of `part` swaps (the rules in the module docstring), read from the layer roles
+    (`models.codes`).
 
-    mode "shape": the shape layers (for small parts also the last base layer; for the background [0, depth_layers));
-    "texture": the texture layers [depth_layers, L); "both": their union, which is the paper's rule.
+    mode "shape": the layers with the part's shape role (for small parts also the last base layer); "texture": the
+    texture-role layers; "both": their union, which is the paper's rule.
     """
     if mode not in MODES:
         raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     cfg = G.config
-    k = resolve_parts(G, [part])[0]
-    if k == 0:
-        first = 0  # the background has no base code: its shape code starts at layer 0
-    elif k in large_part_ids(G, large_parts):
-        first = cfg.base_layers
-    else:
-        first = max(cfg.base_layers - 1, 0)
-    shape = list(range(first, cfg.depth_layers))
-    texture = list(range(cfg.depth_layers, cfg.local_layers))
+    k = G.resolve_parts([part])[0]
+    shape = role_layers(cfg, k, ["shape"])
+    base = role_layers(cfg, k, ["base"])
+    if k != 0 and base and k not in large_part_ids(G, large_parts):
+        shape = base[-1:] + shape        # small parts: the last base layer too
+    texture = role_layers(cfg, k, ["texture"])
     return {"shape": shape, "texture": texture, "both": shape + texture}[mode]
 
 
@@ -66,7 +65,7 @@ def swap_mask(G, parts, mode: str = "both", large_parts=None) -> torch.Tensor:
     """(K, L) bool: True where the codes of `parts` are swapped."""
     cfg = G.config
     mask = torch.zeros(cfg.num_classes, cfg.local_layers, dtype=torch.bool)
-    for k in resolve_parts(G, parts):
+    for k in G.resolve_parts(parts):
         mask[k, swap_layers(G, k, mode, large_parts)] = True
     return mask
 
@@ -146,7 +145,7 @@ def mixing(G, target_seeds: list[int], source_seeds: list[int], parts, mode: str
            large_parts=None) -> MixResult:
     """Every target (one sample per seed) mixed with every source on the swap layers of `parts` (all swapped at
     once)."""
-    ids = resolve_parts(G, parts)
+    ids = G.resolve_parts(parts)
     if not target_seeds or not source_seeds:
         raise ConfigError("target_seeds and source_seeds must each name at least one seed")
     layers = {k: swap_layers(G, k, mode, large_parts) for k in ids}
@@ -172,8 +171,8 @@ def write_mixing(G, out, target_seeds: list[int], source_seeds: list[int], parts
     from memorygan.analysis.figures import generator_info, label_rows, save_png, write_json
 
     out = Path(out)
-    names = part_names(G)
-    ids = resolve_parts(G, parts)
+    names = G.part_names
+    ids = G.resolve_parts(parts)
     groups = [ids] if together else [[k] for k in ids]
     record = {"analysis": "mix", "generator": generator_info(G), "mode": mode, "truncation": truncation,
               "target_seeds": list(target_seeds), "source_seeds": list(source_seeds),

@@ -1,4 +1,5 @@
-"""Parts by name or id, and the codes the analyses work on: samples per seed, rendering of explicit expanded codes,
+"""The codes the analyses work on (part names and their resolution are the generator's: `G.part_names`,
+`G.resolve_parts`): samples per seed, rendering of explicit expanded codes,
 and the per-part code of each sample in query or latent space (MemoryGAN Sec. 4.5)."""
 from __future__ import annotations
 
@@ -7,42 +8,6 @@ import torch
 from memorygan.errors import ConfigError
 
 SPACES = ("query", "latent")
-
-
-def part_names(G) -> list[str]:
-    """The K part names in id order: the config's class names, or part0, part1, ... when it has none."""
-    names = G.config.class_names
-    return list(names) if names else [f"part{k}" for k in range(G.config.num_classes)]
-
-
-def resolve_part(G, part: int | str, arg: str = "parts") -> int:
-    """A part id from an id (int or digits) or a class name; a ConfigError naming `arg` otherwise."""
-    names = part_names(G)
-    k = len(names)
-    if isinstance(part, str) and part.strip().lstrip("-").isdigit():
-        part = int(part)
-    if isinstance(part, int):
-        if not 0 <= part < k:
-            raise ConfigError(f"{arg}: part id {part} is out of range; this generator has parts 0..{k - 1}")
-        return part
-    if part in names:
-        return names.index(part)
-    listing = ", ".join(f"{i} {n}" for i, n in enumerate(names))
-    raise ConfigError(f"{arg}: unknown part {part!r}; this generator's parts are: {listing}")
-
-
-def resolve_parts(G, parts, arg: str = "parts") -> list[int]:
-    """Ids of `parts` (ids or names, in the given order; None = all parts); repeated parts are an error."""
-    if parts is None:
-        return list(range(G.config.num_classes))
-    if isinstance(parts, (int, str)):
-        parts = [parts]
-    ids = [resolve_part(G, p, arg) for p in parts]
-    if not ids:
-        raise ConfigError(f"{arg}: no parts given")
-    if len(set(ids)) != len(ids):
-        raise ConfigError(f"{arg}: a part is listed twice ({list(parts)})")
-    return ids
 
 
 def check_spaces(G, spaces) -> list[str]:

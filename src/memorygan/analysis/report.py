@@ -25,9 +25,7 @@ FIGURE_PARTS = ("background", "skin", "hair", "eyes", "eyebrows", "mouth", "nose
 
 
 def _figure_parts(G) -> list[str]:
-    from memorygan.analysis.parts import part_names
-
-    names = part_names(G)
+    names = G.part_names
     chosen = [p for p in FIGURE_PARTS if p in names]
     return chosen if len(chosen) >= 2 else names[:min(len(names), 5)]
 
@@ -41,9 +39,9 @@ def _fmt(x, digits: int = 4) -> str:
 def _run_data(run: Path, data) -> str:
     if data is not None:
         return str(data)
-    from memorygan.training.loop import read_run_options
+    from memorygan.runs import run_dataset
 
-    return read_run_options(run).data
+    return run_dataset(run)
 
 
 def evaluate_one(run, out: Path, data=None, n: int = 1000, n_smse: int = 1000, n_leakage: int = 500,
@@ -54,7 +52,7 @@ def evaluate_one(run, out: Path, data=None, n: int = 1000, n_smse: int = 1000, n
     from memorygan.analysis import (write_composition, write_correlation, write_embedding, write_interpolation,
                                     write_mixing)
     from memorygan.metrics.leakage import leakage
-    from memorygan.metrics.registry import compute_metrics, run_snapshot
+    from memorygan.metrics import compute_metrics, run_snapshot
     from memorygan.metrics.smse import smse_values, summarize
 
     run = Path(run)
@@ -74,8 +72,7 @@ def evaluate_one(run, out: Path, data=None, n: int = 1000, n_smse: int = 1000, n
     t0 = time.perf_counter()
     log(f"  SMSE over {n_smse} samples")
     values = smse_values(G, n_smse, seed=1, truncation=truncation, progress=progress)   # (K-1, N)
-    from memorygan.analysis.parts import part_names
-    parts = part_names(G)
+    parts = G.part_names
     rec["smse"] = {parts[i + 1]: summarize(values[i]) for i in range(values.shape[0])}
     finite = [s["mean"] for s in rec["smse"].values() if math.isfinite(s["mean"])]
     rec["smse_mean"] = float(np.mean(finite)) if finite else math.nan
@@ -112,13 +109,13 @@ def _offdiag_summary(mean: np.ndarray) -> dict:
 def smse_boxplot(values: dict[str, np.ndarray], parts: list[str], path: Path) -> Path:
     """Fig. 10 analogue: per part, a box of the per-sample SMSE of each run (whiskers at 1.5 IQR, no fliers)."""
     import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: never switches the backend of a notebook or app
 
     labels = list(values)
     width = 0.8 / len(labels)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.75 * len(parts) * len(labels)), 3.6), dpi=110)
-    colors = plt.get_cmap("tab10").colors
+    fig = Figure(figsize=(max(6.0, 0.75 * len(parts) * len(labels)), 3.6), dpi=110)
+    ax = fig.subplots()
+    colors = matplotlib.colormaps["tab10"].colors
     for j, label in enumerate(labels):
         data = [v[np.isfinite(v)] for v in values[label]]
         pos = np.arange(len(parts)) + (j - (len(labels) - 1) / 2) * width
@@ -131,18 +128,16 @@ def smse_boxplot(values: dict[str, np.ndarray], parts: list[str], path: Path) ->
     ax.legend(frameon=False)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
 def leakage_barplot(records: dict[str, dict], parts: list[str], path: Path) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: never switches the backend of a notebook or app
 
     labels = list(records)
     width = 0.8 / len(labels)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(parts) * len(labels)), 3.4), dpi=110)
+    fig = Figure(figsize=(max(6.0, 0.6 * len(parts) * len(labels)), 3.4), dpi=110)
+    ax = fig.subplots()
     for j, label in enumerate(labels):
         ratios = [records[label]["leakage"]["leakage"][p]["ratio"] for p in parts]
         ratios = [np.nan if r is None else r for r in ratios]
@@ -153,7 +148,6 @@ def leakage_barplot(records: dict[str, dict], parts: list[str], path: Path) -> P
     ax.legend(frameon=False)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 

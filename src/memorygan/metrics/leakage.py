@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import torch
 
 from memorygan.errors import ConfigError
-from memorygan.analysis.parts import part_names, resolve_parts
-from memorygan.metrics.smse import _check_run_args, _progress, eval_mode
+from memorygan.models.codes import role_layers
+from memorygan.metrics.samples import check_run_args, eval_mode, progress_bar
 
 LAYER_CHOICES = ("own", "all")
 
@@ -106,13 +106,13 @@ def part_region(seg_a: torch.Tensor, seg_b: torch.Tensor, part: int) -> torch.Te
 
 
 def part_layers(G, part: int, layers: str = "own") -> list[int]:
-    """Indices of the local layers of expanded[:, part] that `layers` ("own" | "all") replaces."""
+    """Indices of the local layers of expanded[:, part] that `layers` replaces: "own" the part's shape and texture
+    layers (the layer roles of `models.codes`; not its copy of the shared base codes), "all" every layer."""
     if layers not in LAYER_CHOICES:
         raise ConfigError(f"layers must be one of {list(LAYER_CHOICES)}, got {layers!r}")
-    cfg = G.config
-    if layers == "all" or part == 0:
-        return list(range(cfg.local_layers))
-    return list(range(cfg.base_layers, cfg.local_layers))
+    if layers == "all":
+        return list(range(G.config.local_layers))
+    return role_layers(G.config, part, ["shape", "texture"])
 
 
 @torch.no_grad()
@@ -129,15 +129,15 @@ def leakage(G, num_samples: int = 500, seed: int = 0, batch_size: int = 16, trun
     None or why the ratio is NaN.
     """
     t0 = time.perf_counter()
-    _check_run_args(num_samples, batch_size)
+    check_run_args(num_samples, batch_size)
     if layers not in LAYER_CHOICES:
         raise ConfigError(f"layers must be one of {list(LAYER_CHOICES)}, got {layers!r}")
     k = G.config.num_classes
-    ids = list(range(k)) if parts is None else resolve_parts(G, parts, "parts")
+    ids = list(range(k)) if parts is None else G.resolve_parts(parts, "parts")
     layer_idx = {p: part_layers(G, p, layers) for p in ids}
     counts = {p: LeakageCounts() for p in ids}
     gen = torch.Generator().manual_seed(int(seed))
-    bar = _progress(int(num_samples), progress, "leakage")
+    bar = progress_bar(int(num_samples), progress, "leakage")
     with eval_mode(G):
         for start in range(0, int(num_samples), int(batch_size)):
             m = min(int(batch_size), int(num_samples) - start)
@@ -153,7 +153,7 @@ def leakage(G, num_samples: int = 500, seed: int = 0, batch_size: int = 16, trun
                 bar.update(m)
     if bar is not None:
         bar.close()
-    names = part_names(G)
+    names = G.part_names
     table = {names[p]: {"ratio": c.ratio, "inside": c.inside, "outside": c.outside, "area": c.area,
                         "reason": c.reason} for p, c in counts.items()}
     finite = [v["ratio"] for v in table.values() if math.isfinite(v["ratio"])]

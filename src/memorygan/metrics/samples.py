@@ -40,15 +40,23 @@ def progress_bar(total: int, enabled: bool, desc: str, unit: str = "img"):
 
 
 @contextlib.contextmanager
-def _eval_mode(G):
+def eval_mode(G):
+    """G.eval() inside the block; G's train/eval mode is restored afterwards (also on errors)."""
     was_training = bool(getattr(G, "training", False))
     if hasattr(G, "eval"):
         G.eval()
     try:
-        yield
+        yield G
     finally:
         if was_training and hasattr(G, "train"):
             G.train(True)
+
+
+def check_run_args(num_samples: int, batch_size: int) -> None:
+    if int(num_samples) < 1:
+        raise ConfigError(f"num_samples must be at least 1, got {num_samples}")
+    if int(batch_size) < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
 
 
 def generator_device(G) -> torch.device:
@@ -73,7 +81,7 @@ def generated_batches(G, num_samples: int, seed: int = 0, truncation: float = 1.
     gen = torch.Generator().manual_seed(int(seed))
     bar = progress_bar(int(num_samples), progress, desc)
     try:
-        with _eval_mode(G):
+        with eval_mode(G):
             for s in range(0, int(num_samples), int(batch_size)):
                 m = min(int(batch_size), int(num_samples) - s)
                 with torch.no_grad():  # not held across the yield: the caller's grad mode is its own

@@ -19,7 +19,6 @@ Conventions (the paper leaves them open):
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Sequence
@@ -27,35 +26,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from memorygan.analysis.parts import part_names, resolve_parts
 from memorygan.errors import ConfigError
-
-
-# ---------------------------------------------------------------------------------------------------- helpers
-
-@contextlib.contextmanager
-def eval_mode(G):
-    """G.eval() inside the block; G's train/eval mode is restored afterwards (also on errors)."""
-    was_training = bool(getattr(G, "training", False))
-    G.eval()
-    try:
-        yield G
-    finally:
-        G.train(was_training)
-
-
-def _progress(total: int, enabled: bool, desc: str):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-    return tqdm(total=total, desc=desc, unit="img")
-
-
-def _check_run_args(num_samples: int, batch_size: int) -> None:
-    if int(num_samples) < 1:
-        raise ConfigError(f"num_samples must be at least 1, got {num_samples}")
-    if int(batch_size) < 1:
-        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+from memorygan.metrics.samples import check_run_args, eval_mode, progress_bar
 
 
 # ---------------------------------------------------------------------------------------------------- Eq. 15
@@ -119,14 +91,14 @@ def smse_values(G, num_samples: int = 1000, seed: int = 0, order: Sequence[int |
     each batch is composed with S = len(order) renders of the same expanded codes under growing composition masks
     (as `analysis.compose.sequential_composition`, batched). NaN where the previous parts cover no pixel.
     """
-    _check_run_args(num_samples, batch_size)
+    check_run_args(num_samples, batch_size)
     k = G.config.num_classes
-    order = list(range(k)) if order is None else resolve_parts(G, order, "order")
+    order = list(range(k)) if order is None else G.resolve_parts(order, "order")
     if len(order) < 2:
         raise ConfigError(f"order must list at least 2 parts (SMSE needs a part before the one added), got {order}")
     gen = torch.Generator().manual_seed(int(seed))
     rows = []
-    bar = _progress(int(num_samples), progress, "smse")
+    bar = progress_bar(int(num_samples), progress, "smse")
     with eval_mode(G):
         for start in range(0, int(num_samples), int(batch_size)):
             m = min(int(batch_size), int(num_samples) - start)
@@ -175,9 +147,9 @@ def smse(G, num_samples: int = 1000, seed: int = 0, order: Sequence[int | str] |
     """
     t0 = time.perf_counter()
     k = G.config.num_classes
-    ids = list(range(k)) if order is None else resolve_parts(G, order, "order")
+    ids = list(range(k)) if order is None else G.resolve_parts(order, "order")
     values = smse_values(G, num_samples, seed, ids, batch_size, truncation, progress)
-    names = part_names(G)
+    names = G.part_names
     per_part = {names[p]: summarize(values[i]) for i, p in enumerate(ids[1:])}
     means = [s["mean"] for s in per_part.values() if math.isfinite(s["mean"])]
     return {

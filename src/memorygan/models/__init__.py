@@ -1,7 +1,11 @@
 """Generators (MemoryGAN, SemanticStyleGAN), their shared parts, and the dual-branch discriminator."""
+import torch
+
+from memorygan.checkpoint import check_state_dict, read_generator
 from memorygan.config import DiscriminatorConfig, GeneratorConfig
+from memorygan.models.codes import expand_codes, layer_roles
 from memorygan.models.discriminator import DualBranchDiscriminator
-from memorygan.models.generator import CompositionalGenerator, GeneratorOutput, expand_codes
+from memorygan.models.generator import CompositionalGenerator, Fusion, GeneratorOutput
 from memorygan.models.memorygan import MemoryGAN
 from memorygan.models.ssg import SemanticStyleGAN
 
@@ -16,5 +20,16 @@ def build_discriminator(cfg: DiscriminatorConfig) -> DualBranchDiscriminator:
     return DualBranchDiscriminator(cfg)
 
 
+def load_generator(path, device: str | torch.device = "cpu") -> tuple[CompositionalGenerator, GeneratorConfig]:
+    """Load a generator folder, its weights file, a checkpoint folder or a training run folder (newest checkpoint,
+    EMA generator). Returns (G in eval mode without gradients, GeneratorConfig)."""
+    cfg, state = read_generator(path)
+    G = build_generator(cfg)
+    check_state_dict(G.state_dict(), state, str(path))
+    G.load_state_dict(state, strict=True)
+    return G.eval().requires_grad_(False).to(device), cfg
+
+
 __all__ = ["MemoryGAN", "SemanticStyleGAN", "DualBranchDiscriminator", "CompositionalGenerator", "GeneratorOutput",
-           "expand_codes", "build_generator", "build_discriminator", "GENERATORS"]
+           "Fusion", "expand_codes", "layer_roles", "build_generator", "build_discriminator", "load_generator",
+           "GENERATORS"]

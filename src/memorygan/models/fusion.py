@@ -4,6 +4,19 @@ from __future__ import annotations
 import torch
 
 
+def check_composition_mask(composition_mask: torch.Tensor, batch: int, num_classes: int) -> None:
+    """A composition mask must be (B, K) and keep at least one part of every sample: an all-zero row would render
+    the fused map of no part at all (a blank image) without any sign of the mistake."""
+    if tuple(composition_mask.shape) != (batch, num_classes):
+        raise ValueError(f"composition_mask must be (B={batch}, K={num_classes}), got "
+                         f"{tuple(composition_mask.shape)}")
+    empty = (composition_mask.detach() != 0).sum(1) == 0
+    if bool(empty.any()):
+        rows = empty.nonzero().flatten().tolist()
+        raise ValueError(f"composition_mask keeps no part in sample(s) {rows[:8]}: each row needs at least one "
+                         "non-zero entry (which parts to draw)")
+
+
 def part_masks(depths: torch.Tensor, composition_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Coarse masks m = softmax_k(depth_k); with a composition mask c (B, K) in {0,1}: m*c / (sum(m*c) + 1e-8).
 

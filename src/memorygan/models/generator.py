@@ -1,8 +1,14 @@
 """The interface both generators share: codes at every level in, image + segmentation + intermediates out.
 
 Levels (DESIGN 1): random source `z` -> [MemoryGAN: query codes] -> latent codes -> expanded codes
-(B, K, L, D) -> local generator(s) -> fusion -> render net. `forward` accepts explicit input at any level and
-returns a `GeneratorOutput` holding every level it used.
+(B, K, L, D) -> synthesis. Synthesis runs in three stages, each callable on its own (Paint-by-Word blends between
+them, inversion optimises their inputs):
+
+    generate_parts  expanded codes (+ coordinates) -> last local-layer activations and pseudo-depths per part
+    fuse            depths (+ composition mask) -> part masks, fusion weights, the fused coarse feature map
+    render          fused map + coarse mask (+ noise) -> image and fine segmentation
+
+`forward` accepts explicit input at any level and returns a `GeneratorOutput` holding every level it used.
 """
 from __future__ import annotations
 
@@ -13,8 +19,10 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from memorygan.checkpoint import save_generator
 from memorygan.config import GeneratorConfig
-from memorygan.models.fusion import fusion_weights, part_masks
+from memorygan.models import codes
+from memorygan.models.fusion import check_composition_mask, fusion_weights, part_masks
 from memorygan.models.render import RenderNet
 from memorygan.ops import PositionEmbedding, coordinate_grid
 
@@ -28,9 +36,10 @@ class GeneratorOutput:
     expanded: torch.Tensor                   # (B, K, L, D)
     latents: torch.Tensor | None = None      # SSG: W+ (B, base+2K, D); MemoryGAN: (B, 1+K, D) [w_base, w^1..K]
     queries: torch.Tensor | None = None      # MemoryGAN: (B, 1+K, D) [q_base, q^1..K]
-    z: torch.Tensor | None = None            # SSG: (B, base+2K, D); MemoryGAN: controller noise (B, 1+K, D)
+    z: torch.Tensor | tuple | None = None    # the random source as given (SSG: (B, D), a pair, or (B, base+2K, D))
     kl: torch.Tensor | None = None           # MemoryGAN: KL of the query distributions (Eq. 13, minimised)
     composition_mask: torch.Tensor | None = None
+    fused: torch.Tensor | None = None        # (B, C_coarse, Hc, Wc) fused feature map, with return_fused=True
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -39,28 +48,29 @@ class GeneratorOutput:
         return getattr(self, key)
 
 
-def expand_codes(base: torch.Tensor | None, shape: torch.Tensor, texture: torch.Tensor, num_layers: int,
-                 base_layers: int, depth_layers: int) -> torch.Tensor:
-    """Per-(part, layer) codes (DESIGN 2.2).
+@dataclass
+class Fusion:
+    """Output of the fusion stage."""
+    masks: torch.Tensor      # (B, K, Hc, Wc) m = softmax of the depths (with the composition mask applied)
+    weights: torch.Tensor    # (B, K, Hc, Wc) fusion weights (transparent classes added on top)
+    fused: torch.Tensor      # (B, C_coarse, Hc, Wc)
 
-    base: (B, base_layers, D) or None; shape, texture: (B, K, D) -> (B, K, L, D). Foreground part k: base code i on
-    layer i < base_layers, shape code on [base_layers, depth_layers), texture on [depth_layers, L). Background
-    (k = 0): shape code on [0, depth_layers), texture code on the rest.
-    """
-    b, k, d = shape.shape
-    n_shape = depth_layers - base_layers
-    n_tex = num_layers - depth_layers
-    fg_base = (base[:, None].expand(b, k - 1, base_layers, d) if base_layers else shape.new_zeros(b, k - 1, 0, d))
-    fg = torch.cat([fg_base,
-                    shape[:, 1:, None].expand(b, k - 1, n_shape, d),
-                    texture[:, 1:, None].expand(b, k - 1, n_tex, d)], dim=2)
-    bg = torch.cat([shape[:, :1, None].expand(b, 1, depth_layers, d),
-                    texture[:, :1, None].expand(b, 1, n_tex, d)], dim=2)
-    return torch.cat([bg, fg], dim=1)
+    @property
+    def coarse_seg(self) -> torch.Tensor:
+        """The coarse mask in [-1, 1] (2m - 1), the render net's residual-refine input."""
+        return 2.0 * self.masks - 1.0
+
+
+def exactly_one(**kw) -> str:
+    """The name of the one keyword that is not None; ValueError otherwise."""
+    given = [k for k, v in kw.items() if v is not None]
+    if len(given) != 1:
+        raise ValueError(f"pass exactly one of {', '.join(kw)} (got {', '.join(given) or 'none'})")
+    return given[0]
 
 
 class CompositionalGenerator(nn.Module, metaclass=ABCMeta):
-    """Shared parts of both generators: position input, fusion, render net, truncation, sampling, save/load."""
+    """Shared parts of both generators: position input, fusion, render net, truncation, sampling, parts, saving."""
 
     arch: str = ""
 
@@ -71,13 +81,18 @@ class CompositionalGenerator(nn.Module, metaclass=ABCMeta):
         self.pos_embed = PositionEmbedding(cfg.num_fourier_freqs, cfg.local_channels)
         self.render_net = RenderNet(cfg)
         self.register_buffer("coords", coordinate_grid(cfg.coarse_size), persistent=False)
+        self.register_buffer("layer_roles", codes.roles_of(cfg), persistent=False)   # (K, L), see models.codes
         # truncation centre per latent code (SSG: one shared mean; MemoryGAN: one per part + base)
         self.register_buffer("w_avg", torch.zeros(self.num_avg_codes, cfg.latent_dim))
         self.register_buffer("w_avg_count", torch.zeros((), dtype=torch.long))
 
     # --- to be provided by the models
-    num_latents: int      # codes in `latents` / `z`
+    num_latents: int      # codes in `latents`
     num_avg_codes: int
+
+    @abstractmethod
+    def z_shape(self) -> tuple[int, ...]:
+        """Shape of one sample's random source (without the batch axis)."""
 
     @abstractmethod
     def map_z(self, z: torch.Tensor) -> dict:
@@ -106,11 +121,20 @@ class CompositionalGenerator(nn.Module, metaclass=ABCMeta):
     def device(self) -> torch.device:
         return self.w_avg.device
 
+    @property
+    def part_names(self) -> list[str]:
+        """The K part names in id order (class names, or part0, part1, ...)."""
+        return codes.part_names(self.config)
+
+    def resolve_parts(self, parts, arg: str = "parts") -> list[int]:
+        """Part ids from ids or names (a list or "hair,skin"; None = all); ConfigError naming `arg` otherwise."""
+        return codes.resolve_parts(self.config, parts, arg)
+
     def sample_z(self, n: int, seed: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Random source (B, num_latents, D), deterministic for a seed (drawn on the CPU, then moved)."""
+        """Random source (n, *z_shape()), deterministic for a seed (drawn on the CPU, then moved)."""
         if generator is None:
             generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
-        z = torch.randn(n, self.num_latents, self.config.latent_dim, generator=generator)
+        z = torch.randn(n, *self.z_shape(), generator=generator)
         return z.to(self.device)
 
     def truncate(self, latents: torch.Tensor, psi: float) -> torch.Tensor:
@@ -148,22 +172,58 @@ class CompositionalGenerator(nn.Module, metaclass=ABCMeta):
             return pos.reshape(b, k, *pos.shape[1:])
         return self.pos_embed(coords)
 
-    def synthesize(self, expanded: torch.Tensor, composition_mask: torch.Tensor | None = None,
-                   noise_mode: str = "const", coords: torch.Tensor | None = None) -> dict:
-        """Expanded codes (B, K, L, D) -> image, seg, coarse_seg, depths."""
+    def check_expanded(self, expanded: torch.Tensor, name: str = "expanded codes") -> None:
         cfg = self.config
-        b, k, num_layers, d = expanded.shape
-        if (k, num_layers, d) != (cfg.num_classes, cfg.local_layers, cfg.latent_dim):
-            raise ValueError(f"expanded codes must be (B, K={cfg.num_classes}, L={cfg.local_layers}, "
-                             f"D={cfg.latent_dim}), got {tuple(expanded.shape)}")
-        if composition_mask is not None and tuple(composition_mask.shape) != (b, k):
-            raise ValueError(f"composition_mask must be (B={b}, K={k}), got {tuple(composition_mask.shape)}")
-        hidden, depths = self.run_local(self.positions(coords), expanded)
+        if expanded.ndim != 4 or tuple(expanded.shape[1:]) != (cfg.num_classes, cfg.local_layers, cfg.latent_dim):
+            raise ValueError(f"{name} must be (B, K={cfg.num_classes}, L={cfg.local_layers}, D={cfg.latent_dim}), "
+                             f"got {tuple(expanded.shape)}")
+
+    # --- synthesis, in stages
+    def generate_parts(self, expanded: torch.Tensor, coords: torch.Tensor | None = None):
+        """Stage 1, local generation: expanded codes (B, K, L, D) -> (hidden (B, K, C_local, Hc, Wc) activations of
+        the last local layer, depths (B, K, Hc, Wc) pseudo-depth logits, background 0). Per-part coarse features
+        are `to_features(hidden)`."""
+        self.check_expanded(expanded)
+        return self.run_local(self.positions(coords), expanded)
+
+    def fuse(self, hidden: torch.Tensor, depths: torch.Tensor,
+             composition_mask: torch.Tensor | None = None) -> Fusion:
+        """Stage 2, fusion (DESIGN 2.3): part masks m = softmax(depths) (renormalised over the parts the composition
+        mask (B, K) keeps), fusion weights (transparent classes on top) and the fused map sum_k weight_k f_k."""
+        if composition_mask is not None:
+            check_composition_mask(composition_mask, depths.shape[0], depths.shape[1])
         m = part_masks(depths, composition_mask)
-        fused = self.fuse_parts(hidden, fusion_weights(m, cfg.transparent_classes))
-        coarse_seg = 2.0 * m - 1.0
-        image, seg = self.render_net(fused, coarse_seg, noise_mode)
-        return {"image": image, "seg": seg, "coarse_seg": coarse_seg, "depths": depths}
+        weights = fusion_weights(m, self.config.transparent_classes)
+        return Fusion(m, weights, self.fuse_parts(hidden, weights))
+
+    def render(self, fused: torch.Tensor, coarse_seg: torch.Tensor, noise_mode: str = "const",
+               noise: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stage 3, rendering: fused (B, C_coarse, Hc, Wc), coarse_seg (B, K, Hc, Wc) in [-1, 1] -> image
+        (B, 3, H, W), seg (B, K, H, W). `noise` (explicit maps, see `noise_shapes`) overrides `noise_mode`."""
+        return self.render_net(fused, coarse_seg, noise_mode, noise)
+
+    def noise_shapes(self) -> list[tuple[int, int, int, int]]:
+        """Shapes (1, 1, H, W) of the render net's noise maps, in the order `render(noise=...)` takes them."""
+        return self.render_net.noise_shapes()
+
+    def make_noise(self, batch: int = 1, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        """Fresh N(0, 1) noise maps (batch, 1, H, W) on the model's device (drawn on the generator's device)."""
+        draw_on = generator.device if generator is not None else self.device
+        return [torch.randn(batch, *s[1:], generator=generator, device=draw_on).to(self.device)
+                for s in self.noise_shapes()]
+
+    def synthesize(self, expanded: torch.Tensor, composition_mask: torch.Tensor | None = None,
+                   noise_mode: str = "const", coords: torch.Tensor | None = None,
+                   noise: list[torch.Tensor] | None = None, return_fused: bool = False) -> dict:
+        """Expanded codes (B, K, L, D) -> {image, seg, coarse_seg, depths (, fused)}: the three stages in a row."""
+        hidden, depths = self.generate_parts(expanded, coords)
+        fusion = self.fuse(hidden, depths, composition_mask)
+        coarse_seg = fusion.coarse_seg
+        image, seg = self.render(fusion.fused, coarse_seg, noise_mode, noise)
+        out = {"image": image, "seg": seg, "coarse_seg": coarse_seg, "depths": depths}
+        if return_fused:
+            out["fused"] = fusion.fused
+        return out
 
     def _check_codes(self, name: str, x: torch.Tensor, n: int) -> None:
         want = (n, self.config.latent_dim)
@@ -182,12 +242,6 @@ class CompositionalGenerator(nn.Module, metaclass=ABCMeta):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    # --- persistence (safetensors + config.json; see memorygan.checkpoint)
+    # --- persistence (safetensors + config.json; see memorygan.checkpoint; load with memorygan.load)
     def save_pretrained(self, directory) -> Path:
-        from memorygan.checkpoint import save_generator
         return save_generator(self, directory)
-
-    @classmethod
-    def from_pretrained(cls, directory) -> "CompositionalGenerator":
-        from memorygan.checkpoint import load_generator
-        return load_generator(directory)[0]

@@ -8,10 +8,10 @@ from einops import rearrange
 
 from memorygan.config import GeneratorConfig
 from memorygan.models.controller import WorkingMemory, gaussian_kl
-from memorygan.models.generator import CompositionalGenerator, GeneratorOutput, expand_codes
+from memorygan.models.codes import expand_codes
+from memorygan.models.generator import CompositionalGenerator, GeneratorOutput, exactly_one
 from memorygan.models.local_generator import LocalGenerator
 from memorygan.models.mapping import MappingNetwork
-from memorygan.models.ssg import _exactly_one
 
 
 class MemoryGAN(CompositionalGenerator):
@@ -28,6 +28,9 @@ class MemoryGAN(CompositionalGenerator):
                                         cfg.controller_hidden_dim)
         self.mlp_latent = MappingNetwork(cfg.latent_dim, cfg.mapping_layers, cfg.mapping_lr_mul)  # Eq. 9
         self.memory = LocalGenerator(cfg, has_depth=True)  # long-term memory, shared by all parts
+
+    def z_shape(self) -> tuple[int, ...]:
+        return (1 + self.config.num_classes, self.config.latent_dim)
 
     def map_z(self, z: torch.Tensor) -> dict:
         queries, mu, logvar = self.controller(z)
@@ -74,8 +77,11 @@ class MemoryGAN(CompositionalGenerator):
     def forward(self, z: torch.Tensor | None = None, *, queries: torch.Tensor | None = None,
                 latents: torch.Tensor | None = None, expanded: torch.Tensor | None = None,
                 composition_mask: torch.Tensor | None = None, truncation: float = 1.0, noise_mode: str = "const",
-                coords: torch.Tensor | None = None) -> GeneratorOutput:
-        level = _exactly_one(z=z, queries=queries, latents=latents, expanded=expanded)
+                noise: list[torch.Tensor] | None = None, coords: torch.Tensor | None = None,
+                return_fused: bool = False) -> GeneratorOutput:
+        """Explicit input at one level: controller noise `z` (B, 1+K, D), `queries`, `latents` (B, 1+K, D) or
+        `expanded` codes (B, K, L, D). Truncation acts on the latents, towards each part's mean."""
+        level = exactly_one(z=z, queries=queries, latents=latents, expanded=expanded)
         kl = None
         if level == "z":
             self._check_codes("z (controller noise)", z, self.num_latents)
@@ -88,6 +94,6 @@ class MemoryGAN(CompositionalGenerator):
             self._check_codes("latents", latents, self.num_latents)
             latents = self.truncate(latents, truncation)
             expanded = self.expand(latents)
-        out = self.synthesize(expanded, composition_mask, noise_mode, coords)
+        out = self.synthesize(expanded, composition_mask, noise_mode, coords, noise, return_fused)
         return GeneratorOutput(**out, expanded=expanded, latents=latents, queries=queries, z=z, kl=kl,
                                composition_mask=composition_mask)

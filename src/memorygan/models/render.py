@@ -41,6 +41,21 @@ class RenderNet(nn.Module):
             in_ch = out_ch
         self.num_blocks = len(self.to_rgbs)
 
+    def noise_shapes(self) -> list[tuple[int, int, int, int]]:
+        """(1, 1, H, W) of each noise map, two per block, in the order the convs use them."""
+        return [tuple(getattr(self, f"noise_{j}").shape) for j in range(2 * self.num_blocks)]
+
+    def check_noise(self, noise, batch: int) -> list[torch.Tensor]:
+        shapes = self.noise_shapes()
+        if not isinstance(noise, (list, tuple)) or len(noise) != len(shapes):
+            raise ValueError(f"noise must be a list of {len(shapes)} maps shaped (1|B, 1, H, W) for H, W in "
+                             f"{[s[2] for s in shapes]}, got {type(noise).__name__} of length "
+                             f"{len(noise) if isinstance(noise, (list, tuple)) else '-'}")
+        for j, (n, s) in enumerate(zip(noise, shapes)):
+            if n.ndim != 4 or n.shape[0] not in (1, batch) or tuple(n.shape[1:]) != s[1:]:
+                raise ValueError(f"noise[{j}] must be (1 or B={batch}, 1, {s[2]}, {s[3]}), got {tuple(n.shape)}")
+        return list(noise)
+
     def noises(self, batch: int, mode: str, device, dtype) -> list[torch.Tensor | None]:
         if mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {mode!r}")
@@ -55,8 +70,13 @@ class RenderNet(nn.Module):
                 out.append(None)
         return out
 
-    def forward(self, fused: torch.Tensor, coarse_seg: torch.Tensor, noise_mode: str = "const"):
-        noises = self.noises(fused.shape[0], noise_mode, fused.device, fused.dtype)
+    def forward(self, fused: torch.Tensor, coarse_seg: torch.Tensor, noise_mode: str = "const",
+                noise: list[torch.Tensor] | None = None):
+        """`noise`: explicit maps (see `noise_shapes`), e.g. optimised by an inversion; otherwise `noise_mode`."""
+        if noise is not None:
+            noises = self.check_noise(noise, fused.shape[0])
+        else:
+            noises = self.noises(fused.shape[0], noise_mode, fused.device, fused.dtype)
         x = F.adaptive_avg_pool2d(fused, self.min_feat_size) if fused.shape[-1] != self.min_feat_size else fused
         rgb = None
         seg = coarse_seg if (self.residual_refine and self.min_feat_size == self.coarse_size) else None
@@ -70,7 +90,3 @@ class RenderNet(nn.Module):
             if self.residual_refine and x.shape[-1] == self.coarse_size:  # residual refine of the coarse mask
                 seg = seg + coarse_seg.to(seg.dtype)
         return rgb, seg
-
-    @property
-    def num_noises(self) -> int:
-        return 2 * self.num_blocks
