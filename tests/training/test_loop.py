@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 import memorygan
 from memorygan.cli import main
 from memorygan.errors import CheckpointError, ConfigError, DatasetError
-from memorygan.training import loop
+from memorygan.training import loop, phases
 from memorygan.training.loop import Trainer, TrainingError, TrainingInterrupted, latest_checkpoint, resume, train
 
 
@@ -92,8 +92,8 @@ def test_resume_refuses_changing_the_recipe(opts_for):
 def test_nonfinite_steps_are_skipped_then_training_stops(opts_for, monkeypatch):
     res = train(opts_for(steps=2, checkpoint_every=2))
     good = _weights(res.checkpoint)
-    real = loop.g_nonsaturating_loss
-    monkeypatch.setattr(loop, "g_nonsaturating_loss", lambda pred: real(pred) * float("nan"))
+    real = phases.g_nonsaturating_loss
+    monkeypatch.setattr(phases, "g_nonsaturating_loss", lambda pred: real(pred) * float("nan"))
     with pytest.raises(TrainingError, match=r"3 consecutive steps.*phase G.*step-00000002"):
         resume(res.run_dir, steps=20, max_nonfinite=3)
     # nothing was written over the last good checkpoint, and it still loads
@@ -105,14 +105,14 @@ def test_nonfinite_steps_are_skipped_then_training_stops(opts_for, monkeypatch):
 
 
 def test_single_nonfinite_step_is_skipped_and_training_continues(opts_for, monkeypatch):
-    real = loop.d_logistic_loss
+    real = phases.d_logistic_loss
     calls = {"n": 0}
 
     def flaky(r, f):
         calls["n"] += 1
         out = real(r, f)
         return out * float("inf") if calls["n"] == 2 else out
-    monkeypatch.setattr(loop, "d_logistic_loss", flaky)
+    monkeypatch.setattr(phases, "d_logistic_loss", flaky)
     tr = Trainer(opts_for(steps=3))
     d_before = None
 

@@ -62,6 +62,15 @@ def register(subparsers) -> None:
 
 
 def run_train(args) -> int:
+    from memorygan.training import distributed
+
+    try:
+        return _run_train(args)
+    finally:
+        distributed.shutdown()       # leave a torchrun process group cleanly (NCCL warns otherwise)
+
+
+def _run_train(args) -> int:
     from memorygan.training.loop import resume, train
 
     given = {name: getattr(args, name) for name in list(_FLAGS) + ["mirror", "bf16"] if getattr(args, name) is not None}

@@ -37,18 +37,17 @@ from memorygan.checkpoint import atomic_directory, check_state_dict, save_genera
 from memorygan.config import DiscriminatorConfig, GeneratorConfig, load_preset
 from memorygan.data.dataset import SegmentationDataset
 from memorygan.errors import CheckpointError, ConfigError, DatasetError, MemoryGANError
+from memorygan.runs import (CKPT_DIR, GENERATOR_DIR, RUN_FORMAT, STATE_FILE, checkpoint_name, latest_checkpoint,
+                            list_checkpoints, read_run_config)
 from memorygan.training import distributed as dist
 from memorygan.training.ema import ema_beta, ema_copy, update_ema
-from memorygan.training.losses import (d_logistic_loss, d_r1_penalty, g_nonsaturating_loss, g_path_length,
-                                       mask_loss, path_length_loss, r1_loss)
-from memorygan.training.mixing import random_partwise_mix
+from memorygan.training import phases
+from memorygan.training.mixing import mixing_coin, random_partwise_mix
 from memorygan.training.optim import make_discriminator_optimizer, make_generator_optimizer
 from memorygan.training.options import TrainOptions
 
-RUN_FORMAT = "memorygan-run"
-CKPT_DIR = "checkpoints"
-STATE_FILE = "state.pt"
 PHASES = {"D": 0, "Dreg": 1, "G": 2, "Greg": 3, "data": 4}
+MIXING_STREAM = 1 << 20      # chunk index of the per-step mixing coin (real chunks are numbered from 0)
 
 
 class TrainingError(MemoryGANError):
@@ -145,23 +144,15 @@ class RealData:
 # ----------------------------------------------------------------------------------------------------------------
 # run directory
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    ckpts = sorted(p for p in (Path(run_dir) / CKPT_DIR).glob("step-*") if p.is_dir() and not p.name.startswith("."))
-    return ckpts[-1] if ckpts else None
-
-
 def read_run_options(run_dir) -> TrainOptions:
-    run_dir = Path(run_dir)
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise CheckpointError(f"{run_dir} is not a training run (no config.json)")
+    """The TrainOptions a run was started with (its config.json)."""
+    path = Path(run_dir) / "config.json"
     try:
-        cfg = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: unreadable ({e})") from None
-    if cfg.get("format") != RUN_FORMAT:
-        raise CheckpointError(f"{path}: not a memorygan run config (format {cfg.get('format')!r})")
-    return TrainOptions.from_dict(cfg["options"])
+        return TrainOptions.from_dict(read_run_config(run_dir)["options"])
+    except (ConfigError, TypeError, ValueError) as e:
+        if isinstance(e, CheckpointError):
+            raise
+        raise CheckpointError(f"{path}: invalid options ({e})") from None
 
 
 def _truncate_jsonl(path: Path, step: int) -> None:
@@ -208,7 +199,6 @@ class Trainer:
         betas = (opts.beta1, opts.beta2)
         self.g_opt = make_generator_optimizer(self.G, opts.lr, opts.lstm_lr, betas, opts.g_reg_every)
         self.d_opt = make_discriminator_optimizer(self.D, opts.lr, betas, opts.d_reg_every)
-        self.is_memorygan = self.gcfg.arch == "memorygan"
         self.step = 0
         self.images = 0
         self.pl_mean = 0.0
@@ -249,17 +239,17 @@ class Trainer:
             bad = [n for n, p in module.named_parameters() if not torch.isfinite(p).all()]
             if bad:
                 raise TrainingError(f"refusing to checkpoint non-finite weights ({name}: {bad[:3]})")
-        final = self.run / CKPT_DIR / f"step-{self.step:08d}"
+        final = self.run / CKPT_DIR / checkpoint_name(self.step)
         with torch.no_grad():
             self.G_ema.update_w_avg()
         with atomic_directory(final) as tmp:
-            save_generator(self.G_ema, tmp / "generator",
+            save_generator(self.G_ema, tmp / GENERATOR_DIR,
                            extra={"training": {"step": self.step, "kimg": self.images / 1000, "run": str(self.run)}})
             save_file(state_dict_for_saving(self.G), str(tmp / "G.safetensors"))
             save_file(state_dict_for_saving(self.D), str(tmp / "D.safetensors"))
             torch.save(self._training_state(), tmp / STATE_FILE)
         self.last_checkpoint = final
-        ckpts = sorted(p for p in (self.run / CKPT_DIR).glob("step-*") if p.is_dir())
+        ckpts = list_checkpoints(self.run)
         for old in ckpts[:-self.opts.keep]:
             shutil.rmtree(old, ignore_errors=True)
         return final
@@ -271,7 +261,7 @@ class Trainer:
                 "torch_rng": torch.get_rng_state(), "world_size": self.world}
 
     def _load_latest(self) -> None:
-        ckpt = latest_checkpoint(self.run)
+        ckpt = latest_checkpoint(self.run, resumable=True)
         if ckpt is None:
             raise CheckpointError(f"{self.run}: no checkpoint to resume from (no {CKPT_DIR}/step-*)")
         try:
@@ -279,7 +269,7 @@ class Trainer:
         except Exception as e:  # noqa: BLE001 - any unreadable file is reported the same way
             raise CheckpointError(f"{ckpt / STATE_FILE}: unreadable training state ({e})") from None
         for name, module, path in (("G", self.G, ckpt / "G.safetensors"), ("D", self.D, ckpt / "D.safetensors"),
-                                   ("G_ema", self.G_ema, ckpt / "generator" / "generator.safetensors")):
+                                   ("G_ema", self.G_ema, ckpt / GENERATOR_DIR / "generator.safetensors")):
             try:
                 sd = load_file(str(path))
             except Exception as e:  # noqa: BLE001
@@ -398,16 +388,23 @@ class Trainer:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
-    def _generate(self, n: int, gen: torch.Generator):
-        """n samples with part-wise style mixing on the expanded codes; returns (output, kl or None)."""
+    def _mixing(self, phase: str) -> bool:
+        """Whether this step's batch of `phase` is style-mixed: one coin per global batch (the official
+        `mixing_noise`), drawn from a stream of its own so it does not depend on how the batch is split."""
+        if self.opts.mixing <= 0:
+            return False
+        return mixing_coin(self.opts.mixing, torch.Generator().manual_seed(
+            seed_for(self.opts.seed, self.step, PHASES[phase], MIXING_STREAM)))
+
+    def _generate(self, n: int, gen: torch.Generator, mix: bool):
+        """n samples (one random source per image; with `mix` a second one mixed part-wise on the expanded codes);
+        returns (output, kl or None)."""
         G = self.G
-        z = G.sample_z(n, generator=gen)
-        latents, kl = G.latents_from_z(z)
+        latents, kl = G.latents_from_z(G.sample_z(n, generator=gen))
         expanded = G.expand(latents)
-        if self.opts.mixing > 0:
-            z2 = G.sample_z(n, generator=gen)
-            expanded = random_partwise_mix(expanded, G.expand(G.latents_from_z(z2)[0]), self.opts.mixing, gen,
-                                           base_layers=self.gcfg.base_layers, depth_layers=self.gcfg.depth_layers)
+        if mix:
+            expanded = random_partwise_mix(expanded, G.expand(G.latents_from_z(G.sample_z(n, generator=gen))[0]),
+                                           G.layer_roles, gen)
         out = G(expanded=expanded, noise_mode=self.opts.noise_mode)
         return out, kl
 
@@ -441,19 +438,17 @@ class Trainer:
         # --- D main
         G.requires_grad_(False)
         D.requires_grad_(True)
-        losses = []
+        losses, mix = [], self._mixing("D")
         for g, sl in self._chunks():
             real_img, real_mask = self.data.batch(real_idx[sl], self.device)
             gen = self._rng("D", g)
             with torch.no_grad(), self._autocast():
-                fake, _ = self._generate(self.chunk, gen)
+                fake, _ = self._generate(self.chunk, gen, mix)
             with self._autocast():
-                fake_pred = D(fake.image.detach(), fake.seg.detach()).float()
-                real_pred = D(real_img, real_mask).float()
-            loss = d_logistic_loss(real_pred, fake_pred)
-            (loss / acc).backward()
-            losses.append(loss.detach())
-            self._record(loss_d=loss, score_real=real_pred.mean(), score_fake=fake_pred.mean())
+                res = phases.d_main(D, real_img, real_mask, fake.image, fake.seg)
+            (res.loss / acc).backward()
+            losses.append(res.loss.detach())
+            self._record(**res.stats)
         self._finish_phase("D", D, self.d_opt, losses)
 
         # --- D reg: lazy R1 on image and mask
@@ -461,51 +456,41 @@ class Trainer:
             losses = []
             for g, sl in self._chunks():
                 real_img, real_mask = self.data.batch(real_idx[sl], self.device)
-                real_img.requires_grad_(True)
-                real_mask.requires_grad_(True)
-                real_pred = D(real_img, real_mask)
-                p_img, p_mask = d_r1_penalty(real_pred, (real_img, real_mask))
-                loss = (r1_loss(p_img, o.r1_gamma, o.d_reg_every) + r1_loss(p_mask, o.r1_gamma_mask, o.d_reg_every)
-                        + 0 * real_pred.sum())
-                (loss / acc).backward()
-                losses.append(loss.detach())
-                self._record(r1_img=p_img, r1_mask=p_mask)
+                res = phases.d_reg(D, real_img, real_mask, o)
+                (res.loss / acc).backward()
+                losses.append(res.loss.detach())
+                self._record(**res.stats)
             self._finish_phase("Dreg", D, self.d_opt, losses)
 
         # --- G main
         G.requires_grad_(True)
         D.requires_grad_(False)
-        losses = []
+        losses, mix = [], self._mixing("G")
         for g, _ in self._chunks():
             gen = self._rng("G", g)
             with self._autocast():
-                fake, kl = self._generate(self.chunk, gen)
-                fake_pred = D(fake.image, fake.seg).float()
-            loss_adv = g_nonsaturating_loss(fake_pred)
-            loss_mask = mask_loss(fake.coarse_seg.float(), fake.seg.float())
-            loss = loss_adv + o.lambda_mask * loss_mask
-            if kl is not None and o.kl_weight > 0:
-                loss = loss + o.kl_weight * kl.float()
-            (loss / acc).backward()
-            losses.append(loss.detach())
-            self._record(loss_g=loss_adv, loss_mask=loss_mask, kl=kl)
+                fake, kl = self._generate(self.chunk, gen, mix)
+                res = phases.g_main(D, fake, kl, o)
+            (res.loss / acc).backward()
+            losses.append(res.loss.detach())
+            self._record(**res.stats)
         self._finish_phase("G", G, self.g_opt, losses)
 
         # --- G reg: path length on the expanded codes
         if self.step % o.g_reg_every == 0 and o.pl_weight > 0:
             n = max(1, self.chunk // o.pl_batch_shrink)
-            losses, lengths = [], []
+            losses, lengths, mix = [], [], self._mixing("Greg")
             for g, _ in self._chunks():
                 gen = self._rng("Greg", g)
-                fake, _ = self._generate(n, gen)
-                penalty, _, pl = g_path_length(fake.image, fake.expanded, self.pl_mean, decay=0.0, generator=gen)
-                loss = path_length_loss(penalty, o.pl_weight, o.g_reg_every) + 0 * fake.image[0, 0, 0, 0]
-                (loss / acc).backward()
-                losses.append(loss.detach())
-                lengths.append(pl.detach())
-                self._record(pl_penalty=penalty)
+                fake, _ = self._generate(n, gen, mix)
+                res = phases.g_reg(fake, self.pl_mean, o, generator=gen)
+                (res.loss / acc).backward()
+                losses.append(res.loss.detach())
+                lengths.append(res.path_lengths)
+                self._record(**res.stats)
             if self._finish_phase("Greg", G, self.g_opt, losses):
-                tot = dist.all_sum(torch.stack([torch.cat(lengths).sum(), torch.tensor(float(sum(map(len, lengths))))]))
+                lengths = torch.cat(lengths).float()
+                tot = dist.all_sum(torch.stack([lengths.sum(), lengths.new_tensor(float(lengths.numel()))]))
                 self.pl_mean = self.pl_mean + o.pl_decay * (float(tot[0] / tot[1]) - self.pl_mean)
                 self._record(pl_mean=self.pl_mean)
         G.requires_grad_(False)
@@ -602,7 +587,7 @@ class Trainer:
                 self.save_samples()
             if stopped_by != "interrupt" and not (o.metrics_every and self.step % o.metrics_every == 0):
                 self.run_metrics()
-            if self.last_checkpoint is None or self.last_checkpoint.name != f"step-{self.step:08d}":
+            if self.last_checkpoint is None or self.last_checkpoint.name != checkpoint_name(self.step):
                 self.save_checkpoint()
             dist.barrier()
         finally:

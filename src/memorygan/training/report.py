@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from memorygan.errors import CheckpointError
-from memorygan.training.loop import latest_checkpoint, read_run_options
+from memorygan.runs import STATE_FILE, latest_checkpoint, list_checkpoints
+from memorygan.training.loop import read_run_options
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -34,12 +35,11 @@ def _smooth(y: np.ndarray, n: int) -> np.ndarray:
 def plot_runs(runs: list, out_png, labels: list[str] | None = None) -> Path:
     """Metrics over training time for one or several runs: domain FID, domain KID, mask consistency mIoU, and the
     adversarial losses (smoothed)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: never switches the backend of a notebook or app
 
     labels = labels or [Path(r).name for r in runs]
-    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
+    fig = Figure(figsize=(17, 3.8))
+    axes = fig.subplots(1, 4)
     for run, label in zip(runs, labels):
         stats, metrics = run_logs(run)
         if metrics:
@@ -66,7 +66,6 @@ def plot_runs(runs: list, out_png, labels: list[str] | None = None) -> Path:
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=90)
-    plt.close(fig)
     return out_png
 
 
@@ -80,7 +79,7 @@ def write_report(run, out=None, seeds: int = 16, composition_seeds: tuple[int, .
 
     run = Path(run)
     opts = read_run_options(run)
-    ckpt = latest_checkpoint(run)
+    ckpt = latest_checkpoint(run, resumable=True)
     if ckpt is None:
         raise CheckpointError(f"{run}: no checkpoint yet")
     out = Path(out) if out else run / "report"
@@ -93,7 +92,7 @@ def write_report(run, out=None, seeds: int = 16, composition_seeds: tuple[int, .
     Image.fromarray(composition_figure(G, list(composition_seeds))).save(out / "composition.png")
     plot_runs([run], out / "metrics.png", [gcfg.arch])
     stats, metrics = run_logs(run)
-    state = torch.load(ckpt / "state.pt", weights_only=True)
+    state = torch.load(ckpt / STATE_FILE, weights_only=True)
     lines = [f"# Training report: {run.name}", "",
              f"- model: **{gcfg.arch}** (preset `{opts.preset}`), {G.num_params() / 1e6:.2f} M generator parameters, "
              f"{gcfg.num_classes} parts, {gcfg.resolution} px",
@@ -140,14 +139,14 @@ def evaluate_checkpoints(run, probe=None, num_samples: int = 1000, seed: int = 1
 
     run = Path(run)
     opts = read_run_options(run)
-    ckpts = sorted(p for p in (run / "checkpoints").glob("step-*") if p.is_dir() and not p.name.startswith("."))
+    ckpts = list_checkpoints(run, resumable=True)
     if not ckpts:
         raise CheckpointError(f"{run}: no checkpoints to evaluate")
     probe = probe or opts.probe or Path(opts.data) / "probe"
     dm = DomainMetrics(probe, opts.data)
     rows = []
     for ckpt in ckpts:
-        state = torch.load(ckpt / "state.pt", weights_only=True)
+        state = torch.load(ckpt / STATE_FILE, weights_only=True)
         G, _ = memorygan.load(ckpt / "generator")
         m = dm.evaluate(G, num_samples=num_samples, seed=seed)
         row = {"step": int(state["step"]), "kimg": state["images"] / 1000,

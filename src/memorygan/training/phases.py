@@ -1,0 +1,78 @@
+"""The loss of each phase of a training step (DESIGN 3), assembled from the pure losses in `losses.py` with the
+weights of a `TrainOptions`. The training loop only feeds them batches and steps the optimizers; tests call them
+directly with hand-computed values, so every weight (R1 image vs mask, mask loss, KL, path length) is checked where
+it is applied.
+
+    d_main   logistic loss on real (image, one-hot mask) vs generated (image, seg)
+    d_reg    lazy R1: gamma_img/2 * ||grad_img D||^2 + gamma_mask/2 * ||grad_mask D||^2, times d_reg_every
+    g_main   non-saturating loss + lambda_mask * mask loss + kl_weight * KL (MemoryGAN)
+    g_reg    lazy path length on the expanded codes: pl_weight * g_reg_every * penalty
+
+Each returns a `PhaseLoss`: the scalar to back-propagate and the detached values to log. Autocast, when used, is
+the caller's context; predictions are taken to float32 before any loss.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from memorygan.training.losses import (d_logistic_loss, d_r1_penalty, g_nonsaturating_loss, g_path_length,
+                                       mask_loss, path_length_loss, r1_loss)
+
+
+@dataclass
+class PhaseLoss:
+    loss: torch.Tensor                                       # scalar, differentiable
+    stats: dict[str, torch.Tensor] = field(default_factory=dict)   # detached scalars to log
+    path_lengths: torch.Tensor | None = None                 # g_reg: (B,) per-sample path lengths
+
+
+def d_main(D, real_img: torch.Tensor, real_mask: torch.Tensor, fake_img: torch.Tensor,
+           fake_seg: torch.Tensor) -> PhaseLoss:
+    """D's logistic loss. real_img (B, 3, H, W), real_mask (B, K, H, W) one-hot in {-1, 1}; fake_img, fake_seg the
+    generator's outputs (detached here: this phase trains D only)."""
+    fake_pred = D(fake_img.detach(), fake_seg.detach()).float()
+    real_pred = D(real_img, real_mask).float()
+    loss = d_logistic_loss(real_pred, fake_pred)
+    return PhaseLoss(loss, {"loss_d": loss.detach(), "score_real": real_pred.mean().detach(),
+                            "score_fake": fake_pred.mean().detach()})
+
+
+def d_reg(D, real_img: torch.Tensor, real_mask: torch.Tensor, opts) -> PhaseLoss:
+    """Lazy R1 on the real image (gamma `opts.r1_gamma`) and, separately, on the real mask (`opts.r1_gamma_mask`),
+    scaled by the interval `opts.d_reg_every` (SemanticStyleGAN's `d_r1_loss` and its weighting)."""
+    real_img = real_img.detach().requires_grad_(True)
+    real_mask = real_mask.detach().requires_grad_(True)
+    real_pred = D(real_img, real_mask)
+    p_img, p_mask = d_r1_penalty(real_pred, (real_img, real_mask))
+    loss = (r1_loss(p_img, opts.r1_gamma, opts.d_reg_every) + r1_loss(p_mask, opts.r1_gamma_mask, opts.d_reg_every)
+            + 0 * real_pred.sum())                                  # keeps every D parameter in the graph (DDP)
+    return PhaseLoss(loss, {"r1_img": p_img.detach(), "r1_mask": p_mask.detach()})
+
+
+def g_main(D, fake, kl: torch.Tensor | None, opts) -> PhaseLoss:
+    """G's loss on generated samples `fake` (a GeneratorOutput: image, seg, coarse_seg): the non-saturating loss,
+    `opts.lambda_mask` times the mask loss between the coarse mask and the fine seg, and for MemoryGAN
+    `opts.kl_weight` times the controller's KL term `kl` (Eq. 13, minimised)."""
+    fake_pred = D(fake.image, fake.seg).float()
+    loss_adv = g_nonsaturating_loss(fake_pred)
+    loss_mask = mask_loss(fake.coarse_seg.float(), fake.seg.float())
+    loss = loss_adv + opts.lambda_mask * loss_mask
+    stats = {"loss_g": loss_adv.detach(), "loss_mask": loss_mask.detach()}
+    if kl is not None:
+        stats["kl"] = kl.detach().float()
+        if opts.kl_weight > 0:
+            loss = loss + opts.kl_weight * kl.float()
+    return PhaseLoss(loss, stats)
+
+
+def g_reg(fake, pl_mean: float, opts, generator: torch.Generator | None = None,
+          noise: torch.Tensor | None = None) -> PhaseLoss:
+    """Lazy path-length regularisation of `fake.image` against `fake.expanded` (which must be in the graph):
+    `opts.pl_weight * opts.g_reg_every * mean_b (length_b - pl_mean)^2`. The running mean is updated by the caller
+    from the returned `path_lengths` of the whole global batch."""
+    penalty, _, lengths = g_path_length(fake.image, fake.expanded, pl_mean, decay=0.0, noise=noise,
+                                        generator=generator)
+    loss = path_length_loss(penalty, opts.pl_weight, opts.g_reg_every) + 0 * fake.image[0, 0, 0, 0]
+    return PhaseLoss(loss, {"pl_penalty": penalty.detach()}, lengths.detach())
