@@ -5,8 +5,9 @@ from memorygan.config import DiscriminatorConfig, GeneratorConfig, generator_con
 
 
 def load(path, device="cpu"):
-    """Load a saved generator (EMA weights) and its config: `G, cfg = memorygan.load("run/checkpoints/latest")`."""
-    from memorygan.checkpoint import load_generator
+    """Load a saved generator and its config: a generator folder, a checkpoint folder (its EMA generator) or a
+    training run folder (the EMA generator of its newest checkpoint). `G, cfg = memorygan.load("runs/x")`."""
+    from memorygan.models import load_generator
     return load_generator(path, device)
 
 

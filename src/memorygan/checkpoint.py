@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from memorygan.config import GeneratorConfig
 from memorygan.errors import CheckpointError, ConfigError
+from memorygan.runs import generator_folder
 
 FORMAT = "memorygan-generator"
 FORMAT_VERSION = 1
@@ -107,28 +108,15 @@ def check_state_dict(expected: dict[str, torch.Tensor], got: dict[str, torch.Ten
         raise CheckpointError(f"{where}: " + "; ".join(problems))
 
 
-def _generator_dir(directory: Path) -> Path:
-    """A training run folder resolves to its newest checkpoint, a checkpoint folder to its EMA generator."""
-    if (directory / WEIGHTS).is_file():
-        return directory
-    ckpts = sorted(p for p in (directory / "checkpoints").glob("step-*") if p.is_dir() and not p.name.startswith("."))
-    if ckpts:
-        directory = ckpts[-1]
-    if (directory / "generator" / CONFIG).is_file():
-        return directory / "generator"
-    return directory
-
-
-def load_generator(path, device: str | torch.device = "cpu"):
-    """Load a generator folder (or its `generator.safetensors` file; a training run folder gives the EMA generator
-    of its newest checkpoint, a checkpoint folder its EMA generator). Returns (G in eval mode, GeneratorConfig)."""
-    from memorygan.models import build_generator
-
+def read_generator(path) -> tuple[GeneratorConfig, dict[str, torch.Tensor]]:
+    """Config and weights of a generator folder (or its `generator.safetensors` file; a training run folder gives
+    the EMA generator of its newest checkpoint, a checkpoint folder its EMA generator), checked to be readable.
+    Building the network is `memorygan.models.load_generator`'s job."""
     path = Path(path)
     directory = path.parent if path.is_file() else path
     if not directory.exists():
         raise CheckpointError(f"{path}: no such file or folder")
-    directory = _generator_dir(directory)
+    directory = generator_folder(directory)
     cfg, _ = read_config(directory)
     weights = directory / WEIGHTS
     if not weights.is_file():
@@ -137,7 +125,4 @@ def load_generator(path, device: str | torch.device = "cpu"):
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{weights}: not a readable safetensors file ({e})") from None
-    G = build_generator(cfg)
-    check_state_dict(G.state_dict(), state, str(weights))
-    G.load_state_dict(state, strict=True)
-    return G.eval().requires_grad_(False).to(device), cfg
+    return cfg, state

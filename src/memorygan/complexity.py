@@ -43,11 +43,10 @@ def format_markdown(rows: list[dict]) -> str:
 
 
 def plot_complexity(rows: list[dict], path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: never switches the backend of a notebook or app
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
     for preset in dict.fromkeys(r["preset"] for r in rows):
         sub = sorted((r for r in rows if r["preset"] == preset), key=lambda r: r["parts"])
         ks = [r["parts"] for r in sub]
@@ -62,4 +61,3 @@ def plot_complexity(rows: list[dict], path) -> None:
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)

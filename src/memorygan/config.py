@@ -65,10 +65,6 @@ class GeneratorConfig:
     def __post_init__(self):
         self.validate()
 
-    @property
-    def n_base_codes(self) -> int:
-        return self.base_layers
-
     def render_channels(self, res: int) -> int:
         return channels_for(res, self.channel_base, self.channel_max)
 

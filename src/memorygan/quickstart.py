@@ -30,7 +30,8 @@ def run_quickstart(out="runs/quickstart", minutes: float = 11.0, n: int = 2000, 
     second call (or one after Ctrl-C) continues where the first stopped."""
     from memorygan.data.synth import synthesize
     from memorygan.metrics.probe import train_probe
-    from memorygan.training.loop import latest_checkpoint, resume, train
+    from memorygan.runs import latest_checkpoint
+    from memorygan.training.loop import resume, train
     from memorygan.training.options import TrainOptions
     from memorygan.training.report import write_report
 
@@ -57,7 +58,7 @@ def run_quickstart(out="runs/quickstart", minutes: float = 11.0, n: int = 2000, 
         log(f"[2/4] probe {probe_dir} exists, reusing it")
     log(f"      probe held-out mIoU {probe_miou:.3f}")
     log(f"[3/4] training {preset} for {minutes:g} min -> {run}")
-    if latest_checkpoint(run) is not None:
+    if latest_checkpoint(run, resumable=True) is not None:
         result = resume(run, minutes=minutes, progress=progress)
     else:
         opts = TrainOptions(data=str(data), preset=preset, out=str(run), minutes=minutes, batch=8, mirror=True,

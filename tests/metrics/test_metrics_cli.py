@@ -9,7 +9,7 @@ import torch
 from helpers import tiny_generator
 from memorygan.cli import main
 from memorygan.metrics.domain import DomainMetrics
-from memorygan.metrics.registry import compute_metrics
+from memorygan.metrics import compute_metrics
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -11,8 +11,9 @@ from memorygan.errors import CheckpointError, ConfigError, DatasetError
 from memorygan.metrics.domain import DomainMetrics
 from memorygan.metrics.fidelity import compute_fidelity
 from memorygan.metrics.inception import ENV_VAR
-from memorygan.metrics.registry import (append_line, append_metric_lines, compute_metrics, evaluate_run,
-                                        format_results, get_metric, metric_names, read_metric_lines, run_snapshot)
+from memorygan.metrics import compute_metrics, evaluate_run, format_results, run_snapshot
+from memorygan.metrics.jsonl import append_line, append_metric_lines, read_metric_lines
+from memorygan.metrics.registry import get_metric, metric_names
 from memorygan.metrics.samples import generated_batches
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -330,11 +330,6 @@ class AtomicOutput:
             self.abort()
 
 
-def commit_all(outputs: Iterable[AtomicOutput]) -> None:
-    for o in outputs:
-        o.commit()
-
-
 def prepare_layout(root: Path) -> None:
     (root / IMAGE_DIR).mkdir(exist_ok=True)
     (root / MASK_DIR).mkdir(exist_ok=True)

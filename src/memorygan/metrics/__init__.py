@@ -5,8 +5,11 @@ from memorygan.metrics.fidelity import (FeatureExtractor, InceptionExtractor, Pr
                                         fidelity_scores, real_feature_stats)
 from memorygan.metrics.probe import (ProbeReport, ProbeUNet, dataset_fingerprint, evaluate_probe, load_probe,
                                      train_probe)
-from memorygan.metrics.registry import (append_metric_lines, compute_metrics, evaluate_run, format_results,
-                                        metric_names)
+from memorygan.metrics.compute import compute_metrics
+from memorygan.metrics.evaluate import evaluate_run, run_snapshot
+from memorygan.metrics.format import format_results
+from memorygan.metrics.jsonl import append_metric_lines, read_metric_lines
+from memorygan.metrics.registry import metric_names
 from memorygan.metrics.stats import (FeatureStats, IoUCounts, fid_from_stats, frechet_distance,
                                      kernel_inception_distance, mean_iou)
 
@@ -16,5 +19,6 @@ __all__ = [
     "DomainMetrics", "domain_metrics",
     "FeatureExtractor", "InceptionExtractor", "ProbeExtractor", "compute_fidelity", "fidelity_scores",
     "real_feature_stats",
-    "compute_metrics", "evaluate_run", "append_metric_lines", "format_results", "metric_names",
+    "compute_metrics", "evaluate_run", "run_snapshot", "append_metric_lines", "read_metric_lines", "format_results",
+    "metric_names",
 ]

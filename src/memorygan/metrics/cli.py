@@ -54,11 +54,11 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_probe_eval)
 
     from memorygan.metrics.inception import ENV_VAR
-    from memorygan.metrics.registry import _METRICS
+    from memorygan.metrics.registry import registered_metrics
 
     import textwrap
 
-    table = "\n".join(f"  {m.name:<12} {m.summary}" for m in _METRICS.values())
+    table = "\n".join(f"  {m.name:<12} {m.summary}" for m in registered_metrics())
     paragraphs = [
         "Metrics of the newest checkpoint of a training run (--run; results appended to RUN/metric-<name>.jsonl), "
         "of a generator folder (--generator) or of a folder of PNG/JPEG images (--images), against the real "
@@ -87,7 +87,7 @@ def register(subparsers) -> None:
     src.add_argument("--generator", help="generator, checkpoint or run folder")
     src.add_argument("--images", help="folder of PNG/JPEG images (no metric that needs a generator)")
     p.add_argument("--data", help="real dataset folder (default with --run: the run's dataset)")
-    p.add_argument("--metrics", help=f"comma-separated metric names: {','.join(_METRICS)}")
+    p.add_argument("--metrics", help=f"comma-separated metric names: {','.join(m.name for m in registered_metrics())}")
     p.add_argument("--n", "--num", dest="n", type=_positive,
                    help="images measured: generated samples (default 1000; smse / leakage: 1000 / 500) or the "
                         "first N of --images (default all)")
@@ -139,7 +139,8 @@ def run_metrics(args) -> int:
     import sys
 
     from memorygan.errors import ConfigError
-    from memorygan.metrics.registry import compute_metrics, evaluate_run, format_results, jsonable, metric_names
+    from memorygan.metrics import compute_metrics, evaluate_run, format_results, metric_names
+    from memorygan.metrics.jsonl import jsonable
 
     _set_threads(args)
     names = args.metrics

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from memorygan.errors import ConfigError, DatasetError
-from memorygan.metrics.probe import _load_items, check_probe_dataset, dataset_fingerprint, load_probe
+from memorygan.metrics.probe import load_items, check_probe_dataset, dataset_fingerprint, load_probe
 from memorygan.metrics.samples import generated_batches, generator_device, quantize_image  # noqa: F401 (re-export)
 from memorygan.metrics.stats import FeatureStats, IoUCounts, fid_from_stats, kernel_inception_distance
 
@@ -90,7 +90,7 @@ class DomainMetrics:
     def _real_stats(self) -> FeatureStats:
         st = FeatureStats(self.probe.feature_dim, max_items=min(self.num_real, MAX_KEPT_REAL), key=self.key)
         for s in range(0, self.num_real, self.batch_size):
-            x, _ = _load_items(self.dataset, range(s, min(s + self.batch_size, self.num_real)), self.device)
+            x, _ = load_items(self.dataset, range(s, min(s + self.batch_size, self.num_real)), self.device)
             st.append(self.probe.features(x))
         return st
 

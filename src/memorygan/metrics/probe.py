@@ -136,7 +136,7 @@ def dataset_fingerprint(data_dir: str | os.PathLike) -> dict:
     return {"num_images": len(ds.names), "hash": h.hexdigest()}
 
 
-def _load_items(ds, indices, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def load_items(ds, indices, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """Images (N, 3, H, W) float in [-1, 1] and ids (N, H, W) int64 of dataset items."""
     items = [ds.load(int(i)) for i in indices]
     return (torch.stack([it["image"] for it in items]).to(device),
@@ -217,7 +217,7 @@ def train_probe(data_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     bytes_per = h * w * 4
     cache = len(train_idx) * bytes_per <= 1 << 30
     if cache:
-        imgs, ids = _load_items(ds, train_idx)
+        imgs, ids = load_items(ds, train_idx)
         bank_img = ((imgs + 1) * 127.5).round().to(torch.uint8)
         bank_ids = ids.to(torch.uint8 if k <= 256 else torch.int32)
 
@@ -242,7 +242,7 @@ def train_probe(data_dir: str | os.PathLike, out: str | os.PathLike | None = Non
                 x = bank_img[pick].float().div_(127.5).sub_(1.0)
                 y = bank_ids[pick].long()
             else:
-                x, y = _load_items(ds, [train_idx[int(i)] for i in pick])
+                x, y = load_items(ds, [train_idx[int(i)] for i in pick])
             x = torch.where(flip[:, None, None, None], x.flip(-1), x).to(device)
             y = torch.where(flip[:, None, None], y.flip(-1), y).to(device)
             loss = F.cross_entropy(probe(x), y, weight=weights)
@@ -356,7 +356,7 @@ def _evaluate_indices(probe: ProbeUNet, ds, indices, batch_size: int = 64) -> Io
     device = next(probe.parameters()).device
     counts = IoUCounts(probe.num_classes)
     for s in range(0, len(indices), batch_size):
-        x, y = _load_items(ds, indices[s:s + batch_size], device)
+        x, y = load_items(ds, indices[s:s + batch_size], device)
         counts.update(probe(x).argmax(1), y)
     return counts
 
