@@ -29,6 +29,19 @@ def state_dict_for_saving(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
 
 
+def generator_fingerprint(G) -> str:
+    """16 hex digits identifying a generator's architecture and weights (SHA-256 of its config and every tensor of
+    its state dict, in fp32). Files derived from a generator (codes, directions) record it, so they can refuse to be
+    used with another one."""
+    import hashlib
+
+    h = hashlib.sha256(json.dumps(G.config.to_dict(), sort_keys=True).encode())
+    for name, t in sorted(G.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def atomic_directory(final: Path, overwrite: bool = True):
     """Context manager yielding a temporary folder beside `final`; renamed to `final` on success, removed on error."""
     return _AtomicDir(Path(final), overwrite)

@@ -334,3 +334,20 @@ def test_sequential_composition_from_expanded_codes(arch):
     assert not torch.allclose(sequential_composition(G, expanded=edited, order=[0, 2])[1].image, from_seed[1].image)
     with pytest.raises(ValueError, match=r"one sample \(1, K, L, D\)"):
         sequential_composition(G, expanded=torch.cat([codes, codes]))
+
+
+def test_memorygan_query_offsets_are_carried_through_the_working_memory():
+    """An offset on one part's query changes that query by exactly the offset, leaves the parts drawn before it
+    alone, and reaches the parts drawn after it through the LSTM (query-space editing)."""
+    G = tiny_generator("memorygan").eval()
+    z = G.sample_z(2, seed=0)
+    off = torch.zeros(1, 5, 16)
+    off[0, 2] = 0.5                                            # part 1 (index 0 is the base query)
+    a, b = G(z), G(z, query_offsets=off)
+    delta = (b.queries - a.queries).abs().amax(-1)             # (B, 1+K)
+    assert torch.allclose(b.queries[:, 2], a.queries[:, 2] + 0.5, atol=1e-6)
+    assert (delta[:, :2] == 0).all() and (delta[:, 3:] > 1e-4).all()
+    with pytest.raises(ValueError, match="query offsets must be"):
+        G(z, query_offsets=torch.zeros(1, 4, 16))
+    with pytest.raises(ValueError, match="pass them with z"):
+        G(queries=a.queries, query_offsets=off)

@@ -1,4 +1,4 @@
-"""CLI: `memorygan analyze compose|mix|interpolate|embed|correlate|report` (MemoryGAN Sec. 4.5 analyses, DESIGN 5).
+"""CLI: `memorygan analyze compose|mix|interpolate|embed|correlate|dependencies|report` (MemoryGAN Sec. 4.5 analyses, DESIGN 5).
 
 Each subcommand loads the generator and calls one `write_*` function of `memorygan.analysis`, which writes the
 PNG(s) and a JSON/.npz of the numbers behind them into --out.
@@ -6,6 +6,7 @@ PNG(s) and a JSON/.npz of the numbers behind them into --out.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from memorygan.argtypes import positive_int as _positive
 from memorygan.argtypes import seed_list as _seeds
@@ -103,6 +104,25 @@ def register(subparsers) -> None:
     p.add_argument("--spaces", type=_spaces, help=spaces_help)
     p.set_defaults(func=run_correlate)
 
+    p = sub.add_parser("dependencies", help="part dependencies (pigment, smile), real images vs samples",
+                       description="Correlations between measures of parts (skin, hair and eye lightness, eye "
+                                   "blueness, mouth width, eye height) over real images with their masks and over "
+                                   "samples of each generator with their own masks, beside the ground truth of the "
+                                   "dataset's attributes.jsonl: which dependencies between parts a model reproduces. "
+                                   "Needs a portraits-like dataset (parts skin, hair, eyes, mouth). Writes "
+                                   "dependencies.json and dependencies.md.")
+    p.add_argument("--generator", action="append", required=True,
+                   help="generator, checkpoint or run folder (repeat to compare several)")
+    p.add_argument("--labels", type=_spaces, help="comma-separated labels, one per --generator")
+    p.add_argument("--data", required=True, help="the real dataset folder")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--num", type=_positive, default=1000, help="real images and samples per model (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the samples")
+    p.add_argument("--truncation", type=float, default=1.0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=_positive, help="torch CPU threads (default: torch's choice)")
+    p.set_defaults(func=run_dependencies)
+
     p = sub.add_parser("report", help="evaluation report comparing trained runs (Tables 2-3, Figs. 9-14)",
                        description="Evaluate each training run's newest checkpoint: domain FID/KID and mask "
                                    "consistency (plus Inception FID/KID/IS with --inception-weights), SMSE and "
@@ -177,6 +197,23 @@ def run_correlate(args) -> int:
 
     rec = write_correlation(_load(args), args.out, args.num, args.seed, args.spaces, args.truncation)
     return _report([rec["png"], rec["json"]])
+
+
+def run_dependencies(args) -> int:
+    from memorygan import load
+    from memorygan.analysis.dependencies import write_dependencies
+    from memorygan.errors import ConfigError
+
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    labels = args.labels or [str(g) for g in args.generator]
+    if len(labels) != len(args.generator):
+        raise ConfigError(f"--labels has {len(labels)} entries for {len(args.generator)} --generator")
+    gens = {label: load(path, device=args.device)[0] for label, path in zip(labels, args.generator)}
+    rec = write_dependencies(args.out, args.data, gens, args.num, args.seed, args.truncation)
+    print((Path(args.out) / "dependencies.md").read_text(), end="")
+    return _report([rec["json"]])
 
 
 def run_report(args) -> int:

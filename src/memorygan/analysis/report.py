@@ -51,8 +51,9 @@ def evaluate_one(run, out: Path, data=None, n: int = 1000, n_smse: int = 1000, n
     from memorygan import load
     from memorygan.analysis import (write_composition, write_correlation, write_embedding, write_interpolation,
                                     write_mixing)
-    from memorygan.metrics.leakage import leakage
+    from memorygan.analysis.dependencies import generated_dependencies
     from memorygan.metrics import compute_metrics, run_snapshot
+    from memorygan.metrics.leakage import leakage
     from memorygan.metrics.smse import smse_values, summarize
 
     run = Path(run)
@@ -85,6 +86,12 @@ def evaluate_one(run, out: Path, data=None, n: int = 1000, n_smse: int = 1000, n
     rec["seconds"]["leakage"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    if has_dependency_parts(G.part_names):
+        log(f"  part dependencies over {n} samples")
+        rec["dependencies"] = generated_dependencies(G, n, seed=5, truncation=truncation)
+        rec["seconds"]["dependencies"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
     log("  figures: compose, mix, interpolate, embed, correlate")
     seeds = list(seeds)
     shown = _figure_parts(G)
@@ -97,6 +104,11 @@ def evaluate_one(run, out: Path, data=None, n: int = 1000, n_smse: int = 1000, n
     rec["figure_parts"] = shown
     rec["seconds"]["figures"] = time.perf_counter() - t0
     return rec
+
+
+def has_dependency_parts(names) -> bool:
+    from memorygan.analysis.dependencies import NEEDED_PARTS
+    return all(p in names for p in NEEDED_PARTS)
 
 
 def _offdiag_summary(mean: np.ndarray) -> dict:
@@ -151,7 +163,8 @@ def leakage_barplot(records: dict[str, dict], parts: list[str], path: Path) -> P
     return path
 
 
-def _markdown(records: dict[str, dict], out: Path, md_path: Path, command: str, inception: bool) -> str:
+def _markdown(records: dict[str, dict], out: Path, md_path: Path, command: str, inception: bool,
+              real_dependencies: dict | None = None) -> str:
     labels = list(records)
     rel = os.path.relpath(out, md_path.parent)
     first = records[labels[0]]
@@ -215,6 +228,23 @@ def _markdown(records: dict[str, dict], out: Path, md_path: Path, command: str, 
     lines.append("| **mean ratio** | " + " | ".join(f"{_fmt(records[lab]['leakage']['leakage_mean'], 3)} | "
                                                     for lab in labels) + " |")
 
+    if real_dependencies is not None and all("dependencies" in r for r in records.values()):
+        from memorygan.analysis.dependencies import dependency_table
+
+        n_dep = real_dependencies["num_images"]
+        lines += ["", "## Part dependencies, real vs generated", "",
+                  "Pearson correlation between measures of parts over images: the dataset's ground truth "
+                  "(attributes.jsonl), the same measures taken from real images with their true masks, and from "
+                  f"{n_dep} samples of each model with their own masks (Δ: distance to the real images). Lightness is "
+                  "the mean luma of a part, eye blueness mean (blue - red) over the eyes, mouth width and eye height "
+                  "relative to the face width (`memorygan analyze dependencies`). A model reproduces a dependency when "
+                  "its correlation matches the real images'.", ""]
+        lines += dependency_table(real_dependencies, {lab: r["dependencies"] for lab, r in records.items()})
+        lines += ["", "Fraction of samples in which each part is present: " + "; ".join(
+            f"{lab}: " + ", ".join(f"{k.split('_')[0]} {v:.2f}" for k, v in r["dependencies"]["present"].items()
+                                   if k in ("skin_lightness", "hair_lightness", "eye_lightness", "mouth_width"))
+            for lab, r in records.items()) + "."]
+
     lines += ["", "## Figures", ""]
     for title, stem in (("Sequential composition (Fig. 9): rows image, depth of the added part, mask", "compose.png"),
                         ("t-SNE of per-part codes (Fig. 13)", "embed.png"),
@@ -268,16 +298,22 @@ def write_evaluation_report(runs, labels=None, out="docs/evaluation", markdown=N
         rec["n_smse"] = n_smse
         records[lab] = rec
         smse_raw[lab] = np.load(sub / "smse_values.npy")
+    real_dep = None
+    if all("dependencies" in r for r in records.values()):
+        from memorygan.analysis.dependencies import real_dependencies
+
+        real_dep = real_dependencies(records[labels[0]]["data"], n)
     parts = list(records[labels[0]]["smse"])
     if all(list(r["smse"]) == parts for r in records.values()):
         smse_boxplot(smse_raw, parts, out / "smse.png")
         leakage_barplot(records, list(records[labels[0]]["leakage"]["leakage"]), out / "leakage.png")
     if command is None:
         command = "memorygan analyze report " + " ".join(shlex.quote(str(r)) for r in runs)
-    (out / "evaluation.json").write_text(json.dumps({"command": command, "runs": records}, indent=2,
+    (out / "evaluation.json").write_text(json.dumps({"command": command, "runs": records,
+                                                     "real_dependencies": real_dep}, indent=2,
                                                     default=_json_default) + "\n")
     md_path.parent.mkdir(parents=True, exist_ok=True)
-    md_path.write_text(_markdown(records, out, md_path, command, bool(inception_weights)))
+    md_path.write_text(_markdown(records, out, md_path, command, bool(inception_weights), real_dep))
     log(f"wrote {md_path} and {out}/")
     return md_path
 

@@ -36,10 +36,12 @@ class GaussianHead(nn.Module):
 class WorkingMemory(nn.Module):
     """Controller of MemoryGAN.
 
-    forward(eps (B, 1+K, D)) with eps[:, 0] the base noise and eps[:, 1+k] part k's noise (k = 0 background)
-    -> queries (B, 1+K, D) = mu + sigma * eps, mu (B, 1+K, D), logvar (B, 1+K, D).
+    forward(eps (B, 1+K, D), offsets (B|1, 1+K, D) or None) with eps[:, 0] the base noise and eps[:, 1+k] part
+    k's noise (k = 0 background) -> queries (B, 1+K, D) = mu + sigma * eps (+ offsets), mu, logvar (B, 1+K, D).
       q_base from V_base through a two-layer MLP; q_bkg likewise from V_bkg (Eq. 10-11);
       q_k = head(LSTM(concat(q_base, q_{k-1}))) for k = 1..K-1 (Eq. 12), hidden state carried.
+    `offsets` is added to each query as it is drawn, before the LSTM reads it: an edit of one part's query is
+    carried on to the parts drawn after it (query-space editing, DESIGN 6).
     """
 
     def __init__(self, latent_dim: int, const_dim: int, mlp_dim: int, hidden_dim: int):
@@ -52,13 +54,17 @@ class WorkingMemory(nn.Module):
         self.lstm = nn.LSTMCell(2 * latent_dim, hidden_dim)
         self.head = GaussianHead(hidden_dim, latent_dim)
 
-    def forward(self, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, eps: torch.Tensor, offsets: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b, n, d = eps.shape
         assert n >= 2 and d == self.latent_dim, f"eps must be (B, 1+K, {self.latent_dim}), got {tuple(eps.shape)}"
+        if offsets is not None and (offsets.ndim != 3 or offsets.shape[0] not in (1, b) or offsets.shape[1:] != (n, d)):
+            raise ValueError(f"query offsets must be (1 or B={b}, {n}, {d}), got {tuple(offsets.shape)}")
+        off = (lambda k: offsets[:, k]) if offsets is not None else (lambda k: 0.0)
         mu_base, lv_base = self.base_mlp(self.v_base[None].to(eps.dtype))
         mu_bkg, lv_bkg = self.bkg_mlp(self.v_bkg[None].to(eps.dtype))
-        q_base = mu_base + (0.5 * lv_base).exp() * eps[:, 0]
-        q_prev = mu_bkg + (0.5 * lv_bkg).exp() * eps[:, 1]
+        q_base = mu_base + (0.5 * lv_base).exp() * eps[:, 0] + off(0)
+        q_prev = mu_bkg + (0.5 * lv_bkg).exp() * eps[:, 1] + off(1)
         queries = [q_base, q_prev]
         mus = [mu_base.expand(b, d), mu_bkg.expand(b, d)]
         logvars = [lv_base.expand(b, d), lv_bkg.expand(b, d)]
@@ -67,7 +73,7 @@ class WorkingMemory(nn.Module):
             h, c = self.lstm(torch.cat([q_base, q_prev], dim=1), state)
             state = (h, c)
             mu, lv = self.head(h)
-            q_prev = mu + (0.5 * lv).exp() * eps[:, k]
+            q_prev = mu + (0.5 * lv).exp() * eps[:, k] + off(k)
             queries.append(q_prev)
             mus.append(mu)
             logvars.append(lv)

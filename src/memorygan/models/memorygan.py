@@ -78,14 +78,18 @@ class MemoryGAN(CompositionalGenerator):
                 latents: torch.Tensor | None = None, expanded: torch.Tensor | None = None,
                 composition_mask: torch.Tensor | None = None, truncation: float = 1.0, noise_mode: str = "const",
                 noise: list[torch.Tensor] | None = None, coords: torch.Tensor | None = None,
-                return_fused: bool = False) -> GeneratorOutput:
+                return_fused: bool = False, query_offsets: torch.Tensor | None = None) -> GeneratorOutput:
         """Explicit input at one level: controller noise `z` (B, 1+K, D), `queries`, `latents` (B, 1+K, D) or
-        `expanded` codes (B, K, L, D). Truncation acts on the latents, towards each part's mean."""
+        `expanded` codes (B, K, L, D). Truncation acts on the latents, towards each part's mean.
+        `query_offsets` (B|1, 1+K, D), with `z`: added to the queries inside the working memory, so the parts
+        drawn after an edited part follow it (query-space editing)."""
         level = exactly_one(z=z, queries=queries, latents=latents, expanded=expanded)
+        if query_offsets is not None and level != "z":
+            raise ValueError("query_offsets act inside the working memory: pass them with z (controller noise)")
         kl = None
         if level == "z":
             self._check_codes("z (controller noise)", z, self.num_latents)
-            queries, mu, logvar = self.controller(z)
+            queries, mu, logvar = self.controller(z, query_offsets)
             kl = gaussian_kl(mu, logvar)
         if level in ("z", "queries"):
             self._check_codes("queries", queries, self.num_latents)
