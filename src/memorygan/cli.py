@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "memorygan.training.cli",     # memorygan train
     "memorygan.metrics.cli",      # memorygan probe / metrics
     "memorygan.analysis.cli",     # memorygan analyze ...
+    "memorygan.editing.cli",      # memorygan edit ...
     "memorygan.training.report_cli",  # memorygan report
     "memorygan.quickstart",       # memorygan quickstart
 ]
