@@ -8,7 +8,7 @@ from helpers import tiny_generator
 from memorygan.cli import main
 from memorygan.editing.assessors import get_assessor
 from memorygan.editing.baselines import interfacegan, sefa, sefa_eigenvectors
-from memorygan.editing.directions import (Direction, edit_output, learn_direction, load_direction, parts_delta,
+from memorygan.editing.directions import (edit_output, learn_direction, load_direction, parts_delta,
                                           sample_source, save_direction, seed_source)
 from memorygan.editing.evaluate import evaluate_direction
 from memorygan.errors import CheckpointError, ConfigError

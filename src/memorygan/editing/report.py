@@ -145,7 +145,6 @@ def eye_colour_plans(G) -> list[tuple[str, str, list[str]]]:
 def _markdown(record: dict, out: Path, md_path: Path) -> str:
     import os
 
-    rel = os.path.relpath(out, md_path.parent)
     lines = ["# Editing: learned, supervised and closed-form directions per part", "",
              "Regenerate:", "", "```", record["command"] or "memorygan edit report ...", "```", "",
              f"Every direction is evaluated on the same {record['n']} fresh samples per generator, at alpha in "
