@@ -47,19 +47,10 @@ class AttributeNet(nn.Module):
         return self.head(self.features(image).mean((2, 3)))
 
 
-def _lookup(record: dict, path: str):
-    cur = record
-    for key in path.split("."):
-        if not isinstance(cur, dict) or key not in cur:
-            return KeyError
-        cur = cur[key]
-    return cur
-
-
 def attribute_targets(data, attribute: str) -> tuple[list, str, list[str]]:
     """Per image (dataset order) the raw value of `attribute`, its kind and (for classes) the sorted class list."""
     from memorygan.data.dataset import SegmentationDataset
-    from memorygan.data.files import ATTRIBUTES_FILE, read_attributes
+    from memorygan.data.files import ATTRIBUTES_FILE, attribute_lookup, read_attributes
 
     ds = SegmentationDataset(data)
     if not (Path(data) / ATTRIBUTES_FILE).is_file():
@@ -69,7 +60,7 @@ def attribute_targets(data, attribute: str) -> tuple[list, str, list[str]]:
     missing = [n for n in ds.names if n not in by_name]
     if missing:
         raise DatasetError(f"{ATTRIBUTES_FILE} of {data} has no record for {len(missing)} image(s), e.g. {missing[0]}")
-    values = [_lookup(by_name[n], attribute) for n in ds.names]
+    values = [attribute_lookup(by_name[n], attribute, KeyError) for n in ds.names]
     if any(v is KeyError for v in values):
         example = by_name[ds.names[0]]
         keys = sorted(f"{k}.{s}" if isinstance(v, dict) else k for k, v in example.items()

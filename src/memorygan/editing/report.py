@@ -186,15 +186,12 @@ def run_report_cli(args) -> int:
     import shlex
     import sys
 
-    from memorygan import load
+    from memorygan.models import load_generators
 
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
-    labels = args.labels or [str(g) for g in args.generator]
-    if len(labels) != len(args.generator):
-        raise ConfigError(f"--labels has {len(labels)} entries for {len(args.generator)} --generator")
-    gens = {lab: load(g, device=args.device)[0] for lab, g in zip(labels, args.generator)}
+    gens = load_generators(args.generator, args.labels, args.device)
     command = "memorygan " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["edit"] else None
     write_editing_report(gens, args.out, args.markdown, args.smile_regressor, args.n, args.steps, args.batch, args.lr,
                          args.interfacegan_n, args.seed, command=command)
