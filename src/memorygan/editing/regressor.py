@@ -105,21 +105,21 @@ def train_assessor(data, attribute: str, out, steps: int = 1500, batch: int = 32
     t0 = time.perf_counter()
     images = torch.stack([ds.load(i)["image"] for i in range(n)])                    # (N, 3, H, W)
     if kind == "regression":
-        y = torch.tensor(raw, dtype=torch.float32)
+        y = torch.tensor(raw, dtype=torch.float32, device="cpu")
         mean, std = float(y[train_idx].mean()), float(y[train_idx].std().clamp(min=1e-6))
         target = ((y - mean) / std)[:, None]
         out_dim = 1
     elif kind == "presence":
-        target = torch.tensor(raw, dtype=torch.float32)[:, None]
+        target = torch.tensor(raw, dtype=torch.float32, device="cpu")[:, None]
         mean, std, out_dim = 0.0, 1.0, 1
     else:
-        target = torch.tensor([classes.index(v) for v in raw])
+        target = torch.tensor([classes.index(v) for v in raw], device="cpu")
         mean, std, out_dim = 0.0, 1.0, len(classes)
     torch.manual_seed(seed)
     net = AttributeNet(out_dim, channels).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
-    tr = torch.tensor(train_idx)
+    tr = torch.tensor(train_idx, device="cpu")
     bar = None
     if progress:
         from tqdm import tqdm
