@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from memorygan.allocator import tune_allocator
+
+    tune_allocator()          # large temporaries reused instead of re-faulted every forward (memorygan.allocator)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
