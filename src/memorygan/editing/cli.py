@@ -146,8 +146,11 @@ def _register_report(sub) -> None:
                                    "vs the whole latent, InterFaceGAN and SeFa, each evaluated on the same samples; "
                                    "and the eye-colour experiment (eyes' codes vs skin+hair codes vs query space). "
                                    "Writes OUT/<label>/..., OUT/editing.json and a markdown page.")
-    p.add_argument("--generator", action="append", required=True, help="generator/run folder (repeat)")
+    p.add_argument("--generator", action="append", help="generator/run folder (repeat)")
     p.add_argument("--labels", type=lambda t: [x.strip() for x in t.split(",") if x.strip()])
+    p.add_argument("--combine", nargs="+", metavar="OUT",
+                   help="instead of running: one markdown page (--markdown) from study folders run separately")
+    p.add_argument("--combine-command", help="with --combine: the command line(s) to print as 'Regenerate'")
     p.add_argument("--out", required=True)
     p.add_argument("--markdown", help="markdown page (default OUT/README.md)")
     p.add_argument("--smile-regressor", help="folder of a mouth.smile regressor (`edit train-assessor`)")
