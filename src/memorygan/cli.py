@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "memorygan.training.cli",     # memorygan train
     "memorygan.metrics.cli",      # memorygan probe / metrics
     "memorygan.analysis.cli",     # memorygan analyze ...
+    "memorygan.inversion.cli",    # memorygan invert
     "memorygan.training.report_cli",  # memorygan report
     "memorygan.quickstart",       # memorygan quickstart
 ]

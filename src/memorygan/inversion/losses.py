@@ -1,0 +1,73 @@
+"""The terms of the inversion objective, each a pure function returning one value per image (B,), and the
+learning-rate schedule. Images are (B, 3, H, W) in [-1, 1]; masks are class ids (B, H, W)."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def pixel_mse(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error per image (B,), on the [-1, 1] scale."""
+    return (image - target).pow(2).flatten(1).mean(1)
+
+
+def seg_mse(seg: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Mask loss per image (B,): mean squared error between the generator's segmentation seg (B, K, H, W) and the
+    mask's one-hot in {-1, 1} (the form real masks take for the discriminator, DESIGN 1), so its minimum is the
+    kind of segmentation the generator was trained to produce rather than ever larger logits."""
+    k = seg.shape[1]
+    onehot = F.one_hot(ids.long(), k).permute(0, 3, 1, 2).to(seg.dtype) * 2.0 - 1.0   # (B, K, H, W)
+    return (seg - onehot).pow(2).flatten(1).mean(1)
+
+
+def code_prior(u: torch.Tensor) -> torch.Tensor:
+    """Distance to the mean codes per image (B,): mean of u^2, with u the codes in units of their per-dimension
+    standard deviation around the mean (SemanticStyleGAN's invert.py pulls W+ towards the mean latent the same
+    way, in raw units)."""
+    return u.pow(2).flatten(1).mean(1)
+
+
+def noise_regularizer(noise: list[torch.Tensor]) -> torch.Tensor:
+    """StyleGAN2's projector noise regulariser (Karras et al. 2020, Appendix D) per image (B,): the squared
+    autocorrelation of each noise map with its one-pixel shifts, summed over a pyramid of 2x downsamplings down
+    to 8x8, so the optimised maps cannot smuggle image content in. noise: maps (B, 1, H, W)."""
+    total = None
+    for n in noise:
+        x = n
+        while True:
+            term = (x * x.roll(1, dims=3)).flatten(1).mean(1).pow(2) + (x * x.roll(1, dims=2)).flatten(1).mean(1).pow(2)
+            total = term if total is None else total + term
+            if x.shape[-1] <= 8:
+                break
+            x = F.avg_pool2d(x, 2)
+    return total
+
+
+@torch.no_grad()
+def normalize_noise_(noise: list[torch.Tensor]) -> None:
+    """Each map to zero mean and unit variance per image, in place (StyleGAN2's projector does this after every
+    step: the maps stay N(0, 1)-like, the scale of what the render net was trained on)."""
+    for n in noise:
+        mean = n.mean(dim=(1, 2, 3), keepdim=True)
+        std = n.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)
+        n.sub_(mean).div_(std)
+
+
+def ramped_lr(t: float, lr: float, rampdown: float = 0.25, rampup: float = 0.05) -> float:
+    """Learning rate at progress t in [0, 1]: linear warm-up over the first `rampup`, cosine decay to 0 over the
+    last `rampdown` (the StyleGAN2 projector's schedule, also SemanticStyleGAN's invert.py)."""
+    ramp = min(1.0, (1.0 - t) / rampdown) if rampdown > 0 else 1.0
+    ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
+    if rampup > 0:
+        ramp *= min(1.0, t / rampup)
+    return lr * ramp
+
+
+def psnr_uint8(a, b) -> float:
+    """PSNR in dB between two uint8 arrays/tensors of one shape (peak 255); inf for identical images."""
+    a = torch.as_tensor(a).double()
+    b = torch.as_tensor(b).double()
+    mse = float((a - b).pow(2).mean())
+    return float("inf") if mse == 0 else 10.0 * math.log10(255.0 ** 2 / mse)
