@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -11,6 +12,20 @@ import torch.nn.functional as F
 def pixel_mse(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean squared error per image (B,), on the [-1, 1] scale."""
     return (image - target).pow(2).flatten(1).mean(1)
+
+
+def seg_cross_entropy(seg: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Mask loss per image (B,): cross-entropy of the generator's segmentation seg (B, K, H, W) read as logits
+    (its argmax is the predicted part, as mIoU reads it) against the mask's class ids (B, H, W), averaged per
+    class present in the mask, then over those classes: every part counts alike, as in mIoU (a pixel average
+    lets the background outvote the eyes)."""
+    k = seg.shape[1]
+    ce = F.cross_entropy(seg, ids.long(), reduction="none")                         # (B, H, W)
+    onehot = F.one_hot(ids.long(), k).permute(0, 3, 1, 2).to(ce.dtype)              # (B, K, H, W)
+    count = onehot.sum(dim=(2, 3))                                                  # (B, K)
+    per_class = (ce[:, None] * onehot).sum(dim=(2, 3)) / count.clamp_min(1)         # (B, K)
+    present = (count > 0).to(ce.dtype)
+    return (per_class * present).sum(1) / present.sum(1)
 
 
 def seg_mse(seg: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
@@ -67,7 +82,9 @@ def ramped_lr(t: float, lr: float, rampdown: float = 0.25, rampup: float = 0.05)
 
 def psnr_uint8(a, b) -> float:
     """PSNR in dB between two uint8 arrays/tensors of one shape (peak 255); inf for identical images."""
-    a = torch.as_tensor(a).double()
-    b = torch.as_tensor(b).double()
-    mse = float((a - b).pow(2).mean())
+    a = np.asarray(a.detach().cpu() if torch.is_tensor(a) else a, dtype=np.float64)
+    b = np.asarray(b.detach().cpu() if torch.is_tensor(b) else b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"PSNR of arrays of different shapes {a.shape} and {b.shape}")
+    mse = float(((a - b) ** 2).mean())
     return float("inf") if mse == 0 else 10.0 * math.log10(255.0 ** 2 / mse)

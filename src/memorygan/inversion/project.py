@@ -153,7 +153,7 @@ def objective(image, seg, target, ids, has_mask, u, noise, perceptual, opts: Inv
         terms["perceptual"] = perceptual(image, target)
         total = total + opts.perceptual_weight * terms["perceptual"]
     if ids is not None and opts.seg_weight > 0:
-        terms["seg"] = losses.seg_mse(seg, ids) * has_mask
+        terms["seg"] = losses.seg_cross_entropy(seg, ids) * has_mask
         total = total + opts.seg_weight * terms["seg"]
     if opts.code_weight > 0:
         terms["code"] = losses.code_prior(u)
