@@ -223,10 +223,10 @@ def test_bad_inputs_get_one_line_errors(tmp_path, capsys):
     assert "img0.png is 48x48 but the generator makes 32x32 images" in err
     # a mask with unknown ids
     bad = out.seg.argmax(1)[0].numpy().copy()
-    bad[0, 0] = 7
+    bad[0, 0] = 4                                                        # ids are 0..3
     _write_masks(tmp_path / "masks", {"img0": bad})
     err = _cli_error(capsys, base + ["--images", str(tmp_path / "imgs"), "--masks", str(tmp_path / "masks")])
-    assert "img0.png has class id 7 but the generator has 4 parts (ids 0..3)" in err
+    assert "img0.png has class id 4 but the generator has 4 parts (ids 0..3)" in err
     # a mask missing for an image; a mask of another size; an RGB mask
     (tmp_path / "empty").mkdir()
     err = _cli_error(capsys, base + ["--images", str(tmp_path / "imgs"), "--masks", str(tmp_path / "empty")])
