@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from memorygan.errors import ConfigError
-from memorygan.inversion.project import InversionOptions
+from memorygan.inversion.projection import InversionOptions
 from memorygan.inversion.run import TARGETS, InversionResult, invert
 
 

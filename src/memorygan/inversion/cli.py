@@ -18,7 +18,7 @@ def _non_negative_int(text: str) -> int:
 
 def register(subparsers) -> None:
     from memorygan.inversion.perceptual import KINDS
-    from memorygan.inversion.project import LEVELS, InversionOptions
+    from memorygan.inversion.projection import LEVELS, InversionOptions
 
     d = InversionOptions()
     p = subparsers.add_parser(
@@ -85,7 +85,7 @@ def register(subparsers) -> None:
 
 def run_invert(args) -> int:
     from memorygan.inversion.api import invert_command
-    from memorygan.inversion.project import InversionOptions
+    from memorygan.inversion.projection import InversionOptions
     from memorygan.inversion.run import format_summary
 
     if args.threads:

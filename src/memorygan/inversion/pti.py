@@ -17,7 +17,7 @@ import copy
 import torch
 
 from memorygan.inversion import losses
-from memorygan.inversion.project import InversionOptions
+from memorygan.inversion.projection import InversionOptions
 from memorygan.visualize import to_uint8
 
 LOCALITY_SEED = 1_000_000

@@ -27,7 +27,7 @@ import torch
 
 from memorygan.errors import ConfigError
 from memorygan.inversion import losses
-from memorygan.inversion.project import CodeSpace, InversionOptions, project
+from memorygan.inversion.projection import CodeSpace, InversionOptions, project
 from memorygan.inversion.targets import Targets, load_target
 
 RECORD = "inversion.json"

@@ -1,4 +1,4 @@
-"""Projection (inversion/project.py) on tiny generators: exact recovery where the answer is known, the mask loss
+"""Projection (inversion/projection.py) on tiny generators: exact recovery where the answer is known, the mask loss
 makes the segmentation follow a mask, the generator is left untouched, code spaces, noise optimisation."""
 import pytest
 import torch
@@ -7,7 +7,7 @@ from helpers import tiny_generator
 from memorygan.checkpoint import generator_fingerprint
 from memorygan.errors import ConfigError
 from memorygan.inversion.losses import psnr_uint8
-from memorygan.inversion.project import CodeSpace, InversionOptions, project
+from memorygan.inversion.projection import CodeSpace, InversionOptions, project
 from memorygan.inversion.run import _miou
 from memorygan.visualize import to_uint8
 
