@@ -18,24 +18,25 @@ def test_pixel_mse_and_psnr():
     assert losses.psnr_uint8(x, x) == float("inf")
 
 
-def test_seg_cross_entropy_weighs_every_present_class_alike():
-    # 4 pixels: three of class 0, one of class 1; logits favour class 0 everywhere by 1
-    seg = torch.zeros(1, 2, 2, 2)
-    seg[:, 0] = 1.0
+def test_seg_margin_by_hand():
+    # 4 pixels: three of class 0, one of class 1; logits (class 0, class 1, class 2)
+    seg = torch.zeros(1, 3, 2, 2)
+    seg[0, 0] = torch.tensor([[1.0, 0.05], [-1.0, 0.0]])
+    seg[0, 1] = torch.tensor([[0.0, 0.0], [0.0, 0.3]])
+    seg[0, 2] = torch.tensor([[-1.0, -1.0], [0.5, -1.0]])
     ids = torch.tensor([[[0, 0], [0, 1]]])
-    ce_right = math.log(1 + math.exp(-1))                  # -log softmax of the right class
-    ce_wrong = math.log(1 + math.exp(1))
-    # per class: class 0 mean ce_right, class 1 ce_wrong; mean over the two present classes (pixel mean would be
-    # (3 ce_right + ce_wrong) / 4)
-    assert losses.seg_cross_entropy(seg, ids).item() == pytest.approx((ce_right + ce_wrong) / 2, rel=1e-6)
-    # classes absent from the mask do not count
-    seg3 = torch.cat([seg, torch.full((1, 1, 2, 2), -5.0)], 1)
-    ids0 = torch.zeros(1, 2, 2, dtype=torch.long)
-    expect = math.log(1 + math.exp(-1) + math.exp(-6))
-    assert losses.seg_cross_entropy(seg3, ids0).item() == pytest.approx(expect, rel=1e-6)
-    # the {-1, 1} one-hot MSE form
-    seg_pm = torch.tensor([[[[1.0]], [[-1.0]]]])
-    assert losses.seg_mse(seg_pm, torch.zeros(1, 1, 1, dtype=torch.long)).item() == 0.0
+    # class-0 pixels: margins 1 - 0 = 1 (hinge 0), 0.05 - 0 = 0.05 (hinge 0.05), -1 - 0.5 = -1.5 (hinge 1.6)
+    # -> class-0 mean 1.65 / 3 = 0.55; class-1 pixel: margin 0.3 - 0 = 0.3 (hinge 0); mean over classes 0.275
+    assert losses.seg_margin(seg, ids, margin=0.1).item() == pytest.approx(0.275, rel=1e-6)
+    # a larger margin: class 0: 0 + 0.45 + 2.0 = 2.45 / 3; class 1: 0.2 -> (0.81667 + 0.2) / 2
+    assert losses.seg_margin(seg, ids, margin=0.5).item() == pytest.approx((2.45 / 3 + 0.2) / 2, rel=1e-6)
+    # zero once every pixel agrees by the margin; classes absent from the mask do not count
+    assert losses.seg_margin(seg * 0 + torch.tensor([1.0, -1.0, -1.0]).view(1, 3, 1, 1), torch.zeros(1, 2, 2,
+                             dtype=torch.long)).item() == 0.0
+    # differentiable: the gradient pushes the mask's class up and the best other class down
+    x = seg.clone().requires_grad_(True)
+    losses.seg_margin(x, ids).backward()
+    assert x.grad[0, 0, 1, 0] < 0 and x.grad[0, 2, 1, 0] > 0 and x.grad[0, 0, 0, 0] == 0
 
 
 def test_code_prior_and_noise_regularizer():

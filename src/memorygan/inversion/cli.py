@@ -63,6 +63,9 @@ def register(subparsers) -> None:
     o.add_argument("--perceptual-weight", type=float, default=d.perceptual_weight, help=f"default {d.perceptual_weight}")
     o.add_argument("--seg-weight", type=float, default=d.seg_weight,
                    help=f"mask loss weight (default {d.seg_weight}; 0: masks only measured)")
+    o.add_argument("--seg-margin", type=float, default=d.seg_margin,
+                   help=f"the mask loss is zero where the segmentation agrees with the mask by this margin "
+                        f"(default {d.seg_margin})")
     o.add_argument("--code-weight", type=float, default=d.code_weight,
                    help=f"pull towards the mean codes (default {d.code_weight})")
     o.add_argument("--optimize-noise", action="store_true", help="also optimise the render noise maps")
@@ -93,7 +96,7 @@ def run_invert(args) -> int:
         torch.set_num_threads(args.threads)
     opts = InversionOptions(
         level=args.level, steps=args.steps, lr=args.lr, mse_weight=args.mse_weight,
-        perceptual_weight=args.perceptual_weight, seg_weight=args.seg_weight, code_weight=args.code_weight,
+        perceptual_weight=args.perceptual_weight, seg_weight=args.seg_weight, seg_margin=args.seg_margin, code_weight=args.code_weight,
         optimize_noise=args.optimize_noise, noise_weight=args.noise_weight, pti_steps=args.pti_steps,
         pti_lr=args.pti_lr, pti_stop_psnr=args.pti_stop_psnr if args.pti_stop_psnr and args.pti_stop_psnr > 0 else None,
         pti_stop_distance=args.pti_stop_distance, pti_locality_weight=args.pti_locality_weight)

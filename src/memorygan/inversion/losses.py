@@ -14,27 +14,29 @@ def pixel_mse(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (image - target).pow(2).flatten(1).mean(1)
 
 
-def seg_cross_entropy(seg: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """Mask loss per image (B,): cross-entropy of the generator's segmentation seg (B, K, H, W) read as logits
-    (its argmax is the predicted part, as mIoU reads it) against the mask's class ids (B, H, W), averaged per
-    class present in the mask, then over those classes: every part counts alike, as in mIoU (a pixel average
-    lets the background outvote the eyes)."""
-    k = seg.shape[1]
-    ce = F.cross_entropy(seg, ids.long(), reduction="none")                         # (B, H, W)
-    onehot = F.one_hot(ids.long(), k).permute(0, 3, 1, 2).to(ce.dtype)              # (B, K, H, W)
+def _per_class_mean(per_pixel: torch.Tensor, ids: torch.Tensor, k: int) -> torch.Tensor:
+    """(B, H, W) per-pixel values -> (B,): the mean over each class present in `ids`, then over those classes."""
+    onehot = F.one_hot(ids.long(), k).permute(0, 3, 1, 2).to(per_pixel.dtype)      # (B, K, H, W)
     count = onehot.sum(dim=(2, 3))                                                  # (B, K)
-    per_class = (ce[:, None] * onehot).sum(dim=(2, 3)) / count.clamp_min(1)         # (B, K)
-    present = (count > 0).to(ce.dtype)
+    per_class = (per_pixel[:, None] * onehot).sum(dim=(2, 3)) / count.clamp_min(1)  # (B, K)
+    present = (count > 0).to(per_pixel.dtype)
     return (per_class * present).sum(1) / present.sum(1)
 
 
-def seg_mse(seg: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """Mask loss per image (B,): mean squared error between the generator's segmentation seg (B, K, H, W) and the
-    mask's one-hot in {-1, 1} (the form real masks take for the discriminator, DESIGN 1), so its minimum is the
-    kind of segmentation the generator was trained to produce rather than ever larger logits."""
+def seg_margin(seg: torch.Tensor, ids: torch.Tensor, margin: float = 0.5) -> torch.Tensor:
+    """Mask loss per image (B,): hinge on the margin of the mask's class over the best other class,
+    relu(margin - (seg_y - max_{c != y} seg_c)), averaged per class present in the mask, then over those classes.
+
+    Zero wherever the segmentation already agrees with the mask by `margin`, so it never pulls codes that already
+    explain the mask away from the image. Cross-entropy (minimum at ever larger logits, away from any code the
+    generator produces) and an MSE to the {-1, 1} one-hot were tried first on a trained 64 px MemoryGAN: on its own
+    samples they cost 14 dB of PSNR (CE, weight 0.1) or gained no mIoU; this loss kept 41-43 dB and raised the
+    mIoU from 0.56 to 0.87 (docs/inversion.md). The per-class average makes every part count alike, as in mIoU
+    (a pixel average lets the background outvote the eyes)."""
     k = seg.shape[1]
-    onehot = F.one_hot(ids.long(), k).permute(0, 3, 1, 2).to(seg.dtype) * 2.0 - 1.0   # (B, K, H, W)
-    return (seg - onehot).pow(2).flatten(1).mean(1)
+    own = seg.gather(1, ids.long()[:, None])[:, 0]                                  # (B, H, W)
+    others = seg.masked_fill(F.one_hot(ids.long(), k).permute(0, 3, 1, 2).bool(), float("-inf")).amax(1)
+    return _per_class_mean(F.relu(margin - (own - others)), ids, k)
 
 
 def code_prior(u: torch.Tensor) -> torch.Tensor:

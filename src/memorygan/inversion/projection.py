@@ -9,10 +9,11 @@ The codes of one level are optimised from the mean codes, in units of their per-
 
 Objective per image (summed over the batch, so images do not interact):
 
-    w_mse MSE(G(c), x) + w_p d(G(c), x) + w_seg MSE(seg(c), onehot(mask)) + w_code mean(u^2) [+ w_noise R(noise)]
+    w_mse MSE(G(c), x) + w_p d(G(c), x) + w_seg hinge(seg(c), mask) + w_code mean(u^2) [+ w_noise R(noise)]
 
-with d the perceptual distance (`inversion.perceptual`), the mask term only where a mask is given, and the
-render noise optionally optimised too (StyleGAN2 projector regulariser R, maps renormalised after each step).
+with d the perceptual distance (`inversion.perceptual`), the mask term (a hinge on the segmentation's margin for
+the mask's class, `losses.seg_margin`) only where a mask is given, and the render noise optionally optimised too
+(StyleGAN2 projector regulariser R, maps renormalised after each step).
 Adam with the StyleGAN2 projector's learning-rate ramp (SemanticStyleGAN invert.py: 400 steps, lr 0.1).
 """
 from __future__ import annotations
@@ -37,6 +38,7 @@ class InversionOptions:
     mse_weight: float = 1.0
     perceptual_weight: float = 0.1
     seg_weight: float = 1.0           # applies where a mask is given (0: masks only measured, never optimised)
+    seg_margin: float = 0.1           # the mask loss is zero where seg agrees with the mask by this margin
     code_weight: float = 1e-4
     optimize_noise: bool = False
     noise_weight: float = 1e3
@@ -61,7 +63,7 @@ class InversionOptions:
         for name in ("lr", "pti_lr"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
-        for name in ("mse_weight", "perceptual_weight", "seg_weight", "code_weight", "noise_weight",
+        for name in ("mse_weight", "perceptual_weight", "seg_weight", "seg_margin", "code_weight", "noise_weight",
                      "pti_mse_weight", "pti_perceptual_weight", "pti_locality_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
@@ -153,7 +155,7 @@ def objective(image, seg, target, ids, has_mask, u, noise, perceptual, opts: Inv
         terms["perceptual"] = perceptual(image, target)
         total = total + opts.perceptual_weight * terms["perceptual"]
     if ids is not None and opts.seg_weight > 0:
-        terms["seg"] = losses.seg_cross_entropy(seg, ids) * has_mask
+        terms["seg"] = losses.seg_margin(seg, ids, opts.seg_margin) * has_mask
         total = total + opts.seg_weight * terms["seg"]
     if opts.code_weight > 0:
         terms["code"] = losses.code_prior(u)
