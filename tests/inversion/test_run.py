@@ -254,12 +254,13 @@ def test_bad_inputs_get_one_line_errors(tmp_path, capsys):
 def test_cli_runs_and_reports_the_distance(tmp_path, capsys):
     G = tiny_generator("ssg").eval()
     gdir = G.save_pretrained(tmp_path / "G")
-    _write_images(tmp_path / "imgs", G, [0])
-    rc = main(["invert", "--generator", str(gdir), "--images", str(tmp_path / "imgs"), "--out", str(tmp_path / "inv"),
-               "--steps", "3", "--level", "latents", "--perceptual", "none", "--no-progress", "--threads", "1"])
+    _write_images(tmp_path / "imgs", G, [0, 1])
+    argv = ["invert", "--generator", str(gdir), "--images", str(tmp_path / "imgs"), "--out", str(tmp_path / "inv"),
+            "--steps", "3", "--level", "latents", "--perceptual", "none", "--no-progress", "--limit", "1"]
+    rc = main(argv + ["--threads", "1"])
     assert rc == 0
     text = capsys.readouterr().out
     assert "perceptual distance: none" in text and "1/1 images" in text
-    rc = main(["invert", "--generator", str(gdir), "--images", str(tmp_path / "imgs"), "--out", str(tmp_path / "inv"),
-               "--steps", "3", "--level", "latents", "--perceptual", "none", "--no-progress"])
+    assert (tmp_path / "inv" / "img0").is_dir() and not (tmp_path / "inv" / "img1").exists()
+    rc = main(argv)
     assert rc == 0 and "1 image(s) already finished" in capsys.readouterr().out

@@ -11,11 +11,11 @@ from memorygan.inversion.run import TARGETS, InversionResult, invert
 
 def invert_command(generator, out, opts: InversionOptions | None = None, *, images=None, masks=None, seeds=None,
                    truncation: float = 1.0, perceptual: str = "auto", lpips_weights=None, lpips_backbone=None,
-                   probe=None, min_size: int = 128, batch: int = 1, device: str = "cpu",
+                   probe=None, min_size: int = 128, limit: int | None = None, batch: int = 1, device: str = "cpu",
                    progress: bool = True) -> InversionResult:
     """Invert `images` (a file, folder or dataset folder, with optional `masks`) or the generator's samples of
     `seeds` (known answers, written to OUT/targets) into `out`. `perceptual`: see `inversion.perceptual.KINDS`;
-    the probe fallback also finds a dataset folder's probe/."""
+    the probe fallback also finds a dataset folder's probe/. `limit`: only the first N images (name order)."""
     import memorygan
     from memorygan.inversion.perceptual import load_perceptual
     from memorygan.inversion.targets import collect_targets, write_sample_targets
@@ -30,7 +30,7 @@ def invert_command(generator, out, opts: InversionOptions | None = None, *, imag
     if seeds is not None:
         targets = write_sample_targets(G, seeds, out / TARGETS, truncation)
     else:
-        targets = collect_targets(G, images, masks)
+        targets = collect_targets(G, images, masks, limit)
     if probe is None and targets.dataset is not None and (targets.dataset / "probe").is_dir():
         probe = targets.dataset
     dist = load_perceptual(perceptual, lpips_weights=lpips_weights, lpips_backbone=lpips_backbone, probe=probe,

@@ -44,6 +44,7 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=_non_negative_int, default=d.steps, help=f"optimisation steps (default {d.steps})")
     p.add_argument("--pti-steps", type=_non_negative_int, default=d.pti_steps,
                    help="pivotal tuning steps after the projection (PTI: up to 350; default 0: off)")
+    p.add_argument("--limit", type=positive_int, help="only the first N images (name order)")
     p.add_argument("--batch", type=positive_int, default=1, help="images optimised together (default 1)")
     p.add_argument("--truncation", type=float, default=1.0, help="with --seeds: truncation of the samples")
 
@@ -96,14 +97,15 @@ def run_invert(args) -> int:
         torch.set_num_threads(args.threads)
     opts = InversionOptions(
         level=args.level, steps=args.steps, lr=args.lr, mse_weight=args.mse_weight,
-        perceptual_weight=args.perceptual_weight, seg_weight=args.seg_weight, seg_margin=args.seg_margin, code_weight=args.code_weight,
+        perceptual_weight=args.perceptual_weight, seg_weight=args.seg_weight, seg_margin=args.seg_margin,
+        code_weight=args.code_weight,
         optimize_noise=args.optimize_noise, noise_weight=args.noise_weight, pti_steps=args.pti_steps,
         pti_lr=args.pti_lr, pti_stop_psnr=args.pti_stop_psnr if args.pti_stop_psnr and args.pti_stop_psnr > 0 else None,
         pti_stop_distance=args.pti_stop_distance, pti_locality_weight=args.pti_locality_weight)
     res = invert_command(args.generator, args.out, opts, images=args.images, masks=args.masks, seeds=args.seeds,
                          truncation=args.truncation, perceptual=args.perceptual, lpips_weights=args.lpips_weights,
                          lpips_backbone=args.lpips_backbone, probe=args.probe, min_size=args.min_size,
-                         batch=args.batch, device=args.device, progress=not args.no_progress)
+                         limit=args.limit, batch=args.batch, device=args.device, progress=not args.no_progress)
     print(f"perceptual distance: {res.perceptual_name}")
     if res.skipped:
         print(f"{len(res.skipped)} image(s) already finished in {res.out}, {len(res.done)} inverted now")

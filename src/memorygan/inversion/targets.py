@@ -46,11 +46,11 @@ def _image_files(folder: Path) -> dict[str, Path]:
     return files
 
 
-def collect_targets(G, images, masks=None) -> Targets:
+def collect_targets(G, images, masks=None, limit: int | None = None) -> Targets:
     """Resolve --images/--masks and check every file against G before any work starts (DatasetError naming the
     file and the problem): images must be the generator's size; masks single-channel, the same size, with class
     ids below the generator's number of parts. A dataset folder (dataset.json, images/, masks/) brings its masks
-    (unless `masks` is given) and must declare the generator's classes."""
+    (unless `masks` is given) and must declare the generator's classes. `limit`: only the first N images."""
     src = Path(images)
     if not src.exists():
         raise DatasetError(f"--images {src}: no such file or folder")
@@ -75,6 +75,8 @@ def collect_targets(G, images, masks=None) -> Targets:
         image_files = {src.stem: src}
     if not image_files:
         raise DatasetError(f"--images {src}: no images ({', '.join(IMAGE_EXTS)}) found")
+    if limit is not None:
+        image_files = dict(list(image_files.items())[:limit])
     mask_files: dict[str, Path] = {}
     if masks is not None:
         m = Path(masks)
@@ -94,7 +96,7 @@ def collect_targets(G, images, masks=None) -> Targets:
     items = [Target(n, p, mask_files.get(n)) for n, p in image_files.items()]
     for t in items:
         check_target(G, t)
-    return Targets(items, str(src), dataset)
+    return Targets(items, str(src) + (f" (first {limit})" if limit is not None else ""), dataset)
 
 
 def check_target(G, t: Target) -> None:
