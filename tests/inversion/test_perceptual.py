@@ -144,7 +144,7 @@ def test_official_lpips_files_load_and_match_an_independent_forward(kind, tmp_pa
     g = torch.Generator().manual_seed(0)
     state = _vgg_state(g) if kind == "vgg" else _alex_state(g)
     taps = [VGG_WIDTHS[i] for i in (1, 3, 6, 9, 12)] if kind == "vgg" else ALEX_WIDTHS
-    lin = {f"lin{l}.model.1.weight": torch.rand(1, c, 1, 1, generator=g) for l, c in enumerate(taps)}
+    lin = {f"lin{j}.model.1.weight": torch.rand(1, c, 1, 1, generator=g) for j, c in enumerate(taps)}
     torch.save(state, tmp_path / "backbone.pth")      # the torchvision file layout
     torch.save(lin, tmp_path / "lin.pth")             # the lpips package's weights/v0.1/*.pth layout
     dist = load_lpips(tmp_path / "lin.pth", tmp_path / "backbone.pth")
@@ -153,13 +153,13 @@ def test_official_lpips_files_load_and_match_an_independent_forward(kind, tmp_pa
     y = torch.rand(2, 3, 64, 64, generator=g) * 2 - 1
     ref = _reference_vgg if kind == "vgg" else _reference_alex
     fx, fy = ref(state, x), ref(state, y)
-    expect = sum(((unit_normalize(a) - unit_normalize(b)) ** 2 * lin[f"lin{l}.model.1.weight"]).sum(1).mean((1, 2))
-                 for l, (a, b) in enumerate(zip(fx, fy)))
+    expect = sum(((unit_normalize(a) - unit_normalize(b)) ** 2 * lin[f"lin{j}.model.1.weight"]).sum(1).mean((1, 2))
+                 for j, (a, b) in enumerate(zip(fx, fy)))
     with torch.no_grad():
         assert torch.allclose(dist(x, y), expect, rtol=1e-4, atol=1e-6)
     # the renamed key form ("0.1.weight") and safetensors copies load too; auto picks LPIPS when files are given
     from safetensors.torch import save_file
-    save_file({f"{l}.1.weight": v for l, v in enumerate(lin.values())}, str(tmp_path / "lin.safetensors"))
+    save_file({f"{j}.1.weight": v for j, v in enumerate(lin.values())}, str(tmp_path / "lin.safetensors"))
     other = load_perceptual("auto", lpips_weights=tmp_path / "lin.safetensors",
                             lpips_backbone=tmp_path / "backbone.pth")
     with torch.no_grad():
@@ -169,7 +169,7 @@ def test_official_lpips_files_load_and_match_an_independent_forward(kind, tmp_pa
 def test_official_lpips_bad_files_are_named(tmp_path):
     g = torch.Generator().manual_seed(0)
     torch.save(_vgg_state(g), tmp_path / "vgg.pth")
-    wrong = {f"lin{l}.model.1.weight": torch.rand(1, 3, 1, 1) for l in range(5)}
+    wrong = {f"lin{j}.model.1.weight": torch.rand(1, 3, 1, 1) for j in range(5)}
     torch.save(wrong, tmp_path / "lin.pth")
     with pytest.raises(CheckpointError, match="do not fit the vgg backbone"):
         load_lpips(tmp_path / "lin.pth", tmp_path / "vgg.pth")

@@ -23,7 +23,8 @@ def test_samples_are_recovered_from_the_mean_codes(arch, level):
     G = tiny_generator(arch).eval()
     before, grads = generator_fingerprint(G), [q.requires_grad for q in G.parameters()]
     out = G.sample(2, seed=3)
-    start = G(expanded=CodeSpace(G, level).expanded(G, CodeSpace(G, level).mean[None].expand(2, *([-1] * 3 if level == "expanded" else [-1] * 2)))).image
+    space = CodeSpace(G, level)
+    start = G(expanded=space.expanded(G, space.codes(torch.zeros(2, *space.shape)))).image   # the mean codes
     p = project(G, out.image, InversionOptions(level=level, steps=300, **MSE_ONLY))
     got, start_psnr = _psnrs(p.image, out.image), _psnrs(start, out.image)
     assert min(got) > 28 and sum(got) / 2 > 32, got             # 8-bit PSNR of the reconstruction

@@ -49,7 +49,8 @@ def test_folder_with_masks_writes_consistent_outputs(generator_dir, tmp_path):
     for name in ("img0", "img1"):
         d = tmp_path / "inv" / name
         assert sorted(p.name for p in d.iterdir()) == sorted(
-            ["codes.safetensors", "metrics.json", f"{name}-reconstruction.png", f"{name}-seg.png", f"{name}-compare.png"])
+            ["codes.safetensors", "metrics.json", f"{name}-reconstruction.png", f"{name}-seg.png",
+             f"{name}-compare.png"])
         m = json.loads((d / "metrics.json").read_text())
         assert m["perceptual_name"] == "none" and m["perceptual"] is None and m["level"] == "expanded"
         codes = load_codes(d / "codes.safetensors", G)   # codes of this generator (fingerprint checked)
@@ -232,10 +233,11 @@ def test_bad_inputs_get_one_line_errors(tmp_path, capsys):
     err = _cli_error(capsys, base + ["--images", str(tmp_path / "imgs"), "--masks", str(tmp_path / "empty")])
     assert "no mask for image img0" in err
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "small.png")
-    err = _cli_error(capsys, base + ["--images", str(tmp_path / "imgs" / "img0.png"), "--masks", str(tmp_path / "small.png")])
+    one = ["--images", str(tmp_path / "imgs" / "img0.png"), "--masks"]
+    err = _cli_error(capsys, base + one + [str(tmp_path / "small.png")])
     assert "small.png is 16x16 but its image is 32x32" in err
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "rgb.png")
-    err = _cli_error(capsys, base + ["--images", str(tmp_path / "imgs" / "img0.png"), "--masks", str(tmp_path / "rgb.png")])
+    err = _cli_error(capsys, base + one + [str(tmp_path / "rgb.png")])
     assert "single-channel" in err
     # a generator folder that does not exist
     err = _cli_error(capsys, ["invert", "--generator", str(tmp_path / "nope"), "--images", str(tmp_path / "imgs"),

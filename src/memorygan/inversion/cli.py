@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from memorygan.argtypes import positive_int, seed_list
 
@@ -61,7 +62,8 @@ def register(subparsers) -> None:
     o = p.add_argument_group("objective")
     o.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate, in code-spread units (default {d.lr})")
     o.add_argument("--mse-weight", type=float, default=d.mse_weight, help=f"default {d.mse_weight}")
-    o.add_argument("--perceptual-weight", type=float, default=d.perceptual_weight, help=f"default {d.perceptual_weight}")
+    o.add_argument("--perceptual-weight", type=float, default=d.perceptual_weight,
+                   help=f"default {d.perceptual_weight}")
     o.add_argument("--seg-weight", type=float, default=d.seg_weight,
                    help=f"mask loss weight (default {d.seg_weight}; 0: masks only measured)")
     o.add_argument("--seg-margin", type=float, default=d.seg_margin,
@@ -70,7 +72,8 @@ def register(subparsers) -> None:
     o.add_argument("--code-weight", type=float, default=d.code_weight,
                    help=f"pull towards the mean codes (default {d.code_weight})")
     o.add_argument("--optimize-noise", action="store_true", help="also optimise the render noise maps")
-    o.add_argument("--noise-weight", type=float, default=d.noise_weight, help=f"noise regulariser (default {d.noise_weight:g})")
+    o.add_argument("--noise-weight", type=float, default=d.noise_weight,
+                   help=f"noise regulariser (default {d.noise_weight:g})")
 
     t = p.add_argument_group("pivotal tuning")
     t.add_argument("--pti-lr", type=float, default=d.pti_lr, help=f"default {d.pti_lr}")
@@ -79,7 +82,8 @@ def register(subparsers) -> None:
     t.add_argument("--pti-stop-distance", type=float, default=None,
                    help="stop once the perceptual distance is at most this (PTI: LPIPS 0.07)")
     t.add_argument("--pti-locality-weight", type=float, default=d.pti_locality_weight,
-                   help=f"locality regulariser: nearby codes keep their images (default {d.pti_locality_weight}; 0: off)")
+                   help=f"locality regulariser: nearby codes keep their images (default {d.pti_locality_weight}; "
+                        "0: off)")
 
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
@@ -102,10 +106,15 @@ def run_invert(args) -> int:
         optimize_noise=args.optimize_noise, noise_weight=args.noise_weight, pti_steps=args.pti_steps,
         pti_lr=args.pti_lr, pti_stop_psnr=args.pti_stop_psnr if args.pti_stop_psnr and args.pti_stop_psnr > 0 else None,
         pti_stop_distance=args.pti_stop_distance, pti_locality_weight=args.pti_locality_weight)
-    res = invert_command(args.generator, args.out, opts, images=args.images, masks=args.masks, seeds=args.seeds,
-                         truncation=args.truncation, perceptual=args.perceptual, lpips_weights=args.lpips_weights,
-                         lpips_backbone=args.lpips_backbone, probe=args.probe, min_size=args.min_size,
-                         limit=args.limit, batch=args.batch, device=args.device, progress=not args.no_progress)
+    try:
+        res = invert_command(args.generator, args.out, opts, images=args.images, masks=args.masks, seeds=args.seeds,
+                             truncation=args.truncation, perceptual=args.perceptual, lpips_weights=args.lpips_weights,
+                             lpips_backbone=args.lpips_backbone, probe=args.probe, min_size=args.min_size,
+                             limit=args.limit, batch=args.batch, device=args.device, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"memorygan invert: interrupted; the finished images stay in {args.out}: run the same command again "
+              "to continue", file=sys.stderr)
+        return 130
     print(f"perceptual distance: {res.perceptual_name}")
     if res.skipped:
         print(f"{len(res.skipped)} image(s) already finished in {res.out}, {len(res.done)} inverted now")

@@ -117,7 +117,7 @@ def _freeze(module: nn.Module) -> nn.Module:
     return module.eval().requires_grad_(False)
 
 
-# ---------------------------------------------------------------------------------------------------- EfficientNet-Lite0
+# ------------------------------------------------------------------------------------------------ EfficientNet-Lite0
 
 EFFICIENTNET_TAPS = (2, 4, 10, 15)   # block indices ending the /4, /8, /16 and /32 stages (after the /2 stem)
 
@@ -234,16 +234,16 @@ class LPIPSDistance(PerceptualDistance):
         self.name = f"lpips-{kind}"
         self.features = _freeze(features)
         self.taps = VGG16_TAPS if kind == "vgg" else ALEX_TAPS
-        for l, a in enumerate(lin):
-            self.register_buffer(f"lin{l}", a.detach().reshape(-1).float().clone())
-        self.channel_weights = [getattr(self, f"lin{l}") for l in range(len(lin))]
+        for j, a in enumerate(lin):
+            self.register_buffer(f"lin{j}", a.detach().reshape(-1).float().clone())
+        self.channel_weights = [getattr(self, f"lin{j}") for j in range(len(lin))]
         self.register_buffer("shift", torch.tensor(LPIPS_SHIFT).view(1, 3, 1, 1))
         self.register_buffer("scale", torch.tensor(LPIPS_SCALE).view(1, 3, 1, 1))
         self.description = f"official LPIPS v0.1 ({kind}) from local files" + (
             f": {source['weights']} + {source['backbone']}" if source else "")
 
     def forward(self, x, y):
-        self.channel_weights = [getattr(self, f"lin{l}") for l in range(len(self.taps))]  # follow .to(device)
+        self.channel_weights = [getattr(self, f"lin{j}") for j in range(len(self.taps))]  # follow .to(device)
         return super().forward(x, y)
 
     def layers(self, images):
@@ -258,13 +258,13 @@ class LPIPSDistance(PerceptualDistance):
 
 def _lin_weights(state: Mapping[str, torch.Tensor], where: str) -> list[torch.Tensor]:
     lin = []
-    for l in range(5):
-        a = state.get(f"lin{l}.model.1.weight", state.get(f"{l}.1.weight"))
+    for j in range(5):
+        a = state.get(f"lin{j}.model.1.weight", state.get(f"{j}.1.weight"))
         if a is None:
-            raise CheckpointError(f"{where}: not LPIPS linear weights (no lin{l}.model.1.weight); expected the "
+            raise CheckpointError(f"{where}: not LPIPS linear weights (no lin{j}.model.1.weight); expected the "
                                   "lpips package's weights/v0.1/vgg.pth or alex.pth")
         if a.ndim != 4 or a.shape[0] != 1 or a.shape[2:] != (1, 1):
-            raise CheckpointError(f"{where}: lin{l} weight is {tuple(a.shape)}, expected (1, C, 1, 1)")
+            raise CheckpointError(f"{where}: lin{j} weight is {tuple(a.shape)}, expected (1, C, 1, 1)")
         lin.append(a)
     return lin
 

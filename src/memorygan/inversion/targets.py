@@ -86,7 +86,8 @@ def collect_targets(G, images, masks=None, limit: int | None = None) -> Targets:
             mask_files = {p.stem: p for p in sorted(m.iterdir()) if p.is_file() and p.suffix.lower() == MASK_EXT}
             missing = [n for n in image_files if n not in mask_files]
             if missing:
-                raise DatasetError(f"--masks {m}: no mask for image {missing[0]} (expected {m / (missing[0] + MASK_EXT)})"
+                raise DatasetError(f"--masks {m}: no mask for image {missing[0]} "
+                                   f"(expected {m / (missing[0] + MASK_EXT)})"
                                    + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
         else:
             if len(image_files) != 1:
