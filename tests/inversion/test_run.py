@@ -266,3 +266,34 @@ def test_cli_runs_and_reports_the_distance(tmp_path, capsys):
     assert (tmp_path / "inv" / "img0").is_dir() and not (tmp_path / "inv" / "img1").exists()
     rc = main(argv)
     assert rc == 0 and "1 image(s) already finished" in capsys.readouterr().out
+
+
+def test_pti_around_the_codes_of_a_previous_inversion(tmp_path):
+    """--init-from DIR --steps 0 --pti-steps M: pivotal tuning around codes found before (here with optimised noise
+    maps), starting exactly where that inversion ended."""
+    G = tiny_generator("ssg").eval()
+    gdir = G.save_pretrained(tmp_path / "G")
+    _write_images(tmp_path / "imgs", tiny_generator("ssg", seed=4).eval(), [0, 1])
+    first = InversionOptions(steps=20, perceptual_weight=0.0, stats_samples=100, optimize_noise=True)
+    invert_command(gdir, tmp_path / "inv", first, images=tmp_path / "imgs", perceptual="none", batch=2,
+                   progress=False)
+    pti = InversionOptions(steps=0, pti_steps=4, pti_lr=3e-3, pti_stop_psnr=None, perceptual_weight=0.0,
+                           stats_samples=100)
+    invert_command(gdir, tmp_path / "pti", pti, images=tmp_path / "imgs", perceptual="none", progress=False,
+                   init_from=tmp_path / "inv")
+    for n in ("img0", "img1"):
+        a = json.loads((tmp_path / "inv" / n / "metrics.json").read_text())
+        b = json.loads((tmp_path / "pti" / n / "metrics.json").read_text())
+        assert b["projection"]["psnr"] == pytest.approx(a["psnr"]) and b["init_from"] == str(tmp_path / "inv")
+        assert b["psnr"] > a["psnr"]
+        ca = load_codes(tmp_path / "inv" / n / "codes.safetensors")
+        cb = load_codes(tmp_path / "pti" / n / "codes.safetensors")
+        assert torch.allclose(ca.expanded, cb.expanded, atol=1e-5)
+        assert all(torch.allclose(x, y) for x, y in zip(ca.noise, cb.noise))
+    with pytest.raises(ConfigError, match="no such inversion folder"):
+        invert_command(gdir, tmp_path / "x", pti, images=tmp_path / "imgs", perceptual="none", progress=False,
+                       init_from=tmp_path / "nope")
+    other = tiny_generator("ssg", seed=8).eval().save_pretrained(tmp_path / "G2")
+    with pytest.raises(CheckpointError, match="belong to another generator"):
+        invert_command(other, tmp_path / "y", pti, images=tmp_path / "imgs", perceptual="none", progress=False,
+                       init_from=tmp_path / "inv")

@@ -45,6 +45,9 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=_non_negative_int, default=d.steps, help=f"optimisation steps (default {d.steps})")
     p.add_argument("--pti-steps", type=_non_negative_int, default=d.pti_steps,
                    help="pivotal tuning steps after the projection (PTI: up to 350; default 0: off)")
+    p.add_argument("--init-from", metavar="DIR",
+                   help="start from the codes a previous `memorygan invert` folder holds for each image (same "
+                        "generator) instead of the mean codes; with --steps 0 --pti-steps M: PTI around them")
     p.add_argument("--limit", type=positive_int, help="only the first N images (name order)")
     p.add_argument("--batch", type=positive_int, default=1, help="images optimised together (default 1)")
     p.add_argument("--truncation", type=float, default=1.0, help="with --seeds: truncation of the samples")
@@ -110,7 +113,8 @@ def run_invert(args) -> int:
         res = invert_command(args.generator, args.out, opts, images=args.images, masks=args.masks, seeds=args.seeds,
                              truncation=args.truncation, perceptual=args.perceptual, lpips_weights=args.lpips_weights,
                              lpips_backbone=args.lpips_backbone, probe=args.probe, min_size=args.min_size,
-                             limit=args.limit, batch=args.batch, device=args.device, progress=not args.no_progress)
+                             limit=args.limit, batch=args.batch, device=args.device, progress=not args.no_progress,
+                             init_from=args.init_from)
     except KeyboardInterrupt:
         print(f"memorygan invert: interrupted; the finished images stay in {args.out}: run the same command again "
               "to continue", file=sys.stderr)

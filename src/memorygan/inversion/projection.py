@@ -169,11 +169,13 @@ def objective(image, seg, target, ids, has_mask, u, noise, perceptual, opts: Inv
 
 def project(G, target: torch.Tensor, opts: InversionOptions, perceptual=None, ids: torch.Tensor | None = None,
             has_mask: torch.Tensor | None = None, space: CodeSpace | None = None, progress=None,
-            init_units: torch.Tensor | None = None) -> Projection:
+            init_units: torch.Tensor | None = None, init_noise: list[torch.Tensor] | None = None) -> Projection:
     """Optimise codes so G renders `target` (B, 3, H, W) in [-1, 1].
 
     ids: masks (B, H, W) class ids (rows without a mask: anything, with has_mask (B,) 0 there); progress: an
-    optional tqdm bar advanced per step. G is not changed (its parameters get no gradients)."""
+    optional tqdm bar advanced per step; init_units (B, *space.shape): start there instead of the mean codes;
+    init_noise: noise maps (B, 1, H, W) to start from (optimised with opts.optimize_noise, otherwise kept as
+    given). G is not changed (its parameters get no gradients)."""
     opts.check()
     device = G.device
     target = target.to(device)
@@ -188,9 +190,12 @@ def project(G, target: torch.Tensor, opts: InversionOptions, perceptual=None, id
     u.requires_grad_(True)
     params = [u]
     noise = None
+    if init_noise is not None:
+        noise = [n.detach().to(device).expand(b, -1, -1, -1).clone() for n in G.render_net.check_noise(init_noise, b)]
     if opts.optimize_noise:   # start from G's constant maps (what sampling uses), one copy per image
-        noise = [getattr(G.render_net, f"noise_{j}").detach().expand(b, -1, -1, -1).clone()
-                 for j in range(len(G.noise_shapes()))]
+        if noise is None:
+            noise = [getattr(G.render_net, f"noise_{j}").detach().expand(b, -1, -1, -1).clone()
+                     for j in range(len(G.noise_shapes()))]
         for n in noise:
             n.requires_grad_(True)
         params += noise
@@ -203,11 +208,12 @@ def project(G, target: torch.Tensor, opts: InversionOptions, perceptual=None, id
             for group in opt.param_groups:
                 group["lr"] = losses.ramped_lr(step / opts.steps, opts.lr, opts.lr_rampdown, opts.lr_rampup)
             image, seg = render(G, space, space.codes(u), noise)
-            terms = objective(image, seg, target, ids, has_mask, u, noise, perceptual, opts)
+            terms = objective(image, seg, target, ids, has_mask, u, noise if opts.optimize_noise else None,
+                              perceptual, opts)
             opt.zero_grad(set_to_none=True)
             terms["total"].sum().backward()
             opt.step()
-            if noise is not None:
+            if opts.optimize_noise:
                 losses.normalize_noise_(noise)
             if step % 10 == 0 or step == opts.steps - 1:
                 history.append({"step": step, **{k: float(v.detach().mean()) for k, v in terms.items()}})

@@ -97,14 +97,40 @@ def code_distances(G, recovered: torch.Tensor, true: torch.Tensor, space: CodeSp
     return out
 
 
-def _settings(G, generator_path, opts: InversionOptions, perceptual, targets: Targets) -> dict:
+def _settings(G, generator_path, opts: InversionOptions, perceptual, targets: Targets, init_from) -> dict:
     from memorygan.checkpoint import generator_fingerprint
 
     return {"format": "memorygan-inversion", "version": 1, "generator": str(generator_path),
             "generator_fingerprint": generator_fingerprint(G), "arch": G.arch,
             "options": opts.to_dict(),
             "perceptual": None if perceptual is None else perceptual.describe(),
-            "source": targets.source}
+            "source": targets.source, "init_from": None if init_from is None else str(init_from)}
+
+
+def _initial_codes(init_from: Path, names: list[str], G, space: CodeSpace, opts: InversionOptions):
+    """(u (B, *space.shape), noise maps or None) of the codes a previous inversion folder holds for `names`.
+    They must belong to G (its fingerprint) and hold the level being optimised."""
+    from memorygan.editing.codes import load_codes
+
+    us, noises = [], []
+    for name in names:
+        path = Path(init_from) / name / CODES
+        if not path.is_file():
+            raise ConfigError(f"--init-from {init_from}: no codes for image {name} ({path} is missing)")
+        codes = load_codes(path, G)
+        if opts.code_level == "latents":
+            if codes.latents is None:
+                raise ConfigError(f"{path}: holds no latents; --level {opts.level} needs codes found at that level")
+            c = codes.latents
+        else:
+            c = codes.expanded
+        us.append(space.units(c.to(space.mean.device)))
+        noises.append(codes.noise)
+    if all(n is None for n in noises):
+        return torch.cat(us), None
+    if any(n is None for n in noises):
+        raise ConfigError(f"--init-from {init_from}: some images have optimised noise maps and some do not")
+    return torch.cat(us), [torch.cat([n[j] for n in noises]) for j in range(len(noises[0]))]
 
 
 def _check_resumable(out: Path, settings: dict) -> None:
@@ -117,7 +143,7 @@ def _check_resumable(out: Path, settings: dict) -> None:
         old = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
         raise ConfigError(f"{path}: unreadable ({e}); choose another --out") from None
-    keys = ("generator_fingerprint", "options", "perceptual", "source")
+    keys = ("generator_fingerprint", "options", "perceptual", "source", "init_from")
     diff = [k for k in keys if old.get(k) != _finite(settings[k])]
     if diff:
         raise ConfigError(f"--out {out} holds an inversion with other settings ({', '.join(diff)} differ); "
@@ -140,9 +166,12 @@ def _save_pictures(folder: Path, name: str, image, seg, target, ids) -> None:
 
 
 def invert(G, targets: Targets, out, opts: InversionOptions, perceptual=None, generator_path: str = "",
-           batch: int = 1, progress: bool = True, drift_seeds=DRIFT_SEEDS) -> InversionResult:
+           batch: int = 1, progress: bool = True, drift_seeds=DRIFT_SEEDS, init_from=None) -> InversionResult:
     """Invert every target into `out` (layout in the module docstring), skipping the ones already finished.
-    G is never modified; with opts.pti_steps each image gets its own tuned copy of G, saved beside its codes."""
+    G is never modified; with opts.pti_steps each image gets its own tuned copy of G, saved beside its codes.
+    init_from: a previous inversion folder of the same generator whose codes (and noise maps) are the starting
+    point instead of the mean codes (e.g. `steps=0` and `pti_steps` > 0: pivotal tuning around codes found
+    before)."""
     from memorygan.checkpoint import atomic_directory, generator_fingerprint
     from memorygan.editing.codes import Codes, load_codes, save_codes
     from memorygan.inversion.pti import pivotal_tuning, sample_drift
@@ -151,7 +180,7 @@ def invert(G, targets: Targets, out, opts: InversionOptions, perceptual=None, ge
     if batch < 1:
         raise ConfigError(f"--batch must be >= 1, got {batch}")
     out = Path(out)
-    settings = _settings(G, generator_path, opts, perceptual, targets)
+    settings = _settings(G, generator_path, opts, perceptual, targets, init_from)
     _check_resumable(out, settings)
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / RECORD, settings)
@@ -181,8 +210,11 @@ def invert(G, targets: Targets, out, opts: InversionOptions, perceptual=None, ge
             if bool(has.any()):
                 ids = torch.stack([i if i is not None else torch.zeros(target.shape[-2:], dtype=torch.long)
                                    for _, i in loaded])
-            # (steps 0: PTI around the mean codes)
-            proj = project(G, target, opts, perceptual, ids, has, space, progress=bar)
+            init_u, init_noise = (None, None) if init_from is None else \
+                _initial_codes(Path(init_from), [t.name for t in chunk], G, space, opts)
+            # (steps 0: PTI around the initial codes: the mean codes, or those of init_from)
+            proj = project(G, target, opts, perceptual, ids, has, space, progress=bar, init_units=init_u,
+                           init_noise=init_noise)
             for i, t in enumerate(chunk):
                 tgt, mask = target[i:i + 1], (None if ids is None or not has[i] else ids[i:i + 1].to(G.device))
                 noise = None if proj.noise is None else [n[i:i + 1] for n in proj.noise]
@@ -190,6 +222,7 @@ def invert(G, targets: Targets, out, opts: InversionOptions, perceptual=None, ge
                 metrics = image_metrics(proj.image[i:i + 1], proj.seg[i:i + 1], tgt, mask, perceptual)
                 record = {"name": t.name, "image": str(t.image), "mask": None if t.mask is None else str(t.mask),
                           "generator": str(generator_path), "level": opts.level, "steps": opts.steps,
+                          "init_from": settings["init_from"],
                           "perceptual_name": name, **metrics}
                 G_i, fp = G, fingerprint
                 if opts.pti_steps > 0:
