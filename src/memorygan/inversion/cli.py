@@ -80,6 +80,9 @@ def register(subparsers) -> None:
 
     t = p.add_argument_group("pivotal tuning")
     t.add_argument("--pti-lr", type=float, default=d.pti_lr, help=f"default {d.pti_lr}")
+    t.add_argument("--pti-mse-weight", type=float, default=d.pti_mse_weight, help=f"default {d.pti_mse_weight}")
+    t.add_argument("--pti-perceptual-weight", type=float, default=d.pti_perceptual_weight,
+                   help=f"default {d.pti_perceptual_weight} (PTI's LPIPS weight)")
     t.add_argument("--pti-stop-psnr", type=float, default=d.pti_stop_psnr,
                    help=f"stop once the reconstruction reaches this PSNR (default {d.pti_stop_psnr}; <= 0: never)")
     t.add_argument("--pti-stop-distance", type=float, default=None,
@@ -107,7 +110,8 @@ def run_invert(args) -> int:
         perceptual_weight=args.perceptual_weight, seg_weight=args.seg_weight, seg_margin=args.seg_margin,
         code_weight=args.code_weight,
         optimize_noise=args.optimize_noise, noise_weight=args.noise_weight, pti_steps=args.pti_steps,
-        pti_lr=args.pti_lr, pti_stop_psnr=args.pti_stop_psnr if args.pti_stop_psnr and args.pti_stop_psnr > 0 else None,
+        pti_lr=args.pti_lr, pti_mse_weight=args.pti_mse_weight, pti_perceptual_weight=args.pti_perceptual_weight,
+        pti_stop_psnr=args.pti_stop_psnr if args.pti_stop_psnr and args.pti_stop_psnr > 0 else None,
         pti_stop_distance=args.pti_stop_distance, pti_locality_weight=args.pti_locality_weight)
     try:
         res = invert_command(args.generator, args.out, opts, images=args.images, masks=args.masks, seeds=args.seeds,
