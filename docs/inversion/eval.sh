@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# usage: eval.sh ARCH CHECKPOINT_DIR   (runs the inversion evaluation of docs/inversion.md for one generator)
+# usage: eval.sh ARCH CHECKPOINT_DIR   (the projections of docs/inversion.md for one generator)
+# data first: memorygan data synth portraits --n 40 --size 64 --seed 7 --out /work/exp/inversion/heldout64
 set -euo pipefail
 arch=$1; G=$2
 cd "$(dirname "$0")/../.."
@@ -10,12 +11,8 @@ inv() { python -m memorygan invert --generator "$G" --threads 1 --no-progress "$
 inv --seeds 0-3 --out $E/known-$arch --steps 300 --batch 4
 inv --seeds 0-3 --out $E/known-$arch-nomask --steps 300 --batch 4 --seg-weight 0
 inv --seeds 0-3 --out $E/known-$arch-latents --steps 300 --batch 4 --level latents
-# (2) held-out portraits (first 4 of heldout64), without / with the mask loss, with PTI (100 steps)
+# (2) held-out portraits (first 4 of heldout64), without / with the mask loss
 inv --images $E/heldout64 --limit 4 --out $E/heldout-$arch-nomask --steps 300 --batch 4 --seg-weight 0
 inv --images $E/heldout64 --limit 4 --out $E/heldout-$arch --steps 300 --batch 4
-inv --images $E/heldout64 --limit 4 --out $E/heldout-$arch-pti --steps 300 --batch 4 --pti-steps 100
-inv --images $E/heldout64 --limit 4 --out $E/heldout-$arch-pti-noloc --steps 300 --batch 4 --pti-steps 100 --pti-locality-weight 0
-# (3) the real-data path: a CelebAMask-HQ raw-layout replica and a `data import` folder of 256 px portraits
-inv --images $E/celeba64 --out $E/celeba-$arch --steps 300 --batch 4
-inv --images $E/import64 --out $E/import-$arch --steps 300 --batch 4
+# (2b) PTI and (3) the real-data path: eval2.sh
 echo done
