@@ -34,12 +34,15 @@ for arch in ("memorygan", "ssg"):
     print(f"| {arch} | " + " | ".join(f"{x[p]:.2f}" for p in parts) + " |")
 print()
 print("## held-out")
-print("| generator | mask loss | PTI | PSNR (dB) | perceptual | mIoU | PSNR before PTI | PTI gain (dB) | unrelated samples vs source (PSNR dB / MSE) |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| generator | mask loss | PTI | images | PSNR (dB) | perceptual | mIoU | PSNR before PTI | PTI gain (dB) | "
+      "unrelated samples vs source (PSNR dB / MSE) |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for arch in ("memorygan", "ssg"):
     for run, mask, pti in ((f"heldout-{arch}-nomask", "no", "-"), (f"heldout-{arch}", "yes", "-"),
-                           (f"heldout-{arch}-pti", "yes", "100 steps"),
-                           (f"heldout-{arch}-pti-noloc", "yes", "100, no locality term")):
+                           (f"heldout-{arch}-pti", "yes", "100 steps, lr 3e-4, perceptual 1"),
+                           (f"heldout-{arch}-pti-b", "yes", "100 steps, lr 1e-3, perceptual 0.1"),
+                           (f"heldout-{arch}-pti-c", "yes", "100 steps, lr 3e-3, perceptual 0.1"),
+                           (f"heldout-{arch}-pti-noloc", "yes", "100 steps, lr 3e-4, no locality term")):
         if not (E / run / "summary.json").is_file():
             continue
         x = s(run)
@@ -49,14 +52,15 @@ for arch in ("memorygan", "ssg"):
             mse = sum(m["pti"]["unrelated_samples"]["mse"] for m in ms) / len(ms)
             extra = [f(x["projection"]["psnr"], ".2f"), f(x["pti_gain_db"], ".2f"),
                      f"{x['unrelated_samples_psnr']:.1f} / {mse:.4f}"]
-        print(f"| {arch} | {mask} | {pti} | {f(x['psnr'], '.2f')} | {f(x['perceptual'], '.4f')} | {f(x['miou'], '.3f')} | "
-              + " | ".join(extra) + " |")
+        print(f"| {arch} | {mask} | {pti} | {x['images']} | {f(x['psnr'], '.2f')} | {f(x['perceptual'], '.4f')} | "
+              f"{f(x['miou'], '.3f')} | " + " | ".join(extra) + " |")
 print()
 print("## real-data path")
-print("| generator | folder | PSNR (dB) | perceptual | mIoU |")
-print("|---|---|---|---|---|")
+print("| generator | folder | images | PSNR (dB) | perceptual | mIoU |")
+print("|---|---|---|---|---|---|")
 for arch in ("memorygan", "ssg"):
     for run, folder in ((f"celeba-{arch}", "celebamask-hq replica"), (f"import-{arch}", "data import")):
         if (E / run / "summary.json").is_file():
             x = s(run)
-            print(f"| {arch} | {folder} | {f(x['psnr'], '.2f')} | {f(x['perceptual'], '.4f')} | {f(x['miou'], '.3f')} |")
+            print(f"| {arch} | {folder} | {x['images']} | {f(x['psnr'], '.2f')} | {f(x['perceptual'], '.4f')} | "
+                  f"{f(x['miou'], '.3f')} |")
