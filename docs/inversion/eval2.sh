@@ -12,6 +12,9 @@ inv --images $E/celeba64 --limit 1 --out $E/celeba-$arch --steps 300
 # PTI with a larger learning rate and the projection's perceptual weight
 inv --images $E/heldout64 --limit 1 --init-from $E/heldout-$arch --out $E/heldout-$arch-pti-b --steps 0 --pti-steps 100 \
     --pti-lr 1e-3 --pti-perceptual-weight 0.1
+# ... and lr 3e-3 (MemoryGAN only)
+[ "$arch" = memorygan ] && inv --images $E/heldout64 --limit 1 --init-from $E/heldout-$arch --out $E/heldout-$arch-pti-c \
+    --steps 0 --pti-steps 100 --pti-lr 3e-3 --pti-perceptual-weight 0.1
 # PTI without its locality regulariser
 inv --images $E/heldout64 --limit 1 --init-from $E/heldout-$arch --out $E/heldout-$arch-pti-noloc --steps 0 --pti-steps 100 \
     --pti-locality-weight 0
