@@ -32,4 +32,5 @@ print("| distortion | pixel MSE | PSNR (dB) | perceptual |\n|---|---|---|---|")
 with torch.no_grad():
     for name, y in cases.items():
         mse = float((x - y).pow(2).mean())
-        print(f"| {name} | {mse:.4f} | {10 * torch.log10(torch.tensor(4 / mse)):.1f} | {float(dist(x, y).mean()):.3f} |")
+        psnr = 10 * torch.log10(torch.tensor(4 / mse))
+        print(f"| {name} | {mse:.4f} | {psnr:.1f} | {float(dist(x, y).mean()):.3f} |")
