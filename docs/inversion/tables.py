@@ -1,6 +1,5 @@
 """Print the tables of docs/inversion.md from the run folders' summary.json / metrics.json."""
 import json
-import sys
 from pathlib import Path
 
 E = Path("/work/exp/inversion")
