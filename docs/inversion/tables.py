@@ -47,7 +47,8 @@ for arch in ("memorygan", "ssg"):
         x = s(run)
         extra = ["-", "-", "-"]
         if "projection" in x:
-            ms = [json.loads((E / run / n / "metrics.json").read_text()) for n in sorted(p.name for p in (E / run).iterdir() if (p / "metrics.json").is_file())]
+            names = sorted(p.name for p in (E / run).iterdir() if (p / "metrics.json").is_file())
+            ms = [json.loads((E / run / n / "metrics.json").read_text()) for n in names]
             mse = sum(m["pti"]["unrelated_samples"]["mse"] for m in ms) / len(ms)
             extra = [f(x["projection"]["psnr"], ".2f"), f(x["pti_gain_db"], ".2f"),
                      f"{x['unrelated_samples_psnr']:.1f} / {mse:.4f}"]
