@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "memorygan.metrics.cli",      # memorygan probe / metrics
     "memorygan.analysis.cli",     # memorygan analyze ...
     "memorygan.editing.cli",      # memorygan edit ...
+    "memorygan.inversion.cli",    # memorygan invert
     "memorygan.demo.cli",         # memorygan demo
     "memorygan.training.report_cli",  # memorygan report
     "memorygan.quickstart",       # memorygan quickstart
