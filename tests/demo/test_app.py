@@ -1,6 +1,7 @@
 """The Gradio app: every named endpoint through gradio_client, the binding address, and a real browser."""
 import os
 
+import numpy as np
 import pytest
 import torch
 from helpers import tiny_generator
@@ -14,8 +15,8 @@ from memorygan.editing.assessors import get_assessor  # noqa: E402
 from memorygan.editing.directions import learn_direction, save_direction  # noqa: E402
 
 NAMES = ["background", "skin", "eyes", "hair"]
-ENDPOINTS = ["/generate", "/compose", "/resample_part", "/mix", "/interpolate", "/apply_direction", "/undo",
-             "/download"]
+ENDPOINTS = ["/generate", "/compose", "/resample_part", "/mix", "/interpolate", "/apply_direction", "/invert",
+             "/undo", "/download"]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def test_binds_only_localhost(served):
     assert addrs and all(a == "0100007F" for a in addrs), addrs          # 127.0.0.1 only, no 0.0.0.0 / ::
 
 
-def test_every_endpoint(served):
+def test_every_endpoint(served, tmp_path):
     from gradio_client import Client
 
     c = Client(served, verbose=False)
@@ -68,6 +69,11 @@ def test_every_endpoint(served):
     assert c.predict("skin", 6, 0.5, api_name="/interpolate")[1] == "skin 0.50 of the way to seed 6"
     assert c.predict("hair-light", 0.25, api_name="/apply_direction")[1] == "hair-light alpha +0.25"
     assert c.predict(api_name="/undo")[1].startswith("undo: back to")
+    from gradio_client import handle_file
+    from PIL import Image
+    Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(tmp_path / "upload.png")
+    assert c.predict(handle_file(str(tmp_path / "upload.png")), None, 20, api_name="/invert")[1].startswith(
+        "inverted image (20 steps, PSNR")
     files = c.predict(api_name="/download")
     assert sorted(os.path.basename(f) for f in files) == ["codes.safetensors", "image.png", "mask.png"]
     with pytest.raises(Exception, match="parts: no parts given"):          # our one-line error, shown in the UI

@@ -111,3 +111,19 @@ def test_downloads_round_trip(state, tmp_path):
     other = DemoState(state.G)
     view = other.load_codes(paths["codes"])
     assert np.array_equal(view.image, np.asarray(Image.open(paths["image"])))
+
+
+def test_invert_an_uploaded_image(state):
+    """A sample of the generator, uploaded at another size, inverts to a close reconstruction; bad masks refused."""
+    from memorygan.visualize import to_uint8
+
+    target = to_uint8(state.G.sample(1, seed=11).image)[0]
+    big = np.asarray(Image.fromarray(target).resize((48, 48), Image.NEAREST))      # resized back on upload
+    view = state.invert(big, steps=60)
+    assert view.message.startswith("inverted image (60 steps, PSNR")
+    psnr = float(view.message.split("PSNR ")[1].split(" dB")[0])
+    assert psnr > 20
+    with pytest.raises(ConfigError, match="mask has class id 9 but the generator has 4 parts"):
+        state.invert(target, np.full((32, 32), 9, np.uint8), steps=1)
+    with pytest.raises(ConfigError, match="upload an image first"):
+        state.invert(None)

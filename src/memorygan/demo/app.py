@@ -96,6 +96,16 @@ def build_app(G, directions: dict | None = None, clip=None, title: str = "memory
                          api_name="apply_direction", trigger_mode="always_last")
             gr.Markdown("Directions are folders written by `memorygan edit learn|interfacegan|sefa`, loaded with "
                         "`--directions DIR` (one direction, or a folder of them).")
+        with gr.Tab("Invert"):
+            with gr.Row():
+                upload = gr.Image(label="image (cropped and resized to the generator's size)", type="numpy")
+                upload_mask = gr.Image(label="optional mask (class ids, greyscale PNG)", type="numpy",
+                                       image_mode="L")
+            inv_steps = gr.Slider(20, 1000, value=200, step=10, label="optimisation steps")
+            inv_btn = gr.Button("Invert", elem_id="invert")
+            inv_btn.click(wrap(lambda s, im, mk, st: s.invert(im, mk, int(st))), [state, upload, upload_mask,
+                                                                                   inv_steps],
+                          outs, api_name="invert")
         with gr.Row():
             undo_btn = gr.Button("Undo", elem_id="undo")
             undo_btn.click(wrap(lambda s: s.undo()), [state], outs, api_name="undo")

@@ -52,6 +52,14 @@ class View:
         return np.concatenate([image, gap, mask, gap, depth], axis=1)
 
 
+def _square(img, size: int, resample):
+    """Centre-crop a PIL image to a square and resize it to size x size."""
+    w, h = img.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return img.crop((left, top, left + side, top + side)).resize((size, size), resample)
+
+
 def depth_tiles(depths: torch.Tensor, size: int) -> np.ndarray:
     """(1, K, Hc, Wc) -> a grid of K grey tiles (ceil(sqrt K) columns), each min-max normalised, `size` wide in all."""
     from memorygan.visualize import depth_to_gray, grid
@@ -210,6 +218,44 @@ class DemoState:
             latents = out.latents if d.space == "latent" else None
             return Snapshot(out.expanded, latents, None, base.noise, f"{name} alpha {float(alpha):+.2f}")
         return self._slide(("direction", name), make)
+
+    def invert(self, image: np.ndarray, mask: np.ndarray | None = None, steps: int = 200) -> View:
+        """Invert an uploaded image (H, W, 3 uint8; optional mask of class ids (H, W)) into expanded codes (the
+        inversion of `memorygan invert`, without PTI); it becomes the current image. Other sizes are centre-cropped
+        to a square and resized to the generator's resolution (the mask with nearest neighbours)."""
+        from PIL import Image
+
+        from memorygan.inversion import InversionOptions, load_perceptual, project
+
+        if image is None:
+            raise ConfigError("invert: upload an image first")
+        image = np.asarray(image)
+        if image.ndim == 2:
+            image = np.repeat(image[..., None], 3, -1)
+        if image.ndim != 3 or image.shape[-1] not in (3, 4):
+            raise ConfigError(f"invert: expected an RGB image, got an array of shape {image.shape}")
+        size = self.G.config.resolution
+        target = _square(Image.fromarray(image[..., :3].astype(np.uint8)), size, Image.LANCZOS)
+        x = torch.from_numpy(np.asarray(target)).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(self.G.device)
+        ids = None
+        if mask is not None:
+            mask = np.asarray(mask)
+            if mask.ndim == 3:
+                mask = mask[..., 0]
+            k = self.G.config.num_classes
+            if mask.max() >= k:
+                raise ConfigError(f"invert: the mask has class id {int(mask.max())} but the generator has {k} parts "
+                                  f"(ids 0..{k - 1})")
+            m = _square(Image.fromarray(mask.astype(np.uint8)), size, Image.NEAREST)
+            ids = torch.from_numpy(np.asarray(m).astype(np.int64))[None].to(self.G.device)
+        opts = InversionOptions(steps=int(steps), stats_samples=500)
+        with torch.enable_grad():
+            res = project(self.G, x, opts, load_perceptual("auto", device=self.G.device), ids=ids)
+        from memorygan.inversion.losses import psnr_uint8
+        psnr = psnr_uint8(res.image, x)
+        self._commit(Snapshot(res.expanded.detach(), None, None, res.noise,
+                              f"inverted image ({steps} steps, PSNR {psnr:.1f} dB)"))
+        return self.view(message=self.current.label)
 
     def load_codes(self, path, index: int = 0) -> View:
         """Continue from a codes file (e.g. written by `memorygan invert` or a download)."""
