@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from memorygan.devices import add_device_argument, resolve_device
 from memorygan.errors import ConfigError
 
 
@@ -25,7 +26,7 @@ class QuickstartResult:
 def run_quickstart(out="runs/quickstart", minutes: float = 11.0, n: int = 2000, size: int = 64,
                    preset: str = "memorygan-small", probe_steps: int = 800, metrics_every: int = 250,
                    metrics_samples: int = 500, seed: int = 0, workers: int = 2, progress: bool = True,
-                   threads: int | None = None, log=print) -> QuickstartResult:
+                   threads: int | None = None, device: str = "auto", log=print) -> QuickstartResult:
     """Run the quickstart into `out` (data/, run/, report/). Each stage is skipped when its output exists, so a
     second call (or one after Ctrl-C) continues where the first stopped."""
     from memorygan.data.synth import synthesize
@@ -50,7 +51,7 @@ def run_quickstart(out="runs/quickstart", minutes: float = 11.0, n: int = 2000, 
         log(f"[1/4] dataset {data} exists, reusing it")
     if not (probe_dir / "probe.json").is_file():
         log("[2/4] training the segmentation probe on the real images (for domain FID/KID and mask consistency)")
-        rep = train_probe(data, steps=probe_steps, seed=seed, progress=progress)
+        rep = train_probe(data, steps=probe_steps, seed=seed, progress=progress, device=resolve_device(device))
         probe_miou = rep.miou
     else:
         import json
@@ -59,12 +60,12 @@ def run_quickstart(out="runs/quickstart", minutes: float = 11.0, n: int = 2000, 
     log(f"      probe held-out mIoU {probe_miou:.3f}")
     log(f"[3/4] training {preset} for {minutes:g} min -> {run}")
     if latest_checkpoint(run, resumable=True) is not None:
-        result = resume(run, minutes=minutes, progress=progress)
+        result = resume(run, minutes=minutes, progress=progress, device=device)
     else:
         opts = TrainOptions(data=str(data), preset=preset, out=str(run), minutes=minutes, batch=8, mirror=True,
                             seed=seed, metrics_every=metrics_every, metrics_samples=metrics_samples,
                             sample_every=metrics_every, checkpoint_every=2 * metrics_every, log_every=10,
-                            progress=progress, threads=threads)
+                            progress=progress, threads=threads, device=device)
         result = train(opts)
     log("[4/4] writing the report")
     report = write_report(run, out / "report")
@@ -88,6 +89,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-progress", action="store_true")
+    add_device_argument(p)
     p.set_defaults(func=lambda a: (run_quickstart(a.out, a.minutes, a.n, preset=a.preset, probe_steps=a.probe_steps,
                                                   seed=a.seed, progress=not a.no_progress,
-                                                  threads=a.threads), 0)[1])
+                                                  threads=a.threads, device=a.device), 0)[1])

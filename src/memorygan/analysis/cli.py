@@ -10,6 +10,7 @@ from pathlib import Path
 
 from memorygan.argtypes import positive_int as _positive
 from memorygan.argtypes import seed_list as _seeds
+from memorygan.devices import add_device_argument
 
 
 def _names(text: str) -> list[str]:
@@ -32,7 +33,7 @@ def register(subparsers) -> None:
                         help="generator folder, checkpoint folder or training run folder (newest checkpoint)")
     common.add_argument("--out", required=True, help="output folder for the PNG(s) and JSON/.npz")
     common.add_argument("--truncation", type=float, default=1.0, help="psi in latent space (default 1: none)")
-    common.add_argument("--device", default="cpu")
+    add_device_argument(common)
     common.add_argument("--threads", type=_positive, help="torch CPU threads (default: torch's choice)")
 
     rules = argparse.ArgumentParser(add_help=False)
@@ -119,7 +120,7 @@ def register(subparsers) -> None:
     p.add_argument("--num", type=_positive, default=1000, help="real images and samples per model (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the samples")
     p.add_argument("--truncation", type=float, default=1.0)
-    p.add_argument("--device", default="cpu")
+    add_device_argument(p)
     p.add_argument("--threads", type=_positive, help="torch CPU threads (default: torch's choice)")
     p.set_defaults(func=run_dependencies)
 
@@ -141,6 +142,7 @@ def register(subparsers) -> None:
     p.add_argument("--num-correlate", type=_positive, default=2000, help="samples for correlation (default 2000)")
     p.add_argument("--inception-weights", help="FID Inception weights file (adds fid, kid, is)")
     p.add_argument("--truncation", type=float, default=1.0)
+    add_device_argument(p)
     p.add_argument("--threads", type=_positive, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_report)
@@ -224,5 +226,6 @@ def run_report(args) -> int:
     command = "memorygan " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["analyze"] else None
     write_evaluation_report(args.runs, args.labels, args.out, args.markdown, args.data, args.num, args.num_smse,
                             args.num_leakage, args.num_embed, args.num_correlate, args.inception_weights,
-                            args.truncation, progress=not args.no_progress, command=command)
+                            args.truncation, progress=not args.no_progress, command=command,
+                            device=args.device)
     return 0

@@ -46,7 +46,7 @@ def _run_data(run: Path, data) -> str:
 
 def evaluate_one(run, out: Path, data=None, n: int = 1000, n_smse: int = 1000, n_leakage: int = 500,
                  n_embed: int = 300, n_correlate: int = 2000, seeds=(0, 1, 2, 3), inception_weights=None,
-                 truncation: float = 1.0, progress: bool = False, log=print) -> dict:
+                 truncation: float = 1.0, progress: bool = False, device: str = "cpu", log=print) -> dict:
     """All numbers and figures of one run into `out`; returns the record stored in evaluation.json."""
     from memorygan import load
     from memorygan.analysis import (write_composition, write_correlation, write_embedding, write_interpolation,
@@ -58,7 +58,7 @@ def evaluate_one(run, out: Path, data=None, n: int = 1000, n_smse: int = 1000, n
 
     run = Path(run)
     snapshot, step = run_snapshot(run)
-    G, _ = load(snapshot)
+    G, _ = load(snapshot, device=device)
     G.eval()
     data = _run_data(run, data)
     rec = {"run": str(run), "snapshot": str(snapshot), "step": step, "arch": G.arch, "data": data, "seconds": {}}
@@ -67,7 +67,7 @@ def evaluate_one(run, out: Path, data=None, n: int = 1000, n_smse: int = 1000, n
     names = ["dfid", "dkid", "consistency"] + (["fid", "kid", "is"] if inception_weights else [])
     log(f"  metrics {','.join(names)} over {n} samples")
     rec["metrics"] = compute_metrics(names, generator=G, data=data, n=n, seed=0, truncation=truncation,
-                                     inception_weights=inception_weights, progress=progress)
+                                     inception_weights=inception_weights, progress=progress, device=device)
     rec["seconds"]["metrics"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -272,7 +272,7 @@ def _slug(label: str) -> str:
 def write_evaluation_report(runs, labels=None, out="docs/evaluation", markdown=None, data=None, n: int = 1000,
                             n_smse: int = 1000, n_leakage: int = 500, n_embed: int = 300, n_correlate: int = 2000,
                             inception_weights=None, truncation: float = 1.0, progress: bool = False,
-                            command: str | None = None, log=print) -> Path:
+                            command: str | None = None, device: str = "cpu", log=print) -> Path:
     """Evaluate each run and write `out/<label>/` (figures), `out/smse.png`, `out/leakage.png`,
     `out/evaluation.json` and the markdown page (default `out/README.md`). Returns the markdown path."""
     runs = [Path(r) for r in runs]
@@ -294,7 +294,7 @@ def write_evaluation_report(runs, labels=None, out="docs/evaluation", markdown=N
         sub = out / _slug(lab)
         sub.mkdir(parents=True, exist_ok=True)
         rec = evaluate_one(run, sub, data, n, n_smse, n_leakage, n_embed, n_correlate,
-                           inception_weights=inception_weights, truncation=truncation, progress=progress, log=log)
+                           inception_weights=inception_weights, truncation=truncation, progress=progress, device=device, log=log)
         rec["n_smse"] = n_smse
         records[lab] = rec
         smse_raw[lab] = np.load(sub / "smse_values.npy")

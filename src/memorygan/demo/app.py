@@ -141,12 +141,14 @@ def load_directions(path) -> dict:
 
 
 def launch(generator, directions=None, clip=None, host: str = "127.0.0.1", port: int | None = None,
-           block: bool = True):
+           block: bool = True, device: str = "auto"):
     """Load and serve the demo; returns the running app (with `block=False`, for tests) and its URL."""
     from memorygan import load
     from memorygan.editing.directions import check_direction
 
-    G, _ = load(generator)
+    from memorygan.devices import resolve_device
+
+    G, _ = load(generator, device=resolve_device(device))
     dirs = load_directions(directions)
     for name, d in dirs.items():
         check_direction(d, G, f"--directions {name}")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 
+from memorygan.devices import add_device_argument
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -17,6 +19,7 @@ def register(subparsers) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, help="port (default: Gradio's first free one from 7860)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    add_device_argument(p)
     p.add_argument("--screenshot", metavar="PNG",
                    help="instead of serving: start the demo, drive it in a headless chromium (generate, resample a "
                         "part, apply the first direction), save a screenshot to PNG and exit")
@@ -35,7 +38,8 @@ def run_demo(args) -> int:
     if args.screenshot:
         from memorygan.demo.browser import drive
 
-        app, url = launch(args.generator, args.directions, args.clip, args.host, args.port, block=False)
+        app, url = launch(args.generator, args.directions, args.clip, args.host, args.port, block=False,
+                          device=args.device)
         try:
             first = next(iter(app.memorygan_directions), None)
             result = drive(url, args.screenshot, direction=first)
@@ -45,5 +49,5 @@ def run_demo(args) -> int:
             print(f"{step['action']}: {step['status']} (image changed: {step['changed']})")
         print(f"wrote {args.screenshot}")
         return 0
-    launch(args.generator, args.directions, args.clip, args.host, args.port, block=True)
+    launch(args.generator, args.directions, args.clip, args.host, args.port, block=True, device=args.device)
     return 0

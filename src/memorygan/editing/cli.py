@@ -6,6 +6,7 @@ import json
 
 from memorygan.argtypes import positive_int as _positive
 from memorygan.argtypes import seed_list as _seeds
+from memorygan.devices import add_device_argument
 
 MAX_ALPHA = 2.0      # directions are learned for alpha in [-0.5, 0.5]; beyond 4x that they extrapolate blindly
 
@@ -37,7 +38,7 @@ def register(subparsers) -> None:
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--generator", required=True, help="generator, checkpoint or training run folder")
-    common.add_argument("--device", default="cpu")
+    add_device_argument(common)
     common.add_argument("--threads", type=_positive, help="torch CPU threads (default: torch's choice)")
 
     scorer = argparse.ArgumentParser(add_help=False)
@@ -73,7 +74,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-flip", action="store_true", help="no x-flip augmentation (default: flip unless the "
                                                           "attribute changes under a mirror, e.g. pose.yaw)")
-    p.add_argument("--device", default="cpu")
+    add_device_argument(p)
     p.add_argument("--threads", type=_positive)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_train_assessor)
@@ -162,7 +163,7 @@ def _register_report(sub) -> None:
     p.add_argument("--lr", type=float, default=0.005)
     p.add_argument("--interfacegan-n", type=_positive, default=2000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    add_device_argument(p)
     p.add_argument("--threads", type=_positive)
     from memorygan.editing.report import run_report_cli
     p.set_defaults(func=run_report_cli)

@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from memorygan.argtypes import positive_int, seed_list
+from memorygan.devices import add_device_argument
 
 
 def _non_negative_int(text: str) -> int:
@@ -91,7 +92,7 @@ def register(subparsers) -> None:
                    help=f"locality regulariser: nearby codes keep their images (default {d.pti_locality_weight}; "
                         "0: off)")
 
-    p.add_argument("--device", default="cpu")
+    add_device_argument(p)
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_invert)

@@ -5,6 +5,7 @@ import argparse
 import json
 
 from memorygan.argtypes import positive_int as _positive
+from memorygan.devices import add_device_argument
 
 
 def _add_threads(p) -> None:
@@ -39,7 +40,7 @@ def register(subparsers) -> None:
                    help=f"base channels of the U-Net (default {DEFAULT_CHANNELS})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--holdout-every", type=_positive, default=10, help="hold out every Nth image (default 10)")
-    p.add_argument("--device", default="cpu")
+    add_device_argument(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_threads(p)
     p.set_defaults(func=run_probe_train)
@@ -100,7 +101,7 @@ def register(subparsers) -> None:
     p.add_argument("--kid-subset", type=_positive, help="rows per KID subset (default min(1000, N, real))")
     p.add_argument("--cache-dir", help="cache of the real Inception statistics (default DATA/.memorygan-cache)")
     p.add_argument("--no-cache", action="store_true", help="recompute the real statistics and write no cache")
-    p.add_argument("--device", default="cpu")
+    add_device_argument(p)
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_threads(p)

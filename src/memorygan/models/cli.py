@@ -5,6 +5,7 @@ import argparse
 import json
 
 from memorygan.argtypes import seed_list as _seeds
+from memorygan.devices import add_device_argument
 
 
 def _int_list(text: str) -> list[int]:
@@ -35,6 +36,7 @@ def register(subparsers) -> None:
     p.add_argument("--truncation", type=float, default=1.0, help="psi in W (default 1: none)")
     p.add_argument("--noise-mode", choices=["const", "random", "none"], default="const")
     p.add_argument("--out", required=True, help="output PNG")
+    add_device_argument(p)
     p.set_defaults(func=run_generate)
 
 
@@ -55,7 +57,7 @@ def run_generate(args) -> int:
     from memorygan import load
     from memorygan.visualize import grid, seg_to_color, to_uint8
 
-    G, _ = load(args.generator)
+    G, _ = load(args.generator, device=args.device)
     images, segs = [], []
     with torch.no_grad():
         for seed in args.seeds:  # one sample per seed, so a seed always gives the same picture

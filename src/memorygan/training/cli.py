@@ -23,7 +23,7 @@ _FLAGS = {
     "checkpoint_every": "steps between checkpoints", "metrics_every": "steps between domain metrics",
     "metrics_samples": "generated images per metrics evaluation", "probe": "probe folder (default DATA/probe)",
     "keep": "checkpoints to keep", "max_nonfinite": "consecutive non-finite steps before stopping",
-    "device": "cpu, cuda, cuda:1, ...", "threads": "torch CPU threads",
+    "device": "cpu, cuda, cuda:N or auto (the GPU when torch sees one)", "threads": "torch CPU threads",
 }
 
 

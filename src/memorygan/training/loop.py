@@ -36,6 +36,7 @@ from safetensors.torch import load_file, save_file
 from memorygan.checkpoint import atomic_directory, check_state_dict, save_generator, state_dict_for_saving
 from memorygan.config import DiscriminatorConfig, GeneratorConfig, load_preset
 from memorygan.data.dataset import SegmentationDataset
+from memorygan.devices import resolve_device
 from memorygan.errors import CheckpointError, ConfigError, DatasetError, MemoryGANError
 from memorygan.runs import (CKPT_DIR, GENERATOR_DIR, RUN_FORMAT, STATE_FILE, checkpoint_name, latest_checkpoint,
                             list_checkpoints, read_run_config)
@@ -170,10 +171,11 @@ def _truncate_jsonl(path: Path, step: int) -> None:
 class Trainer:
     def __init__(self, opts: TrainOptions, resume: bool = False):
         self.opts = opts.with_preset_defaults(load_preset(opts.preset)).validate()
-        self.rank, self.world = dist.init(opts.device)
+        device = resolve_device(opts.device, announce=dist.env_world()[0] == 0)
+        self.rank, self.world = dist.init(device)
         if opts.threads:
             torch.set_num_threads(opts.threads)
-        self.device = torch.device(opts.device)
+        self.device = torch.device(device)
         self.run = Path(opts.out)
         self.is_main = self.rank == 0
         # --- everything that can be refused is checked before any work

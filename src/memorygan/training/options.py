@@ -62,7 +62,7 @@ class TrainOptions:
     keep: int = 3                       # checkpoints kept (the newest N)
     max_nonfinite: int = 10             # consecutive non-finite steps before training stops
     num_samples_grid: int = 8
-    device: str = "cpu"
+    device: str = "auto"                # auto: the GPU when torch sees one (memorygan.devices)
     threads: int | None = None          # torch intra-op threads (None: torch's default)
     progress: bool = True
 

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# One prepared run on a GPU machine (no network): the CUDA tests, then the GPU benchmarks, each under a time
+# limit, all output as JSON lines under ${OUT:-gpu-check}/. Run from the repository root:
+#     PYTHONPATH=src bash benchmarks/gpu_check.sh            # about 8-10 minutes on one H200
+#     OFFICIAL=/path/to/SemanticStyleGAN bash benchmarks/gpu_check.sh   # also the speed comparison with it
+set -u
+OUT=${OUT:-gpu-check}
+mkdir -p "$OUT"
+export PYTHONPATH=${PYTHONPATH:-src} PYTHONUNBUFFERED=1
+log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/log.txt"; }
+
+log "machine"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; python -c \
+  "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))"; } \
+  2>&1 | tee "$OUT/machine.txt"
+
+log "cuda tests"
+timeout 240 python -m pytest -q -m cuda tests/test_cuda.py -p no:cacheprovider 2>&1 | tail -25 | tee "$OUT/cuda-tests.txt"
+
+log "training throughput, small preset, batch 8 and 32, fp32 and bf16"
+for b in 32 8; do
+  timeout 150 python benchmarks/bench_training.py --scales small --steps 32 --batch "$b" --device cuda \
+      --out "$OUT/training-small-b$b.json" > /dev/null 2>> "$OUT/log.txt" || log "bench_training batch $b failed"
+done
+
+log "training throughput, paper scale (256 px, K=13), fp32 and bf16"
+timeout 150 python benchmarks/bench_training.py --scales paper --steps 6 --device cuda \
+    --out "$OUT/training-paper.json" > /dev/null 2>> "$OUT/log.txt" || log "bench_training paper failed"
+
+log "generator inference, 256 px and small, K=13 and 100, fp32 and bf16"
+timeout 150 python benchmarks/bench_generator.py --scales paper,small --parts 13,100 --batch 8 --reps 5 --bf16 \
+    --device cuda > "$OUT/generator.json" 2>> "$OUT/log.txt" || log "bench_generator failed"
+
+if [ -n "${OFFICIAL:-}" ]; then
+  log "against the official code at $OFFICIAL"
+  timeout 200 python benchmarks/bench_vs_official.py --official "$OFFICIAL" --device cuda \
+      > "$OUT/vs-official.json" 2>> "$OUT/log.txt" || log "bench_vs_official failed"
+fi
+log "done; results in $OUT/"

@@ -1,0 +1,84 @@
+"""Which device a command runs on.
+
+Every command with `--device` takes `auto` (the default), `cpu`, `cuda`, `cuda:N` (or `mps` where torch has it).
+`auto` is the GPU when torch sees one, which is where users of StyleGAN-family code train and evaluate, and the CPU
+otherwise; when it picks a GPU the command says so on stderr (once per process), so that nobody trains on a GPU, or
+on the CPU, without knowing. Under `torchrun`, `auto` and a bare `cuda` mean this process's GPU
+(`cuda:LOCAL_RANK`), as NCCL needs one GPU per process.
+
+An explicit device that this torch cannot use is refused before any work, naming the argument: `--device cuda`
+on a CPU build says that the build has no CUDA, instead of failing deep inside the first forward pass.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+
+from memorygan.errors import ConfigError
+
+AUTO = "auto"
+HELP = "cpu, cuda, cuda:N or auto (default auto: the GPU when torch sees one, else the CPU)"
+
+_announced: set[str] = set()
+
+
+def _local_rank() -> tuple[int, int]:
+    return int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def resolve_device(name: str | torch.device | None = AUTO, arg: str = "--device", announce: bool = True) -> str:
+    """The device string a command should use for `name` (None/"auto": GPU if available, else CPU).
+
+    Raises ConfigError naming `arg` for a device this torch cannot use."""
+    if isinstance(name, torch.device):
+        name = str(name)
+    text = (name or AUTO).strip().lower()
+    local_rank, world = _local_rank()
+    if text == AUTO:
+        if torch.cuda.is_available():
+            dev = f"cuda:{local_rank}" if world > 1 else "cuda"
+            if announce and dev not in _announced:
+                _announced.add(dev)
+                idx = torch.device(dev).index or 0
+                print(f"memorygan: using {dev} ({torch.cuda.get_device_name(idx)}); {arg} cpu to stay on the CPU",
+                      file=sys.stderr)
+            return dev
+        return "cpu"
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"{arg} {name!r}: not a device (expected {HELP})") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+            raise ConfigError(f"{arg} {name}: torch {torch.__version__} ({build}) sees no CUDA device; "
+                              f"use {arg} cpu or {arg} auto")
+        count = torch.cuda.device_count()
+        if dev.index is None:
+            return f"cuda:{local_rank}" if world > 1 else "cuda"
+        if dev.index >= count:
+            raise ConfigError(f"{arg} {name}: there {'is' if count == 1 else 'are'} only {count} CUDA device"
+                              f"{'' if count == 1 else 's'} (cuda:0..cuda:{count - 1})")
+        return f"cuda:{dev.index}"
+    if dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ConfigError(f"{arg} {name}: this torch has no MPS device")
+        return "mps"
+    if dev.type != "cpu":
+        raise ConfigError(f"{arg} {name!r}: unsupported device type {dev.type!r} (expected {HELP})")
+    return "cpu"
+
+
+def device_arg(text: str) -> str:
+    """argparse type for --device (argparse also converts the string default through it)."""
+    try:
+        return resolve_device(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e).split(": ", 1)[-1]) from None
+
+
+def add_device_argument(parser, default: str = AUTO) -> None:
+    parser.add_argument("--device", type=device_arg, default=default, help=HELP)
