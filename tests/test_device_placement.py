@@ -111,3 +111,30 @@ def test_editing_and_demo(arch):
         state.interpolate("skin", 3, 0.5)
         state.apply_direction("d", 0.5)
     assert chk.moved == []
+
+
+def test_metrics_inside_training_run_on_the_training_device(tiny_run, tmp_path, monkeypatch):
+    """The in-training metrics once built their probe with the CPU default beside a CUDA generator: no error, just
+    minutes of silent CPU work per evaluation. Every device-taking helper the trainer builds must get its device."""
+    from memorygan.metrics import domain
+    from memorygan.metrics.probe import train_probe
+    from memorygan.training.loop import Trainer
+    from memorygan.training.options import TrainOptions
+
+    root, presets = tiny_run
+    train_probe(root / "data", out=tmp_path / "probe", steps=2, progress=False)
+    seen = []
+    original = domain.DomainMetrics.__init__
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("device", "<default>"))
+        original(self, *args, **kwargs)
+    monkeypatch.setattr(domain.DomainMetrics, "__init__", spy)
+    opts = TrainOptions(data=str(root / "data"), preset=presets["ssg"], out=str(tmp_path / "run"), batch=4, steps=1,
+                        probe=str(tmp_path / "probe"), metrics_samples=4, sample_every=0, checkpoint_every=0,
+                        progress=False, threads=1)
+    tr = Trainer(opts)
+    tr.run_metrics()                          # builds the probe and the real statistics (modules: outside the check)
+    with wrong_device_check() as chk:
+        row = tr.run_metrics()
+    assert seen == [tr.device] and row["num_samples"] == 4 and chk.moved == []

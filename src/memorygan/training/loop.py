@@ -359,7 +359,9 @@ class Trainer:
             return None
         if self._domain is None:
             from memorygan.metrics.domain import DomainMetrics
-            self._domain = DomainMetrics(probe, self.opts.data)
+            # on the training device: a probe left on the CPU beside a CUDA generator evaluated 1,000 samples and
+            # the real set on the CPU, silently, for minutes (issue 11)
+            self._domain = DomainMetrics(probe, self.opts.data, device=self.device)
         t0 = time.perf_counter()
         m = self._domain.evaluate(self.G_ema, num_samples=self.opts.metrics_samples, seed=123)
         row = {"step": self.step, "kimg": self.images / 1000, "train_minutes": self.train_seconds / 60}
