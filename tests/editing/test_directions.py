@@ -176,6 +176,21 @@ def test_editing_report_runs_on_a_tiny_generator(tmp_path):
         assert text.count(f"| hair lightness | {method} |") == 1
     assert "| MemoryGAN | eyes' query (working memory) |" in text and "| MemoryGAN | skin + hair codes |" in text
     assert (tmp_path / "rep" / "memorygan" / "hair-lightness-learned-part-codes" / "strip.png").is_file()
+    # run again: every finished direction is kept (same settings, same generator), the page is the same
+    ev = tmp_path / "rep" / "memorygan" / "hair-lightness-sefa-part-codes" / "evaluation.json"
+    before, lines = ev.read_bytes(), []
+    md2 = write_editing_report({"MemoryGAN": G}, tmp_path / "rep", n=3, steps=2, batch=2, interfacegan_n=20,
+                               strip_seeds=(0,), scale_n=8, calibrate_n=4, attributes=ATTRIBUTES[:1],
+                               command="memorygan edit report ...", log=lines.append)
+    n_dirs = len(list((tmp_path / "rep" / "memorygan").glob("*/evaluation.json")))
+    assert n_dirs == 4 + len(eye_colour_plans(G))
+    assert sum("kept" in line for line in lines) == n_dirs and ev.read_bytes() == before
+    assert md2.read_text().split("## ")[1:] == text.split("## ")[1:]
+    # other settings: learned again
+    lines.clear()
+    write_editing_report({"MemoryGAN": G}, tmp_path / "rep", n=2, steps=2, batch=2, interfacegan_n=20,
+                         strip_seeds=(0,), scale_n=8, calibrate_n=4, attributes=ATTRIBUTES[:1], log=lines.append)
+    assert not any("kept" in line for line in lines) and ev.read_bytes() != before
     # the query space only exists in MemoryGAN
     assert [p[1] for p in eye_colour_plans(tiny_generator("ssg", class_names=["background", "skin", "eyes", "hair"]))] \
         == ["parts", "parts"]

@@ -58,6 +58,7 @@ def write_editing_report(generators: dict, out, markdown=None, smile_regressor=N
     """Run the study for {label: G} and write `out/<label>/<attribute>-<method>/` (direction + evaluation),
     strips, `out/editing.json` and the markdown page (default out/README.md). Returns the markdown path."""
     from memorygan.analysis.figures import write_json
+    from memorygan.checkpoint import generator_fingerprint
     from memorygan.editing.apply import write_apply
     from memorygan.editing.assessors import get_assessor
     from memorygan.editing.baselines import interfacegan, sefa
@@ -73,6 +74,23 @@ def write_editing_report(generators: dict, out, markdown=None, smile_regressor=N
     md_path = Path(markdown) if markdown else out / "README.md"
     results: dict = {}
     t_all = time.perf_counter()
+    # a study interrupted and run again with the same settings keeps the directions it finished
+    settings = {"n": n, "steps": steps, "batch": batch, "lr": lr, "interfacegan_n": interfacegan_n, "seed": seed,
+                "scale_n": scale_n, "calibrate_n": calibrate_n, "strip_seeds": list(strip_seeds)}
+
+    def finished(sub: Path, label: str, G) -> dict | None:
+        """The record of a direction this study already finished in `sub` with these settings, else None."""
+        from memorygan.checkpoint import generator_fingerprint
+        try:
+            rec = json.loads((sub / "evaluation.json").read_text())
+        except (OSError, ValueError):
+            return None
+        if rec.get("settings") != settings or rec.get("generator") != generator_fingerprint(G):
+            return None
+        if rec.get("strip") and not Path(rec["strip"]).is_file():
+            return None
+        log(f"[{label}] {sub.name}: finished earlier with the same settings, kept")
+        return rec
     for label, G in generators.items():
         G.eval().requires_grad_(False)
         slug = _slug(label)
@@ -92,36 +110,42 @@ def write_editing_report(generators: dict, out, markdown=None, smile_regressor=N
                      ("SeFa, part codes", lambda: sefa(G, A, [attr.part], "both", 5, seed, scale=scale,
                                                        calibrate_n=calibrate_n))]
             for method, make in plans:
-                log(f"[{label}] {attr.label}: {method}")
-                t0 = time.perf_counter()
-                d = make()
                 sub = out / slug / f"{_slug(attr.label)}-{_slug(method)}"
-                save_direction(d, sub)
-                rec = evaluate_direction(G, d, A, n, target_parts=[attr.part])
-                rec["seconds"] = time.perf_counter() - t0
-                evaluation_figure(rec, sub / "evaluation.png")
-                write_json(jsonable(rec), sub / "evaluation.json")
-                if method == "learned, part codes":
-                    write_apply(G, d, seed_source(G, list(strip_seeds)), [-0.5, -0.25, 0, 0.25, 0.5], sub,
-                                [f"seed {s}" for s in strip_seeds])
-                    rec["strip"] = str(sub / "strip.png")
+                rec = finished(sub, label, G)
+                if rec is None:
+                    log(f"[{label}] {attr.label}: {method}")
+                    t0 = time.perf_counter()
+                    d = make()
+                    save_direction(d, sub)
+                    rec = evaluate_direction(G, d, A, n, target_parts=[attr.part])
+                    rec["seconds"] = time.perf_counter() - t0
+                    evaluation_figure(rec, sub / "evaluation.png")
+                    if method == "learned, part codes":
+                        write_apply(G, d, seed_source(G, list(strip_seeds)), [-0.5, -0.25, 0, 0.25, 0.5], sub,
+                                    [f"seed {s}" for s in strip_seeds])
+                        rec["strip"] = str(sub / "strip.png")
+                    rec.update(settings=settings, generator=generator_fingerprint(G))
+                    write_json(jsonable(rec), sub / "evaluation.json")      # last: marks the direction finished
                 runs[method] = rec
             results[label]["attributes"][attr.label] = runs
         # the eye-colour experiment
         A = get_assessor("blueness:eyes", G)
         scale = assessor_scale(G, A, scale_n)
         for method, space, parts in eye_colour_plans(G):
-            log(f"[{label}] eye colour via {method}")
-            d = learn_direction(G, A, space, parts, "both", steps, batch, lr, seed, scale=scale)
             sub = out / slug / f"eyecolour-{space}-{'-'.join(parts)}"
-            save_direction(d, sub)
-            rec = evaluate_direction(G, d, A, n, target_parts=["eyes"])
-            rec_wide = evaluate_direction(G, d, A, max(50, n // 5), target_parts=["eyes", "skin", "hair"])
-            rec["preserved_outside_eyes_skin_hair"] = rec_wide["at"]["preserved_outside"]
-            write_json(jsonable(rec), sub / "evaluation.json")
-            write_apply(G, d, seed_source(G, list(strip_seeds)), [-0.5, -0.25, 0, 0.25, 0.5], sub,
-                        [f"seed {s}" for s in strip_seeds])
-            rec["strip"] = str(sub / "strip.png")
+            rec = finished(sub, label, G)
+            if rec is None:
+                log(f"[{label}] eye colour via {method}")
+                d = learn_direction(G, A, space, parts, "both", steps, batch, lr, seed, scale=scale)
+                save_direction(d, sub)
+                rec = evaluate_direction(G, d, A, n, target_parts=["eyes"])
+                rec_wide = evaluate_direction(G, d, A, max(50, n // 5), target_parts=["eyes", "skin", "hair"])
+                rec["preserved_outside_eyes_skin_hair"] = rec_wide["at"]["preserved_outside"]
+                write_apply(G, d, seed_source(G, list(strip_seeds)), [-0.5, -0.25, 0, 0.25, 0.5], sub,
+                            [f"seed {s}" for s in strip_seeds])
+                rec["strip"] = str(sub / "strip.png")
+                rec.update(settings=settings, generator=generator_fingerprint(G))
+                write_json(jsonable(rec), sub / "evaluation.json")
             results[label]["eye_colour"][method] = rec
     record = {"command": command, "n": n, "steps": steps, "batch": batch, "lr": lr, "interfacegan_n": interfacegan_n,
               "smile_regressor": str(smile_regressor) if smile_regressor else None, "results": results,
