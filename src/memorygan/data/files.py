@@ -144,13 +144,15 @@ def parse_info(data: Any, where: str = INFO_FILE) -> tuple[DatasetInfo | None, l
 
 
 def load_info_json(root: Path) -> tuple[DatasetInfo | None, list[str]]:
+    from memorygan.fileio import read_json
+
     path = Path(root) / INFO_FILE
     if not path.is_file():
         return None, [f"{path}: missing (every dataset folder needs a {INFO_FILE})"]
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        return None, [f"{path}: not valid JSON ({e})"]
+        data = read_json(path, DatasetError, INFO_FILE, expect=None)
+    except DatasetError as e:
+        return None, [str(e)]
     return parse_info(data, str(path))
 
 
@@ -215,6 +217,26 @@ def pair_files(root: Path) -> Pairing:
         mask_without_image=sorted(masks.keys() - images.keys()),
         duplicate_images=sorted(dups), other_files=sorted(other),
     )
+
+
+def dataset_fingerprint(root: str | os.PathLike, info: DatasetInfo | None = None,
+                        pairing: Pairing | None = None) -> dict[str, Any]:
+    """What identifies a dataset's content without reading every pixel: 16 hex digits of SHA-256 over its
+    classes, transparent classes and resolution and the sorted (name, byte size) of every image and mask, plus the
+    number of pairs. The folder's path and the files' times are left out, so a moved or copied dataset keeps its
+    fingerprint while adding, removing, renaming or re-encoding a file changes it (an edit that keeps a file's
+    exact byte size is not detected)."""
+    import hashlib
+
+    root = Path(root)
+    info = info if info is not None else read_info(root)
+    pairing = pairing if pairing is not None else pair_files(root)
+    h = hashlib.sha256(json.dumps({"classes": info.classes, "transparent": info.transparent_classes,
+                                   "resolution": list(info.resolution)}, sort_keys=True).encode())
+    for name in pairing.names:
+        for kind, path in ((IMAGE_DIR, pairing.images[name]), (MASK_DIR, pairing.masks[name])):
+            h.update(f"{kind}/{path.name}\0{path.stat().st_size}\n".encode())
+    return {"fingerprint": h.hexdigest()[:16], "num_images": len(pairing.names)}
 
 
 # ---------------------------------------------------------------------------------------------------- pixels
