@@ -19,7 +19,7 @@ ARCHS = ("memorygan", "ssg")
 # Hard upper bounds of the integer fields: far above any published model, low enough that a hostile or mistyped
 # config is refused before anything is allocated (the parameter memory is checked separately, against a limit the
 # user can raise: `memorygan.models.check_model_size`).
-FIELD_MAX = {"resolution": 8192, "num_classes": 65536, "latent_dim": 16384, "mapping_layers": 64,
+FIELD_MAX = {"resolution": 4096, "num_classes": 65536, "latent_dim": 16384, "mapping_layers": 64,
              "local_layers": 64, "base_layers": 64, "depth_layers": 64, "local_channels": 16384,
              "coarse_channels": 16384, "coarse_size": 4096, "min_feat_size": 4096, "channel_base": 1 << 24,
              "channel_max": 16384, "controller_const_dim": 16384, "controller_mlp_dim": 16384,
