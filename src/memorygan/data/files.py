@@ -305,17 +305,30 @@ class AtomicOutput:
     """
 
     def __init__(self, out: str | os.PathLike, overwrite: bool = False,
-                 inputs: Sequence[str | os.PathLike] = ()):
+                 inputs: Sequence[str | os.PathLike | tuple[str, str | os.PathLike]] = ()):
+        """`inputs`: folders or files the writer reads, each a path or (argument name, path); none may overlap
+        `out`, since replacing `out` would delete it. With `overwrite`, an existing non-empty `out` is replaced
+        only if it is a dataset folder (a valid dataset.json): anything else is refused, never deleted."""
         self.out = Path(out)
         for src in inputs:
+            what, src = src if isinstance(src, tuple) else ("input folder", src)
             if _same_or_inside(self.out, Path(src)):
-                raise DatasetError(f"output folder {self.out} overlaps the input folder {src}; choose another --out")
+                if Path(src).resolve() != self.out.resolve() and self.out.resolve() in Path(src).resolve().parents:
+                    raise DatasetError(f"{what} {src} lies inside the output folder {self.out}, which would be "
+                                       f"replaced; move it out first or choose another --out")
+                raise DatasetError(f"output folder {self.out} overlaps the {what} {src}; choose another --out")
         if self.out.exists():
             if not self.out.is_dir():
                 raise DatasetError(f"output {self.out} exists and is not a folder")
-            if any(self.out.iterdir()) and not overwrite:
-                raise DatasetError(f"output folder {self.out} exists and is not empty; "
-                                   "pass --overwrite to replace it")
+            if any(self.out.iterdir()):
+                if not overwrite:
+                    raise DatasetError(f"output folder {self.out} exists and is not empty; "
+                                       "pass --overwrite to replace it")
+                _, problems = load_info_json(self.out)
+                if problems:
+                    raise DatasetError(f"--overwrite replaces only a dataset folder, and {self.out} is not one "
+                                       f"({problems[0]}); refusing to delete it: remove it yourself or choose "
+                                       f"another --out")
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.path = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
         umask = os.umask(0)
