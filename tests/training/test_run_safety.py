@@ -225,3 +225,19 @@ def test_full_disk_during_a_checkpoint_is_said_as_such(opts_for, monkeypatch):
         tr.save_checkpoint()
     tr.close()
     assert sorted(p.name for p in (res.run_dir / "checkpoints").iterdir()) == ["step-00000001"]
+
+
+def test_metrics_inside_training_show_progress_and_never_duplicate_a_row(opts_for, capsys):
+    calls = []
+
+    class Domain:                                   # stands in for DomainMetrics (probe features are slow)
+        def evaluate(self, G, num_samples, seed, progress=False):
+            calls.append(progress)
+            return {"domain_fid": 1.0 + len(calls)}
+    tr = Trainer(opts_for(steps=4, metrics_every=2, metrics_samples=8, progress=True))
+    tr._probe_dir = lambda: tr.run
+    tr._domain = Domain()
+    res = tr.fit()
+    assert calls == [True, True, True]               # steps 0, 2 and 4; the end (step 4) is not evaluated twice
+    assert _steps(res.run_dir, "metrics.jsonl") == [0, 2, 4]
+    assert "computing domain metrics on 8 samples" in capsys.readouterr().err

@@ -95,9 +95,9 @@ class SegmentationDataset(torch.utils.data.Dataset):
         return self.info.num_classes
 
     def fingerprint(self) -> dict:
-        """`data.files.dataset_fingerprint` of this folder (identifies its content, not its path)."""
-        from memorygan.data.files import dataset_fingerprint
-        return dataset_fingerprint(self.root, self.info, self._pairing)
+        """`data.files.content_fingerprint` of this folder (identifies its content, not its path)."""
+        from memorygan.data.files import content_fingerprint
+        return content_fingerprint(self.root, self.info, self._pairing)
 
     @property
     def classes(self) -> list[str]:

@@ -219,13 +219,14 @@ def pair_files(root: Path) -> Pairing:
     )
 
 
-def dataset_fingerprint(root: str | os.PathLike, info: DatasetInfo | None = None,
+def content_fingerprint(root: str | os.PathLike, info: DatasetInfo | None = None,
                         pairing: Pairing | None = None) -> dict[str, Any]:
     """What identifies a dataset's content without reading every pixel: 16 hex digits of SHA-256 over its
     classes, transparent classes and resolution and the sorted (name, byte size) of every image and mask, plus the
     number of pairs. The folder's path and the files' times are left out, so a moved or copied dataset keeps its
     fingerprint while adding, removing, renaming or re-encoding a file changes it (an edit that keeps a file's
-    exact byte size is not detected)."""
+    exact byte size is not detected). Runs record it to refuse resuming on other data; the metric caches use the
+    stricter `metrics.probe.dataset_fingerprint` (file times too)."""
     import hashlib
 
     root = Path(root)
