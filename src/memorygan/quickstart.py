@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from memorygan.argtypes import positive_float, positive_int
+from memorygan.cpu import auto_threads, use_threads  # noqa: F401 - auto_threads is part of this module's API
 from memorygan.errors import ConfigError
 
 DEFAULT_STEPS = 1100            # 11 training minutes on 2 quiet cores (README); the step budget, not the time, is fixed
@@ -29,20 +30,6 @@ class QuickstartResult:
     seconds: float
     steps: int = 0
     trained: bool = True          # False when the run had already reached its budget
-
-
-def auto_threads(cores: int | None = None, load: float | None = None) -> int:
-    """Torch threads for a machine that others may be using: the cores this process may run on minus the current
-    load (1-minute load average), at least 1. Two threads on two cores that another process keeps busy make every
-    step wait for the slower one (the quickstart probe took 31 minutes instead of 1.5 that way)."""
-    if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except (AttributeError, OSError):
-            load = 0.0
-    return max(1, min(cores, int(math.floor(cores - load + 0.5))))
 
 
 def check_quickstart_args(out, steps, minutes, more_steps, n, size, preset, probe_steps, metrics_every,
@@ -108,9 +95,7 @@ def run_quickstart(out="runs/quickstart", steps: int | None = None, n: int = 200
         steps = DEFAULT_STEPS
     check_quickstart_args(out, steps, minutes, more_steps, n, size, preset, probe_steps, metrics_every,
                           metrics_samples, seed, workers, threads)
-    import torch
-    chosen = threads if threads is not None else auto_threads()
-    torch.set_num_threads(chosen)
+    chosen = use_threads(threads)
     if threads is None:
         log(f"      using {chosen} torch thread(s) for {os.cpu_count()} cores under load "
             f"{os.getloadavg()[0] if hasattr(os, 'getloadavg') else 0:.1f} (--threads to choose)")
