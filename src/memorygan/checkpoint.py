@@ -54,12 +54,18 @@ class _AtomicDir:
         self.final, self.overwrite = final, overwrite
 
     def _fail(self, exc: BaseException | None) -> None:
-        """Remove the temporary folder; a write that failed for lack of space becomes an OutputError saying so."""
+        """Remove the temporary folder; a write that failed for lack of space becomes an OutputError saying so
+        (naming this folder, also when a nested atomic write inside it found the disk full)."""
         shutil.rmtree(self.tmp, ignore_errors=True)
-        if isinstance(exc, (OSError, RuntimeError)) and not isinstance(exc, OutputError) \
-                and disk_full(self.final, exc):
-            raise OutputError(f"no space left on the device while writing {self.final} ({exc_message(exc)}); "
-                              f"nothing was replaced: free some space and try again") from None
+        from memorygan.errors import MemoryGANError
+        inner = isinstance(exc, OutputError) and getattr(exc, "disk_full", False) and \
+            self.tmp in Path(getattr(exc, "path", "/")).parents
+        if inner or (isinstance(exc, Exception) and not isinstance(exc, MemoryGANError) and disk_full(self.final, exc)):
+            cause = getattr(exc, "cause", None) or exc_message(exc)
+            err = OutputError(f"no space left on the device while writing {self.final} ({cause}); nothing was "
+                              f"replaced: free some space and try again")
+            err.path, err.cause, err.disk_full = str(self.final), cause, True
+            raise err from None
 
     def __enter__(self) -> Path:
         if self.final.exists() and not self.overwrite:

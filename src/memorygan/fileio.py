@@ -42,7 +42,7 @@ def read_json(path, error: type[MemoryGANError] = MemoryGANError, what: str = "J
     except json.JSONDecodeError as e:
         raise error(f"{path}: {what} is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
     except RecursionError:
-        raise error(f"{path}: {what} is nested too deeply to be a {what}") from None
+        raise error(f"{path}: {what} is nested too deeply to parse") from None
     except (OSError, ValueError) as e:
         raise error(f"{path}: {what} is unreadable ({e.strerror if isinstance(e, OSError) else e})") from None
     if expect is not None and not isinstance(data, expect):
@@ -109,10 +109,13 @@ def write_text_atomic(path, text: str) -> Path:
 
 
 def disk_full(path, exc: BaseException | None = None, margin: int = 1 << 20) -> bool:
-    """Whether a failed write to `path` is explained by a full disk: ENOSPC/EDQUOT, or (for writers such as
-    torch.save that lose the errno) less than `margin` bytes left on its filesystem."""
+    """Whether a failed write to `path` is explained by a full disk: ENOSPC/EDQUOT, a message saying so (the
+    writers of safetensors and torch wrap the errno in their own exceptions), or less than `margin` bytes left on
+    its filesystem (torch.save may say only "file write failed")."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
         return True
+    if exc is not None and ("No space left on device" in str(exc) or "os error 28" in str(exc)):
+        return True                       # safetensors and torch report ENOSPC inside their own messages
     p = Path(path)
     while not p.exists() and p != p.parent:
         p = p.parent

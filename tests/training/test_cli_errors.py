@@ -43,9 +43,9 @@ def run(trained, tmp_path):
     (b"\xff\xfe{}", r"config.json: run config is not UTF-8 text"),
     (b"[1, 2]", r"config.json: run config must be a JSON object, got a JSON array"),
     (b'{"format": "memorygan-run"}', r"config.json: has no 'options' object"),
-    (b"[" * 100000 + b"]" * 100000, r"config.json: run config is nested too deeply"),
+    (b"[" * 100000 + b"]" * 100000, r"config.json: run config is nested too deeply to parse"),
     (b"{not json", r"config.json: run config is not valid JSON"),
-])
+], ids=["utf8", "array", "no-options", "nested", "not-json"])
 def test_broken_run_config(run, capsys, content, match):
     (run / "config.json").write_bytes(content)
     for argv in (["train", "--resume", str(run), "--steps", "2"], ["report", str(run)]):

@@ -104,9 +104,13 @@ def test_resume_that_would_train_nothing_says_so(opts_for, capsys):
     assert {n: (res.run_dir / n).read_bytes() for n in files} == files
     assert not (res.run_dir / "lock.json").exists()
     assert resume(res.run_dir, more_steps=2).step == 4
+    assert resume(res.run_dir, kimg=0.02).step == 5           # a duration given on resume replaces the recorded
+    assert json.loads((res.run_dir / "config.json").read_text())["options"]["steps"] == 2   # ones (steps 2 here)
+    with pytest.raises(ConfigError, match=r"meets --steps 5 and --kimg 0.01: nothing"):
+        resume(res.run_dir, steps=5, kimg=0.01)
     r = resume(res.run_dir, more_minutes=0.002)
-    assert r.step >= 5 and r.train_seconds >= 0.002 * 60 + torch.load(
-        res.run_dir / "checkpoints" / "step-00000004" / "state.pt", weights_only=True)["train_seconds"] - 1e-9
+    assert r.step >= 6 and r.train_seconds >= 0.002 * 60 + torch.load(
+        res.run_dir / "checkpoints" / "step-00000005" / "state.pt", weights_only=True)["train_seconds"] - 1e-9
     with pytest.raises(ConfigError, match="not both"):
         resume(res.run_dir, steps=10, more_steps=1)
     assert main(["train", "--resume", str(res.run_dir), "--more-steps", "1", "--no-progress"]) == 0
@@ -222,6 +226,14 @@ def test_full_disk_during_a_checkpoint_is_said_as_such(opts_for, monkeypatch):
     monkeypatch.setattr(fileio.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(100, 100, 0))
     with pytest.raises(OutputError, match=r"no space left on the device while writing .*step-00000002 "
                                           r"\(RuntimeError: \[enforce fail.*nothing was replaced"):
+        tr.save_checkpoint()
+    monkeypatch.undo()
+
+    def no_space(*a, **k):                                # safetensors wraps ENOSPC in its own exception
+        from safetensors import SafetensorError
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+    monkeypatch.setattr("memorygan.checkpoint.save_file", no_space)    # inside the nested generator folder
+    with pytest.raises(OutputError, match=r"while writing .*checkpoints/step-00000002 \(SafetensorError: .*No space"):
         tr.save_checkpoint()
     tr.close()
     assert sorted(p.name for p in (res.run_dir / "checkpoints").iterdir()) == ["step-00000001"]

@@ -648,9 +648,11 @@ class Trainer:
         if not (self.resumed and reason and self.step > 0):
             return None
         o = self.opts
-        limit = {"steps": f"--steps {o.steps}", "kimg": f"--kimg {o.kimg}", "minutes": f"--minutes {o.minutes}"}
+        met = [f"--{name} {v}" for name, v, now in (("steps", o.steps, self.step), ("kimg", o.kimg, self.images / 1000),
+                                                  ("minutes", o.minutes, self.train_seconds / 60))
+               if v is not None and now >= v]
         return (f"{self.run} is already at step {self.step} ({self.images / 1000:.2f} kimg, "
-                f"{self.train_seconds / 60:.1f} training minutes), which meets {limit[reason]}: nothing to train. "
+                f"{self.train_seconds / 60:.1f} training minutes), which meets {' and '.join(met)}: nothing to train. "
                 f"On --resume, --steps/--kimg/--minutes are totals for the whole run, not additions: give a larger "
                 f"total, or --more-steps N / --more-minutes M to continue")
 
@@ -777,7 +779,8 @@ def resume(run_dir, data=None, more_steps: int | None = None, more_minutes: floa
            **overrides) -> TrainResult:
     """Continue a run from its latest checkpoint (same step counter, data order and random streams). Only the
     duration and bookkeeping options may change (`RESUME_OVERRIDABLE`); `steps`/`kimg`/`minutes` are totals for
-    the whole run, `more_steps`/`more_minutes` are additions to the checkpoint's. `data` points at a dataset that
+    the whole run and, when any is given, replace all the recorded ones; `more_steps`/`more_minutes` are additions
+    to the checkpoint's. `data` points at a dataset that
     moved (its fingerprint must match the one recorded). Without `threads`, the run's recorded thread count is used
     (another count changes float reductions: the result would not be bit-exact)."""
     run_dir = Path(run_dir)
@@ -789,6 +792,9 @@ def resume(run_dir, data=None, more_steps: int | None = None, more_minutes: floa
     totals = sorted(k for k in ("steps", "kimg", "minutes") if overrides.get(k) is not None)
     if totals and (more_steps is not None or more_minutes is not None):
         raise ConfigError(f"give either totals (--{', --'.join(totals)}) or --more-steps/--more-minutes, not both")
+    if totals:                   # durations given on resume replace the run's recorded ones (all of them)
+        for name in ("steps", "kimg", "minutes"):
+            overrides.setdefault(name, None)
     recorded_threads = cfg.get("threads")
     if overrides.get("threads") is not None and isinstance(recorded_threads, int) \
             and overrides["threads"] != recorded_threads:
