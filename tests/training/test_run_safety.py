@@ -14,6 +14,7 @@ import torch
 from memorygan.cli import main
 from memorygan.errors import CheckpointError, ConfigError, DatasetError, MemoryGANWarning, OutputError, RunBusyError
 from memorygan.training import loop
+from memorygan.runs import RunLock
 from memorygan.training.loop import Trainer, TrainingInterrupted, latest_checkpoint, resume, train
 
 from helpers import assert_weights_close as _assert_close, checkpoint_weights as _weights
@@ -253,3 +254,32 @@ def test_metrics_inside_training_show_progress_and_never_duplicate_a_row(opts_fo
     assert calls == [True, True, True]               # steps 0, 2 and 4; the end (step 4) is not evaluated twice
     assert _steps(res.run_dir, "metrics.jsonl") == [0, 2, 4]
     assert "computing domain metrics on 8 samples" in capsys.readouterr().err
+
+
+def test_report_evaluate_skips_incomplete_checkpoints_and_takes_the_lock(opts_for, monkeypatch):
+    from memorygan.metrics import domain
+    from memorygan.training.report import evaluate_checkpoints
+
+    res = train(opts_for(steps=2, checkpoint_every=1, keep=5))
+    ck = res.run_dir / "checkpoints"
+    (ck / "step-00000001" / "generator" / "generator.safetensors").unlink()      # half-deleted by an old prune
+    (ck / ".step-00000003.tmp-zz").mkdir()                                         # a write cut short
+    seen = []
+
+    class Domain:
+        def __init__(self, probe, data):
+            pass
+
+        def evaluate(self, G, num_samples, seed):
+            seen.append(RunLock(res.run_dir).holder().get("what"))
+            return {"domain_fid": float(len(seen))}
+    monkeypatch.setattr(domain, "DomainMetrics", Domain)
+    rows = evaluate_checkpoints(res.run_dir, probe=res.run_dir, num_samples=2, progress=False)
+    assert [r["step"] for r in rows] == [0, 2] and seen == ["report --evaluate"] * 2
+    assert _steps(res.run_dir, "metrics.jsonl") == [0, 2]
+    assert not (res.run_dir / "lock.json").exists()
+    with pytest.warns(MemoryGANWarning, match=r"removed .*\.step-00000003\.tmp-zz, step-00000001"):
+        tr = Trainer(opts_for(steps=3), resume=True)                              # a writer holds the run
+    with pytest.raises(RunBusyError, match="in use by pid"):
+        evaluate_checkpoints(res.run_dir, probe=res.run_dir, num_samples=2, progress=False)
+    tr.close()
