@@ -278,7 +278,10 @@ class RunLock:
 
     def _info(self) -> bytes:
         import json
-        cmd = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))[:300]
+        argv = list(sys.argv)
+        if argv and os.path.basename(argv[0]) == "__main__.py":      # python -m memorygan ...
+            argv[0] = "memorygan"
+        cmd = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(argv))[:300]
         return json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                            "since": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                            "command": cmd or self.what, "what": self.what}).encode()
