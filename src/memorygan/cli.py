@@ -21,6 +21,9 @@ COMMAND_MODULES = [
     "memorygan.training.cli",     # memorygan train
     "memorygan.metrics.cli",      # memorygan probe / metrics
     "memorygan.analysis.cli",     # memorygan analyze ...
+    "memorygan.editing.cli",      # memorygan edit ...
+    "memorygan.inversion.cli",    # memorygan invert
+    "memorygan.demo.cli",         # memorygan demo
     "memorygan.training.report_cli",  # memorygan report
     "memorygan.quickstart",       # memorygan quickstart
 ]
@@ -53,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run one subcommand. Every failure is one line on stderr naming the file or argument: the project's errors
     and the operating system's (unwritable, read-only, full disk, missing folder) exit with 2; Ctrl-C with 130;
     anything else is a bug: it says so and where the full traceback was written (exit 1)."""
+    from memorygan.allocator import tune_allocator
+
+    tune_allocator()          # large temporaries reused instead of re-faulted every forward (memorygan.allocator)
     parser = build_parser()
     args = parser.parse_args(argv)
     prog = f"memorygan {args.command}"

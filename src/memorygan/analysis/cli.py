@@ -200,17 +200,13 @@ def run_correlate(args) -> int:
 
 
 def run_dependencies(args) -> int:
-    from memorygan import load
     from memorygan.analysis.dependencies import write_dependencies
-    from memorygan.errors import ConfigError
+    from memorygan.models import load_generators
 
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
-    labels = args.labels or [str(g) for g in args.generator]
-    if len(labels) != len(args.generator):
-        raise ConfigError(f"--labels has {len(labels)} entries for {len(args.generator)} --generator")
-    gens = {label: load(path, device=args.device)[0] for label, path in zip(labels, args.generator)}
+    gens = load_generators(args.generator, args.labels, args.device)
     rec = write_dependencies(args.out, args.data, gens, args.num, args.seed, args.truncation)
     print((Path(args.out) / "dependencies.md").read_text(), end="")
     return _report([rec["json"]])

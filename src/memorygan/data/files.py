@@ -377,6 +377,16 @@ def write_attributes(root: Path, records: Iterable[dict]) -> None:
             f.write(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n")
 
 
+def attribute_lookup(record: dict, path: str, missing=None):
+    """The value at a dotted path of an attributes record ("mouth.smile"), or `missing` when a key is absent."""
+    cur = record
+    for key in path.split("."):
+        if not isinstance(cur, dict) or key not in cur:
+            return missing
+        cur = cur[key]
+    return cur
+
+
 def read_attributes(root: str | os.PathLike) -> list[dict]:
     path = Path(root) / ATTRIBUTES_FILE
     if not path.is_file():

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from memorygan.data.files import ATTRIBUTES_FILE, MASK_DIR, DatasetInfo, read_attributes, read_info, read_mask
+from memorygan.data.files import (ATTRIBUTES_FILE, MASK_DIR, DatasetInfo, attribute_lookup, read_attributes,
+                                  read_info, read_mask)
 from memorygan.errors import DatasetError
 
 
@@ -17,15 +18,6 @@ def pearson(x, y) -> float:
     if len(x) < 2 or x.std() == 0 or y.std() == 0:
         return float("nan")
     return float(np.corrcoef(x, y)[0, 1])
-
-
-def _get(rec: dict, path: str):
-    cur = rec
-    for p in path.split("."):
-        if not isinstance(cur, dict) or p not in cur:
-            return None
-        cur = cur[p]
-    return cur
 
 
 # (name, x path, y path): the dependencies built into `portraits` (see its module docstring)
@@ -48,7 +40,7 @@ def portrait_attribute_stats(records: list[dict]) -> dict:
     """Pearson correlations of the built-in dependencies, optional-part rates and category distributions."""
     out: dict = {"num_records": len(records), "correlations": {}}
     for name, xp, yp in PORTRAIT_CORRELATIONS:
-        pairs = [(_get(r, xp), _get(r, yp)) for r in records]
+        pairs = [(attribute_lookup(r, xp), attribute_lookup(r, yp)) for r in records]
         pairs = [(x, y) for x, y in pairs if isinstance(x, (int, float)) and isinstance(y, (int, float))]
         if pairs:
             xs, ys = zip(*pairs)
@@ -56,18 +48,18 @@ def portrait_attribute_stats(records: list[dict]) -> dict:
     out["rates"] = {part: round(float(np.mean([bool(r.get(part)) for r in records])), 4)
                     for part in ("glasses", "hat", "earrings", "necklace")}
     # eye colour by pigment tercile: the dependency in a form that reads without statistics
-    pig = np.array([_get(r, "identity.pigment") for r in records], np.float64)
+    pig = np.array([attribute_lookup(r, "identity.pigment") for r in records], np.float64)
     if len(pig) >= 3:
         cuts = np.quantile(pig, [1 / 3, 2 / 3])
         groups = {"light": pig <= cuts[0], "medium": (pig > cuts[0]) & (pig <= cuts[1]), "dark": pig > cuts[1]}
-        eye = [_get(r, "eyes.color") for r in records]
+        eye = [attribute_lookup(r, "eyes.color") for r in records]
         out["eye_color_by_pigment_tercile"] = {}
         for g, m in groups.items():
             c = Counter(e for e, keep in zip(eye, m) if keep)
             tot = sum(c.values())
             out["eye_color_by_pigment_tercile"][g] = {k: round(v / tot, 4) for k, v in sorted(c.items())}
     for key in ("hair.style", "hair.color", "eyes.color"):
-        c = Counter(_get(r, key) for r in records)
+        c = Counter(attribute_lookup(r, key) for r in records)
         out[key.replace(".", "_") + "_distribution"] = {k: round(v / len(records), 4) for k, v in sorted(c.items())}
     return out
 
@@ -127,7 +119,7 @@ def dataset_stats(path: str | os.PathLike, scan: bool = True, progress: bool = F
 
 
 def attribute_stats(records: list[dict], num_classes: int) -> dict:
-    if records and _get(records[0], "identity.pigment") is not None:
+    if records and attribute_lookup(records[0], "identity.pigment") is not None:
         return portrait_attribute_stats(records)
     if records and "objects" in records[0]:
         return scene_attribute_stats(records, num_classes)

@@ -94,6 +94,17 @@ def load_generator(path, device: str | torch.device = "cpu",
     return G.eval().requires_grad_(False).to(device), cfg
 
 
+def load_generators(paths, labels=None, device: str | torch.device = "cpu") -> dict:
+    """{label: G} for several generator/checkpoint/run folders (labels default to the paths)."""
+    from memorygan.errors import ConfigError
+
+    labels = list(labels) if labels else [str(p) for p in paths]
+    if len(labels) != len(paths):
+        raise ConfigError(f"--labels has {len(labels)} entries for {len(paths)} --generator")
+    return {label: load_generator(path, device)[0] for label, path in zip(labels, paths)}
+
+
 __all__ = ["MemoryGAN", "SemanticStyleGAN", "DualBranchDiscriminator", "CompositionalGenerator", "GeneratorOutput",
-           "Fusion", "expand_codes", "layer_roles", "build_generator", "build_discriminator", "load_generator", "check_model_size", "model_bytes",
+           "Fusion", "expand_codes", "layer_roles", "build_generator", "build_discriminator", "load_generator",
+           "load_generators", "check_model_size", "model_bytes",
            "GENERATORS"]

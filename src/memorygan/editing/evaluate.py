@@ -1,0 +1,164 @@
+"""The effect of an edit, measured (MemoryGAN Sec. 4.6, Fig. 17: score gain vs preserved pixels; GANalyze Fig. 3-2:
+assessor vs alpha).
+
+For n samples and each alpha of a grid, the direction's edit is rendered and compared with alpha = 0:
+
+    slope               least-squares slope of (A(alpha) - A(0)) / s against alpha, pooled over samples (1 = the
+                        change the direction was asked for)
+    spearman            Spearman rank correlation of alpha and A(alpha) - A(0), pooled over samples
+    monotone_fraction   samples whose score increases strictly with alpha
+    score_gain          mean (A(alpha) - A(0)) / s at each alpha
+    preserved_outside   1 - mean |image change| / 2 over the pixels outside the target parts' region (union of their
+                        masks before and after), per alpha: the paper's percentage of preserved pixels
+    seg_miou_nontarget  mIoU between the masks of every other part before and after the edit, per alpha
+    attribute_leakage   per other part, mean |change of its lightness| / its standard deviation over samples: how much
+                        the attributes of the parts that should not change move
+
+Target parts: the direction's parts (parts/query spaces), else the assessor's, else none (then "outside" is the whole
+image).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from memorygan.editing.assessors import LUMA
+from memorygan.editing.directions import Direction, edit_output, sample_source
+from memorygan.errors import ConfigError
+
+DEFAULT_ALPHAS = (-0.5, -0.25, 0.0, 0.25, 0.5)
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    r = spearmanr(x, y).statistic
+    return float(r) if r == r else math.nan
+
+
+def _lightness(image: torch.Tensor, ids: torch.Tensor, k: int) -> torch.Tensor:
+    rgb = ((image.double() + 1) / 2).clamp(0, 1)
+    luma = sum(c * rgb[:, i] for i, c in enumerate(LUMA))
+    m = ids == k
+    n = m.sum((1, 2))
+    return torch.where(n > 0, (luma * m).sum((1, 2)) / n.clamp(min=1), torch.full_like(n, math.nan, dtype=luma.dtype))
+
+
+@torch.no_grad()
+def evaluate_direction(G, direction: Direction, assessor, n: int = 500, alphas=DEFAULT_ALPHAS, seed: int = 12345,
+                       batch: int = 25, target_parts=None, progress: bool = False) -> dict:
+    """Measure a direction on n fresh samples (see the module docstring). Returns a JSON-able record."""
+    alphas = sorted(float(a) for a in alphas)
+    if 0.0 not in alphas:
+        alphas = sorted(alphas + [0.0])
+    if len(alphas) < 3:
+        raise ConfigError(f"--alphas needs at least two non-zero values, got {alphas}")
+    if n < 2:
+        raise ConfigError(f"--n must be at least 2, got {n}")
+    k = G.config.num_classes
+    targets = (G.resolve_parts(target_parts, "--target-parts") if target_parts else
+               (list(direction.parts) or list(assessor.parts)))
+    others = [p for p in range(k) if p not in targets]
+    a0 = alphas.index(0.0)
+    gen = torch.Generator().manual_seed(seed)
+    scores = np.zeros((n, len(alphas)))
+    diff_out = np.zeros(len(alphas))
+    count_out = np.zeros(len(alphas))
+    inter = np.zeros((len(alphas), k))
+    union = np.zeros((len(alphas), k))
+    light = np.full((n, len(alphas), k), np.nan)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=n, desc="evaluate direction", unit="img")
+    done = 0
+    while done < n:
+        m = min(batch, n - done)
+        source, _ = sample_source(G, m, generator=gen, truncation=direction.truncation)
+        outs = [edit_output(G, direction, source, a) for a in alphas]
+        ids = [o.seg.argmax(1) for o in outs]
+        for j, o in enumerate(outs):
+            scores[done:done + m, j] = assessor(o.image, o.seg).double().cpu().numpy()
+            region = torch.zeros_like(ids[j], dtype=torch.bool)
+            for p in targets:
+                region |= (ids[j] == p) | (ids[a0] == p)
+            change = (o.image - outs[a0].image).abs().mean(1).double() / 2               # (B, H, W) in [0, 1]
+            diff_out[j] += float((change * ~region).sum())
+            count_out[j] += float((~region).sum())
+            for p in others:
+                a, b = ids[j] == p, ids[a0] == p
+                inter[j, p] += float((a & b).sum())
+                union[j, p] += float((a | b).sum())
+            for p in range(k):
+                light[done:done + m, j, p] = _lightness(o.image, ids[j], p).cpu().numpy()
+        done += m
+        if bar is not None:
+            bar.update(m)
+    if bar is not None:
+        bar.close()
+    rel = (scores - scores[:, a0:a0 + 1]) / direction.scale                              # (N, A)
+    al = np.array(alphas)
+    slope = float((rel * al).sum() / (n * (al ** 2).sum()))
+    flat_a = np.repeat(al[None], n, 0).ravel()
+    spearman = _spearman(flat_a, rel.ravel())
+    monotone = float(np.mean(np.all(np.diff(scores, axis=1) > 0, axis=1)))
+    preserved = {f"{a:g}": float(1 - diff_out[j] / max(count_out[j], 1)) for j, a in enumerate(alphas)}
+    miou = {}
+    for j, a in enumerate(alphas):
+        present = [p for p in others if union[j, p] > 0]
+        miou[f"{a:g}"] = float(np.mean([inter[j, p] / union[j, p] for p in present])) if present else math.nan
+    names = G.part_names
+    leak = {}
+    for p in others:
+        base = light[:, a0, p]
+        if np.isfinite(base).sum() < 2:
+            continue                     # the part is (almost) never drawn: nothing to measure
+        spread = np.nanstd(base)
+        if spread < 1e-6:
+            continue
+        moved = [np.abs(light[:, j, p] - base) for j in range(len(alphas)) if j != a0]
+        moved = np.concatenate(moved)
+        if np.isfinite(moved).any():
+            leak[names[p]] = float(np.nanmean(moved) / spread)
+    extreme = alphas[-1] if abs(alphas[-1]) >= abs(alphas[0]) else alphas[0]
+    return {
+        "direction": direction.describe(), "assessor": assessor.spec, "space": direction.space,
+        "method": direction.method, "parts": [names[p] for p in direction.parts], "roles": direction.roles,
+        "target_parts": [names[p] for p in targets], "n": n, "seed": seed, "alphas": alphas,
+        "scale": direction.scale,
+        "slope": slope, "spearman": spearman, "monotone_fraction": monotone,
+        "score_gain": {f"{a:g}": float(rel[:, j].mean()) for j, a in enumerate(alphas)},
+        "score_gain_std": {f"{a:g}": float(rel[:, j].std()) for j, a in enumerate(alphas)},
+        "preserved_outside": preserved, "seg_miou_nontarget": miou,
+        "at": {"alpha": extreme, "score_gain": float(rel[:, alphas.index(extreme)].mean()),
+               "preserved_outside": preserved[f"{extreme:g}"], "seg_miou_nontarget": miou[f"{extreme:g}"]},
+        "attribute_leakage": leak,
+        "attribute_leakage_mean": float(np.mean(list(leak.values()))) if leak else math.nan,
+    }
+
+
+def evaluation_figure(record: dict, path) -> None:
+    """Score gain vs alpha (mean +- std) and preserved pixels outside the target vs alpha."""
+    from matplotlib.figure import Figure
+
+    al = record["alphas"]
+    gain = [record["score_gain"][f"{a:g}"] for a in al]
+    std = [record["score_gain_std"][f"{a:g}"] for a in al]
+    fig = Figure(figsize=(9, 3.4), dpi=110)
+    ax1, ax2 = fig.subplots(1, 2)
+    ax1.plot(al, al, "k:", label="asked (slope 1)")
+    ax1.errorbar(al, gain, yerr=std, fmt="o-", capsize=3, label=f"measured (slope {record['slope']:.2f})")
+    ax1.set_xlabel("alpha")
+    ax1.set_ylabel("assessor change / spread")
+    ax1.set_title(record["assessor"], fontsize=9)
+    ax1.legend(fontsize=8)
+    ax2.plot(al, [100 * record["preserved_outside"][f"{a:g}"] for a in al], "o-", label="pixels outside target")
+    ax2.plot(al, [100 * record["seg_miou_nontarget"][f"{a:g}"] for a in al], "s--", label="non-target mask mIoU")
+    ax2.set_xlabel("alpha")
+    ax2.set_ylabel("% preserved")
+    ax2.set_title("preservation (target: " + (", ".join(record["target_parts"]) or "none") + ")", fontsize=9)
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)

@@ -1,0 +1,224 @@
+"""The editing study (`memorygan edit report`, docs/editing.md): for each generator and attribute, a learned direction
+restricted to the attribute's part vs one in the whole latent, InterFaceGAN and SeFa in the same part space, each
+evaluated on the same fresh samples; and the paper's eye-colour experiment (Sec. 4.5-4.6: eye colour follows skin and
+hair): an eye-colour direction through the eyes' codes, through the skin and hair codes, and (MemoryGAN) through the
+working memory's query codes.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from memorygan.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Attribute:
+    label: str
+    assessor: str            # spec; "{smile}" is replaced by the smile regressor folder when one is given
+    part: str
+
+
+ATTRIBUTES = (
+    Attribute("hair lightness", "lightness:hair", "hair"),
+    Attribute("skin tone", "lightness:skin", "skin"),
+    Attribute("eye colour (blue - red)", "blueness:eyes", "eyes"),
+    Attribute("mouth width (area)", "area:mouth", "mouth"),
+)
+SMILE = Attribute("smile (regressor)", "regressor:{smile}", "mouth")
+
+
+def _slug(text: str) -> str:
+    return "-".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
+
+
+def _fmt(x, digits=3):
+    return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"
+
+
+def _row(label, method, rec):
+    at = rec["at"]
+    return (f"| {label} | {method} | {_fmt(rec['slope'], 2)} | {_fmt(rec['spearman'])} | "
+            f"{_fmt(rec['monotone_fraction'], 2)} | {_fmt(at['score_gain'], 2)} | "
+            f"{_fmt(100 * at['preserved_outside'], 2)} | {_fmt(at['seg_miou_nontarget'])} | "
+            f"{_fmt(rec['attribute_leakage_mean'])} |")
+
+
+HEADER = ["| attribute | direction | slope | Spearman | monotone | gain at α 0.5 | preserved outside % | "
+          "non-target mIoU | attribute leakage |", "|---|---|---|---|---|---|---|---|---|"]
+
+
+def write_editing_report(generators: dict, out, markdown=None, smile_regressor=None, n: int = 500,
+                         steps: int = 300, batch: int = 8, lr: float = 0.005, interfacegan_n: int = 2000,
+                         seed: int = 0, strip_seeds=(0, 1, 2, 3), scale_n: int = 256, calibrate_n: int = 64,
+                         attributes=None, command: str | None = None, log=print) -> Path:
+    """Run the study for {label: G} and write `out/<label>/<attribute>-<method>/` (direction + evaluation),
+    strips, `out/editing.json` and the markdown page (default out/README.md). Returns the markdown path."""
+    from memorygan.analysis.figures import write_json
+    from memorygan.editing.apply import write_apply
+    from memorygan.editing.assessors import get_assessor
+    from memorygan.editing.baselines import interfacegan, sefa
+    from memorygan.editing.directions import assessor_scale, learn_direction, save_direction, seed_source
+    from memorygan.editing.evaluate import evaluate_direction, evaluation_figure
+    from memorygan.metrics.jsonl import jsonable
+
+    if not generators:
+        raise ConfigError("give at least one generator")
+    if attributes is None:
+        attributes = list(ATTRIBUTES) + ([SMILE] if smile_regressor else [])
+    out = Path(out)
+    md_path = Path(markdown) if markdown else out / "README.md"
+    results: dict = {}
+    t_all = time.perf_counter()
+    for label, G in generators.items():
+        G.eval().requires_grad_(False)
+        slug = _slug(label)
+        results[label] = {"arch": G.arch, "attributes": {}, "eye_colour": {}}
+        for attr in attributes:
+            spec = attr.assessor.format(smile=smile_regressor)
+            A = get_assessor(spec, G)
+            scale = assessor_scale(G, A, scale_n)         # one spread per attribute: every method asked the same
+            runs = {}
+            plans = [("learned, part codes", lambda: learn_direction(G, A, "parts", [attr.part], "both", steps, batch,
+                                                                     lr, seed, scale=scale)),
+                     ("learned, whole latent", lambda: learn_direction(G, A, "latent", None, "both", steps, batch,
+                                                                       lr, seed, scale=scale)),
+                     ("InterFaceGAN, part codes", lambda: interfacegan(G, A, "parts", [attr.part], "both",
+                                                                       interfacegan_n, seed=seed, scale=scale,
+                                                                       calibrate_n=calibrate_n)),
+                     ("SeFa, part codes", lambda: sefa(G, A, [attr.part], "both", 5, seed, scale=scale,
+                                                       calibrate_n=calibrate_n))]
+            for method, make in plans:
+                log(f"[{label}] {attr.label}: {method}")
+                t0 = time.perf_counter()
+                d = make()
+                sub = out / slug / f"{_slug(attr.label)}-{_slug(method)}"
+                save_direction(d, sub)
+                rec = evaluate_direction(G, d, A, n, target_parts=[attr.part])
+                rec["seconds"] = time.perf_counter() - t0
+                evaluation_figure(rec, sub / "evaluation.png")
+                write_json(jsonable(rec), sub / "evaluation.json")
+                if method == "learned, part codes":
+                    write_apply(G, d, seed_source(G, list(strip_seeds)), [-0.5, -0.25, 0, 0.25, 0.5], sub,
+                                [f"seed {s}" for s in strip_seeds])
+                    rec["strip"] = str(sub / "strip.png")
+                runs[method] = rec
+            results[label]["attributes"][attr.label] = runs
+        # the eye-colour experiment
+        A = get_assessor("blueness:eyes", G)
+        scale = assessor_scale(G, A, scale_n)
+        for method, space, parts in eye_colour_plans(G):
+            log(f"[{label}] eye colour via {method}")
+            d = learn_direction(G, A, space, parts, "both", steps, batch, lr, seed, scale=scale)
+            sub = out / slug / f"eyecolour-{space}-{'-'.join(parts)}"
+            save_direction(d, sub)
+            rec = evaluate_direction(G, d, A, n, target_parts=["eyes"])
+            rec_wide = evaluate_direction(G, d, A, max(50, n // 5), target_parts=["eyes", "skin", "hair"])
+            rec["preserved_outside_eyes_skin_hair"] = rec_wide["at"]["preserved_outside"]
+            write_json(jsonable(rec), sub / "evaluation.json")
+            write_apply(G, d, seed_source(G, list(strip_seeds)), [-0.5, -0.25, 0, 0.25, 0.5], sub,
+                        [f"seed {s}" for s in strip_seeds])
+            rec["strip"] = str(sub / "strip.png")
+            results[label]["eye_colour"][method] = rec
+    record = {"command": command, "n": n, "steps": steps, "batch": batch, "lr": lr, "interfacegan_n": interfacegan_n,
+              "smile_regressor": str(smile_regressor) if smile_regressor else None, "results": results,
+              "seconds": time.perf_counter() - t_all}
+    write_json(jsonable(record), out / "editing.json")
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    md_path.write_text(_markdown(record, out, md_path))
+    log(f"wrote {md_path} and {out}/")
+    return md_path
+
+
+def eye_colour_plans(G) -> list[tuple[str, str, list[str]]]:
+    """(label, space, parts) of the eye-colour experiment; the query space exists only in MemoryGAN."""
+    plans = [("eyes' codes", "parts", ["eyes"]), ("skin + hair codes", "parts", ["skin", "hair"])]
+    if G.arch == "memorygan":
+        plans += [("eyes' query (working memory)", "query", ["eyes"]),
+                  ("skin's query (working memory)", "query", ["skin"])]
+    return plans
+
+
+def _markdown(record: dict, out: Path, md_path: Path) -> str:
+    import os
+
+    lines = ["# Editing: learned, supervised and closed-form directions per part", "",
+             "Regenerate:", "", "```", record["command"] or "memorygan edit report ...", "```", "",
+             f"Every direction is evaluated on the same {record['n']} fresh samples per generator, at alpha in "
+             "{-0.5, -0.25, 0, 0.25, 0.5} (the range GANalyze trains on). **slope**: assessor change per unit alpha in "
+             "units of its spread (2 std over random samples; 1 = the change asked for); **Spearman**: rank "
+             "correlation of alpha and the change, pooled; **monotone**: fraction of samples whose score rises "
+             "strictly with alpha; **preserved outside**: 100 - mean |pixel change| (in % of the range) outside the "
+             "attribute's part (the MemoryGAN paper's Fig. 17 measure) at alpha 0.5; **non-target mIoU**: masks of the "
+             "other parts before/after; **attribute leakage**: mean |change of the other parts' lightness| / its "
+             "spread. Learned directions: GANalyze (Eq. 3.1), "
+             f"{record['steps']} Adam steps, batch {record['batch']}, lr {record['lr']}; InterFaceGAN: linear SVM on "
+             f"the top/bottom 30% of {record['interfacegan_n']} samples; SeFa: best of the top 5 eigenvectors of the "
+             "part's modulation weights; both calibrated to slope 1 on 64 samples.", ""]
+    for label, res in record["results"].items():
+        lines += [f"## {label} ({res['arch']})", ""] + HEADER
+        for attr, runs in res["attributes"].items():
+            for method, rec in runs.items():
+                lines.append(_row(attr, method, rec))
+        strips = [(attr, runs["learned, part codes"].get("strip")) for attr, runs in res["attributes"].items()]
+        lines += ["", "Strips of the learned part directions (rows: image, mask per seed; columns: alpha -0.5 .. 0.5): "
+                  + ", ".join(f"[{a}]({os.path.relpath(s, md_path.parent)})" for a, s in strips if s), ""]
+    lines += ["## Eye colour: through the eyes' codes, the skin and hair codes, or the working memory", "",
+              "The MemoryGAN paper could not change eye colour through the eyes' latent code and could through the "
+              "skin and hair codes (Sec. 4.5-4.6). Assessor blueness:eyes (mean blue - red inside the eyes' mask); "
+              "preserved outside the eyes, and outside eyes + skin + hair.", "",
+              "| model | direction through | slope | Spearman | gain at α 0.5 | preserved outside eyes % | "
+              "preserved outside eyes+skin+hair % | strip |", "|---|---|---|---|---|---|---|---|"]
+    for label, res in record["results"].items():
+        for method, rec in res["eye_colour"].items():
+            lines.append(f"| {label} | {method} | {_fmt(rec['slope'], 2)} | {_fmt(rec['spearman'])} | "
+                         f"{_fmt(rec['at']['score_gain'], 2)} | {_fmt(100 * rec['at']['preserved_outside'], 2)} | "
+                         f"{_fmt(100 * rec['preserved_outside_eyes_skin_hair'], 2)} | "
+                         f"[png]({os.path.relpath(rec['strip'], md_path.parent)}) |")
+    lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def run_report_cli(args) -> int:
+    import shlex
+    import sys
+
+    from memorygan.models import load_generators
+
+    if args.combine:
+        md = args.markdown or str(Path(args.out) / "README.md")
+        print(f"wrote {combine_reports(args.combine, md, args.combine_command)}")
+        return 0
+    if not args.generator:
+        raise ConfigError("give --generator (one or more), or --combine OUT [OUT ...]")
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    gens = load_generators(args.generator, args.labels, args.device)
+    command = "memorygan " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["edit"] else None
+    write_editing_report(gens, args.out, args.markdown, args.smile_regressor, args.n, args.steps, args.batch, args.lr,
+                         args.interfacegan_n, args.seed, command=command)
+    return 0
+
+
+def load_record(out) -> dict:
+    path = Path(out) / "editing.json"
+    if not path.is_file():
+        raise ConfigError(f"{out}: no editing.json (not an output folder of `memorygan edit report`)")
+    return json.loads(path.read_text())
+
+
+def combine_reports(outs, markdown, command: str | None = None) -> Path:
+    """One markdown page from several study folders (e.g. one per generator, run in parallel)."""
+    records = [load_record(o) for o in outs]
+    first = dict(records[0])
+    first["results"] = {label: res for r in records for label, res in r["results"].items()}
+    if command:
+        first["command"] = command
+    md_path = Path(markdown)
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    md_path.write_text(_markdown(first, Path(outs[0]), md_path))
+    return md_path
