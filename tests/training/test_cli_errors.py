@@ -138,3 +138,77 @@ def test_bad_numbers_are_refused(run, capsys):
     assert e.value.code == 2 and "--more-steps: expected an integer >= 1, got -1" in capsys.readouterr().err
     assert "--more-steps/--more-minutes continue a run" in _err(capsys, ["train", "--data", "d", "--out", "o",
                                                                          "--more-steps", "2"])
+
+
+def test_a_second_writer_on_the_command_line_is_refused_naming_the_holder(opts_for, tmp_path, capsys):
+    import socket
+
+    from memorygan.training.loop import Trainer
+    first = Trainer(opts_for(out="busy", steps=1))                # holds the run until fit() or close()
+    run = tmp_path / "busy"
+    cfg = (run / "config.json").read_bytes()
+    opts = first.opts
+    who = f"in use by pid {os.getpid()} on host {socket.gethostname()} since "
+    for argv in (["train", "--data", opts.data, "--preset", opts.preset, "--out", str(run), "--steps", "1",
+                  "--seed", "2", "--lr", "0.001", "--no-progress"],
+                 ["train", "--resume", str(run), "--steps", "2", "--no-progress"]):
+        err = _err(capsys, argv)
+        assert len(err.splitlines()) == 1 and who in err and f"run folder {run}" in err
+    assert (run / "config.json").read_bytes() == cfg               # the refused process wrote nothing
+    assert not (run / "stats.jsonl").exists() or (run / "stats.jsonl").read_text() == ""
+    first.close()
+    assert main(["train", "--resume", str(run), "--steps", "1", "--no-progress"]) == 0   # free again
+
+
+def test_a_read_only_output_folder_is_one_line(run, tiny_data, tiny_preset, tmp_path, capsys, monkeypatch):
+    """Root ignores permission bits, so a read-only mount is simulated where every folder is made: mkdir under
+    tmp_path/ro fails with EROFS, as it does on a read-only file system."""
+    import pathlib
+
+    ro = tmp_path / "ro"
+    mkdir = pathlib.Path.mkdir
+
+    def read_only(self, *a, **k):
+        if str(self).startswith(str(ro)):
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return mkdir(self, *a, **k)
+    monkeypatch.setattr(pathlib.Path, "mkdir", read_only)
+    err = _err(capsys, ["train", "--data", str(tiny_data), "--preset", tiny_preset["memorygan"], "--steps", "1",
+                        "--out", str(ro / "run"), "--no-progress"])
+    assert err == f"memorygan train: error: {ro / 'run'}: read-only file system"
+    err = _err(capsys, ["report", str(run), "--out", str(ro / "report")])
+    assert err == f"memorygan report: error: {ro / 'report'}: read-only file system"
+
+
+@pytest.fixture
+def generator_dir(tmp_path):
+    from helpers import tiny_generator
+    return tiny_generator("ssg").save_pretrained(tmp_path / "g")
+
+
+def test_editing_inversion_and_demo_commands_give_one_line_errors(generator_dir, tmp_path, capsys):
+    """The commands that came after the CLI's error handling (edit, invert, demo) go through it too."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    bad = tmp_path / "bad-direction"
+    bad.mkdir()
+    (bad / "direction.json").write_text("{not json")
+    cases = [
+        (["invert", "--generator", str(tmp_path / "nowhere"), "--seeds", "0", "--out", str(tmp_path / "i")],
+         f"memorygan invert: error: {tmp_path / 'nowhere'}: no such file or folder"),
+        (["invert", "--generator", str(generator_dir), "--seeds", "0", "--steps", "1", "--out", str(a_file / "i"),
+          "--threads", "1"],
+         f"memorygan invert: error: {a_file / 'i'}: a part of this path is a file, not a folder"),
+        (["edit", "apply", "--generator", str(generator_dir), "--direction", str(bad), "--seeds", "0-1",
+          "--out", str(tmp_path / "e"), "--threads", "1"],
+         f"memorygan edit: error: {bad}: unreadable direction (JSONDecodeError"),
+        (["edit", "apply", "--generator", str(generator_dir), "--direction", str(a_file), "--seeds", "0-1",
+          "--out", str(tmp_path / "e"), "--threads", "1"],
+         f"memorygan edit: error: {a_file}: no direction.json"),
+        (["demo", "--generator", str(tmp_path / "nowhere")],
+         f"memorygan demo: error: {tmp_path / 'nowhere'}: no such file or folder"),
+    ]
+    for argv, start in cases:
+        err = _err(capsys, argv)
+        assert len(err.splitlines()) == 1 and err.startswith(start), (argv, err)
+    assert not (tmp_path / "i").exists() and not (tmp_path / "e").exists()
