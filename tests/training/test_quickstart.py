@@ -76,3 +76,24 @@ def test_quickstart_by_minutes(tmp_path, tiny_preset):
                          probe_steps=2, metrics_every=50, metrics_samples=4, workers=1, progress=False, threads=1,
                          log=lambda *a: None)
     assert res.steps >= 1 and res.trained
+
+
+def test_use_threads_follows_the_load_unless_the_user_chose(monkeypatch):
+    import os
+
+    import torch
+
+    from memorygan import cpu
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.8, 0.0, 0.0))
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        assert cpu.use_threads() == 1 and torch.get_num_threads() == 1      # 4 cores, 2.8 busy: 1 idle
+        monkeypatch.setattr(os, "getloadavg", lambda: (0.4, 0.0, 0.0))
+        assert cpu.use_threads() == 4 and torch.get_num_threads() == 4
+        assert cpu.use_threads(2) == 2 and torch.get_num_threads() == 2     # --threads wins
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")                           # the user's environment wins
+        torch.set_num_threads(3)
+        assert cpu.use_threads() == 3 and torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(1)

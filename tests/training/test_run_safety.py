@@ -102,6 +102,8 @@ def test_resume_that_would_train_nothing_says_so(opts_for, capsys):
     with pytest.raises(ConfigError, match=r"already at step 2 .*meets --steps 1: nothing to train.*totals for the "
                                           r"whole run.*--more-steps N / --more-minutes M"):
         resume(res.run_dir, steps=1)
+    with pytest.raises(ConfigError, match=r"already at step 2 .*meets --minutes 1e-06: nothing to train"):
+        resume(res.run_dir, minutes=1e-6)                  # the issue's `--resume RUN --minutes 1` on a longer run
     assert {n: (res.run_dir / n).read_bytes() for n in files} == files
     assert not (res.run_dir / "lock.json").exists()
     assert resume(res.run_dir, more_steps=2).step == 4
