@@ -58,3 +58,17 @@ class GeneratorParts:
     def resolve_parts(self, parts, arg: str = "parts") -> list[int]:
         from memorygan.models.codes import resolve_parts
         return resolve_parts(self.config, parts, arg)
+
+
+def checkpoint_weights(ckpt) -> dict:
+    """{G, D, ema: state dict} of a training checkpoint folder."""
+    from safetensors.torch import load_file
+    return {name: load_file(str(ckpt / f)) for name, f in
+            (("G", "G.safetensors"), ("D", "D.safetensors"), ("ema", "generator/generator.safetensors"))}
+
+
+def assert_weights_close(a: dict, b: dict, atol: float = 1e-5) -> None:
+    for net in a:
+        assert a[net].keys() == b[net].keys()
+        worst = max((a[net][k].float() - b[net][k].float()).abs().max().item() for k in a[net])
+        assert worst <= atol, f"{net}: max abs difference {worst}"

@@ -51,7 +51,7 @@ def test_unknown_fields_and_presets_are_refused(tmp_path):
         load_preset("nope")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(ConfigError, match="invalid JSON"):
+    with pytest.raises(ConfigError, match="bad.json: preset is not valid JSON"):
         load_preset(str(bad))
     good = tmp_path / "mine.json"
     good.write_text(json.dumps({"generator": {"arch": "ssg", "resolution": 64, "coarse_size": 16, "min_feat_size": 8}}))

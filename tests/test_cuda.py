@@ -73,7 +73,7 @@ def test_generate_metrics_analyze_quickstart_invert(data, tmp_path):
     cli("analyze", "compose", "--generator", gen, "--out", tmp_path / "compose", "--seeds", "0")
     cli("analyze", "report", run, "--out", tmp_path / "report", "--num", 8, "--num-smse", 4, "--num-leakage", 2,
         "--num-embed", 8, "--num-correlate", 8, "--no-progress")
-    cli("quickstart", "--out", tmp_path / "qs", "--n", 32, "--minutes", 0.05, "--probe-steps", 3, "--no-progress")
+    cli("quickstart", "--out", tmp_path / "qs", "--n", 32, "--steps", 2, "--probe-steps", 3, "--no-progress")
     assert (tmp_path / "qs" / "report").is_dir()
 
 

@@ -1,7 +1,8 @@
 """Generator checkpoints: `config.json` + `generator.safetensors` in a folder (no pickle, no code).
 
-Writes are atomic: files go to a temporary sibling folder that is renamed into place, so an interrupted save
-never leaves a half-written checkpoint and never destroys the previous one.
+Writes are atomic and durable: files go to a temporary sibling folder, are fsync'ed (files, then folders) and the
+folder is renamed into place (then its parent fsync'ed), so an interrupted save or a power loss never leaves a
+half-written checkpoint under the final name and never destroys the previous one.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from memorygan.config import GeneratorConfig
-from memorygan.errors import CheckpointError, ConfigError
+from memorygan.errors import CheckpointError, ConfigError, OutputError
+from memorygan.fileio import disk_full, fsync_dir, fsync_tree, read_json
 from memorygan.runs import generator_folder
 
 FORMAT = "memorygan-generator"
@@ -51,6 +53,20 @@ class _AtomicDir:
     def __init__(self, final: Path, overwrite: bool):
         self.final, self.overwrite = final, overwrite
 
+    def _fail(self, exc: BaseException | None) -> None:
+        """Remove the temporary folder; a write that failed for lack of space becomes an OutputError saying so
+        (naming this folder, also when a nested atomic write inside it found the disk full)."""
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        from memorygan.errors import MemoryGANError
+        inner = isinstance(exc, OutputError) and getattr(exc, "disk_full", False) and \
+            self.tmp in Path(getattr(exc, "path", "/")).parents
+        if inner or (isinstance(exc, Exception) and not isinstance(exc, MemoryGANError) and disk_full(self.final, exc)):
+            cause = getattr(exc, "cause", None) or exc_message(exc)
+            err = OutputError(f"no space left on the device while writing {self.final} ({cause}); nothing was "
+                              f"replaced: free some space and try again")
+            err.path, err.cause, err.disk_full = str(self.final), cause, True
+            raise err from None
+
     def __enter__(self) -> Path:
         if self.final.exists() and not self.overwrite:
             raise CheckpointError(f"{self.final} already exists (refusing to overwrite)")
@@ -61,17 +77,31 @@ class _AtomicDir:
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        if exc_type is None:
+            try:
+                fsync_tree(self.tmp)          # data on the disk before the rename makes it visible
+            except OSError as e:
+                self._fail(e)
+                raise
+        else:
+            self._fail(exc)
             return False
         if self.final.exists():  # replace: move the old one aside first, delete it only after the rename
             old = self.final.with_name(f".{self.final.name}.old-{os.getpid()}")
             os.replace(self.final, old)
             os.replace(self.tmp, self.final)
+            fsync_dir(self.final.parent)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(self.tmp, self.final)
+            fsync_dir(self.final.parent)
         return False
+
+
+def exc_message(exc: BaseException) -> str:
+    """The first line of an exception's message (torch's write errors span several lines)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__
 
 
 def save_generator(G, directory, extra: dict | None = None, overwrite: bool = True) -> Path:
@@ -91,11 +121,8 @@ def read_config(directory) -> tuple[GeneratorConfig, dict]:
     path = directory / CONFIG
     if not path.is_file():
         raise CheckpointError(f"{directory}: no {CONFIG} (not a memorygan generator folder)")
-    try:
-        meta = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: invalid JSON ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or "generator" not in meta:
+    meta = read_json(path, CheckpointError, "generator config")
+    if meta.get("format") != FORMAT or "generator" not in meta:
         raise CheckpointError(f"{path}: not a {FORMAT} config (missing 'format'/'generator')")
     try:
         cfg = GeneratorConfig.from_dict(meta["generator"])
@@ -105,11 +132,15 @@ def read_config(directory) -> tuple[GeneratorConfig, dict]:
 
 
 def check_state_dict(expected: dict[str, torch.Tensor], got: dict[str, torch.Tensor], where: str) -> None:
-    """Strict key and shape comparison; one error listing every problem."""
+    """Strict key, shape and dtype comparison; one error listing every problem. Floating-point weights stored in
+    another float type (float16, bfloat16, float64) would be converted silently by `load_state_dict`: they are
+    refused, as are integer tensors where floats belong and the reverse."""
     missing = sorted(set(expected) - set(got))
     extra = sorted(set(got) - set(expected))
     shapes = [f"{k}: expected {tuple(expected[k].shape)}, got {tuple(got[k].shape)}"
               for k in sorted(set(expected) & set(got)) if tuple(expected[k].shape) != tuple(got[k].shape)]
+    dtypes = [f"{k}: expected {str(expected[k].dtype).replace('torch.', '')}, got {str(got[k].dtype).replace('torch.', '')}"
+              for k in sorted(set(expected) & set(got)) if expected[k].dtype != got[k].dtype]
     problems = []
     if missing:
         problems.append(f"{len(missing)} missing tensor(s): {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
@@ -117,25 +148,44 @@ def check_state_dict(expected: dict[str, torch.Tensor], got: dict[str, torch.Ten
         problems.append(f"{len(extra)} unexpected tensor(s): {', '.join(extra[:8])}{' ...' if len(extra) > 8 else ''}")
     if shapes:
         problems.append(f"{len(shapes)} mis-shaped tensor(s): {'; '.join(shapes[:8])}{' ...' if len(shapes) > 8 else ''}")
+    if dtypes:
+        problems.append(f"{len(dtypes)} tensor(s) of another dtype: {'; '.join(dtypes[:8])}{' ...' if len(dtypes) > 8 else ''}")
     if problems:
         raise CheckpointError(f"{where}: " + "; ".join(problems))
 
 
-def read_generator(path) -> tuple[GeneratorConfig, dict[str, torch.Tensor]]:
-    """Config and weights of a generator folder (or its `generator.safetensors` file; a training run folder gives
-    the EMA generator of its newest checkpoint, a checkpoint folder its EMA generator), checked to be readable.
-    Building the network is `memorygan.models.load_generator`'s job."""
+def check_finite(state: dict[str, torch.Tensor], where: str) -> None:
+    """Refuse weights holding NaN or infinity (a diverged or corrupted model), naming the tensors."""
+    bad = [k for k, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise CheckpointError(f"{where}: {len(bad)} tensor(s) hold NaN or infinite values: "
+                              f"{', '.join(bad[:8])}{' ...' if len(bad) > 8 else ''}")
+
+
+def generator_files(path) -> Path:
+    """The generator folder behind `path`: a generator folder, its `generator.safetensors`, a checkpoint folder (its
+    EMA generator) or a training run folder (the EMA generator of its newest checkpoint)."""
     path = Path(path)
     directory = path.parent if path.is_file() else path
     if not directory.exists():
         raise CheckpointError(f"{path}: no such file or folder")
-    directory = generator_folder(directory)
-    cfg, _ = read_config(directory)
-    weights = directory / WEIGHTS
+    return generator_folder(directory)
+
+
+def read_weights(folder) -> dict[str, torch.Tensor]:
+    """The tensors of a generator folder's `generator.safetensors`, checked to be readable."""
+    weights = Path(folder) / WEIGHTS
     if not weights.is_file():
-        raise CheckpointError(f"{directory}: no {WEIGHTS}")
+        raise CheckpointError(f"{folder}: no {WEIGHTS}")
     try:
-        state = load_file(str(weights))
+        return load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{weights}: not a readable safetensors file ({e})") from None
-    return cfg, state
+
+
+def read_generator(path) -> tuple[GeneratorConfig, dict[str, torch.Tensor]]:
+    """Config and weights of a generator (any path `generator_files` accepts), checked to be readable. Building the
+    network is `memorygan.models.load_generator`'s job (which checks the config's size first)."""
+    directory = generator_files(path)
+    cfg, _ = read_config(directory)
+    return cfg, read_weights(directory)

@@ -16,6 +16,37 @@ from memorygan.errors import ConfigError
 
 ARCHS = ("memorygan", "ssg")
 
+# Hard upper bounds of the integer fields: far above any published model, low enough that a hostile or mistyped
+# config is refused before anything is allocated (the parameter memory is checked separately, against a limit the
+# user can raise: `memorygan.models.check_model_size`).
+FIELD_MAX = {"resolution": 4096, "num_classes": 65536, "latent_dim": 16384, "mapping_layers": 64,
+             "local_layers": 64, "base_layers": 64, "depth_layers": 64, "local_channels": 16384,
+             "coarse_channels": 16384, "coarse_size": 4096, "min_feat_size": 4096, "channel_base": 1 << 24,
+             "channel_max": 16384, "controller_const_dim": 16384, "controller_mlp_dim": 16384,
+             "controller_hidden_dim": 16384, "mbstd_group": 1024, "mbstd_features": 1024}
+
+
+def _check_types(obj, bad) -> None:
+    """Every field has its annotated type (JSON gives no guarantee): ints are not bools or floats, floats are
+    finite numbers, bools are true/false, and integers stay within `FIELD_MAX`."""
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        if kind == "int":
+            if not isinstance(v, int) or isinstance(v, bool):
+                bad(f.name, "must be an integer")
+            if f.name in FIELD_MAX and v > FIELD_MAX[f.name]:
+                bad(f.name, f"must be at most {FIELD_MAX[f.name]}")
+        elif kind == "float":
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                bad(f.name, "must be a finite number")
+        elif kind == "bool":
+            if not isinstance(v, bool):
+                bad(f.name, "must be true or false")
+        elif kind == "str":
+            if not isinstance(v, str):
+                bad(f.name, "must be a string")
+
 
 def _is_pow2(n: int) -> bool:
     return isinstance(n, int) and n > 0 and (n & (n - 1)) == 0
@@ -72,8 +103,14 @@ class GeneratorConfig:
         def bad(name, msg):
             raise ConfigError(f"GeneratorConfig.{name} {msg} (got {getattr(self, name)!r})")
 
+        _check_types(self, bad)
         if self.arch not in ARCHS:
             bad("arch", f"must be one of {list(ARCHS)}")
+        if self.class_names is not None and not (isinstance(self.class_names, list)
+                                                 and all(isinstance(c, str) for c in self.class_names)):
+            bad("class_names", "must be a list of strings")
+        if not isinstance(self.transparent_classes, list):
+            bad("transparent_classes", "must be a list of class ids")
         for name in ("num_classes", "latent_dim", "local_layers", "local_channels", "coarse_channels",
                      "mapping_layers", "controller_const_dim", "controller_mlp_dim", "controller_hidden_dim",
                      "channel_base", "channel_max"):
@@ -99,7 +136,7 @@ class GeneratorConfig:
         if self.class_names is not None and len(self.class_names) != self.num_classes:
             bad("class_names", f"must have num_classes={self.num_classes} entries")
         for t in self.transparent_classes:
-            if not isinstance(t, int) or not 1 <= t < self.num_classes:
+            if not isinstance(t, int) or isinstance(t, bool) or not 1 <= t < self.num_classes:
                 bad("transparent_classes", f"entries must be class ids in [1, {self.num_classes - 1}]")
         if self.channel_max < 1 or self.render_channels(self.resolution) < 1:
             bad("channel_base", f"gives 0 channels at resolution {self.resolution}")
@@ -136,6 +173,7 @@ class DiscriminatorConfig:
         def bad(name, msg):
             raise ConfigError(f"DiscriminatorConfig.{name} {msg} (got {getattr(self, name)!r})")
 
+        _check_types(self, bad)
         if not _is_pow2(self.resolution) or self.resolution < 8:
             bad("resolution", "must be a power of two >= 8")
         for name in ("num_classes", "channel_base", "channel_max", "mbstd_group", "mbstd_features"):
@@ -164,19 +202,19 @@ def load_preset(name_or_path: str) -> dict:
     """A preset by name (`memorygan-256`) or a path to a JSON file. Returns the raw dict (generator, discriminator, ...)."""
     path = Path(name_or_path)
     if path.suffix == ".json" and path.exists():
-        text, where = path.read_text(), str(path)
+        from memorygan.fileio import read_json
+        data, where = read_json(path, ConfigError, "preset"), str(path)
     else:
         res = resources.files("memorygan.presets") / f"{name_or_path}.json"
         if not res.is_file():
             raise ConfigError(f"unknown preset {name_or_path!r}; available: {', '.join(preset_names())} "
                               "(or a path to a .json file)")
-        text, where = res.read_text(), f"preset {name_or_path}"
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{where}: invalid JSON ({e})") from None
-    if "generator" not in data:
-        raise ConfigError(f"{where}: missing the 'generator' section")
+        data, where = json.loads(res.read_text()), f"preset {name_or_path}"
+    if not isinstance(data.get("generator"), dict):
+        raise ConfigError(f"{where}: missing the 'generator' section (an object)")
+    for section in ("discriminator", "training"):
+        if section in data and not isinstance(data[section], dict):
+            raise ConfigError(f"{where}: '{section}' must be an object")
     return data
 
 

@@ -15,3 +15,15 @@ class CheckpointError(MemoryGANError, ValueError):
 
 class DatasetError(MemoryGANError, ValueError):
     """An invalid or unreadable dataset."""
+
+
+class OutputError(MemoryGANError, OSError):
+    """An output that cannot be written (disk full, read-only or missing folder); the message names the path."""
+
+
+class RunBusyError(MemoryGANError):
+    """A run folder locked by another process; the message names the holder (pid, host, since when)."""
+
+
+class MemoryGANWarning(UserWarning):
+    """Something accepted but worth knowing (the CLI prints it as `memorygan CMD: warning: ...`)."""

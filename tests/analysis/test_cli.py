@@ -40,8 +40,11 @@ def test_compose(gens, tmp_path, capsys):
     cols = rec["samples"][0]["columns"]
     assert len(cols) == 4 and cols[0]["mse_from_previous"] is None and cols[1]["mse_from_previous"] >= 0
     assert set(cols[0]["area"]) == {"background"} and sum(cols[-1]["area"].values()) == pytest.approx(1)
-    # 2 seeds x (image, depth, mask) rows of 32 px tiles, 4 columns, plus the label margin
-    assert png_size(tmp_path / "compose.png") == (72 + 4 * 34 + 2, 6 * 34 + 2)
+    # 2 seeds x (image, depth, mask) rows of 32 px tiles, 4 columns, plus the label margin, title and part names
+    assert png_size(tmp_path / "compose.png") == (72 + 4 * 34 + 2, 28 + 6 * 34 + 2)
+    header = np.asarray(Image.open(tmp_path / "compose.png"))[14:28, 72:]
+    for j in range(4):                                   # each column has its part's name above it
+        assert (header[:, 2 + j * 34:2 + j * 34 + 32] < 128).any(), f"column {j} has no label"
 
 
 def test_mix(gens, tmp_path, capsys):
@@ -50,7 +53,9 @@ def test_mix(gens, tmp_path, capsys):
     assert code == 0
     for name in ("mix-shape-eyes.png", "mix-shape-hair.png", "mix-shape.json"):
         assert f"wrote {tmp_path / name}" in out
-    assert png_size(tmp_path / "mix-shape-eyes.png") == (72 + 4 * 34 + 2, 6 * 34 + 2)
+    assert png_size(tmp_path / "mix-shape-eyes.png") == (72 + 4 * 34 + 2, 28 + 6 * 34 + 2)
+    top = np.asarray(Image.open(tmp_path / "mix-shape-eyes.png"))[:28]
+    assert (top[:14] < 128).any() and (top[14:, 72:] < 128).any()        # a title and column labels
     rec = json.loads((tmp_path / "mix-shape.json").read_text())
     assert rec["mode"] == "shape" and rec["large_parts"] == ["skin", "hair"]
     eyes, hair = rec["figures"]

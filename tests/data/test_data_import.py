@@ -98,7 +98,7 @@ def test_pairing_and_channel_errors_are_all_reported(tmp_path):
 
 def test_output_inside_input_is_refused(tmp_path):
     img, msk = _source(tmp_path / "src")
-    with pytest.raises(DatasetError, match="overlaps the input folder"):
+    with pytest.raises(DatasetError, match=r"output folder .*img/out overlaps the --images folder .*img"):
         import_dataset(img, msk, img / "out", 4)
 
 
@@ -106,6 +106,7 @@ def test_atomic_output_replaces_only_on_commit(tmp_path):
     out = tmp_path / "d"
     out.mkdir()
     (out / "old.txt").write_text("old")
+    (out / "dataset.json").write_text(json.dumps({"classes": ["bg"], "resolution": 4, "num_images": 0}))
     with pytest.raises(DatasetError, match="not empty"):
         AtomicOutput(out)
     a = AtomicOutput(out, overwrite=True)

@@ -1,11 +1,9 @@
-import json
-
 import numpy as np
 import pytest
 import torch
 
 from memorygan.data import SegmentationDataset
-from memorygan.errors import DatasetError
+from memorygan.errors import DatasetError, MemoryGANWarning
 
 
 def test_item_ranges_shapes_and_one_hot(portraits_ds):
@@ -45,7 +43,8 @@ def test_flip_is_applied_to_image_and_mask_together(portraits_ds):
 
 
 def test_dataloader_batches_and_resize(portraits_ds):
-    ds = SegmentationDataset(portraits_ds, resolution=16)
+    with pytest.warns(MemoryGANWarning, match="resized on load"):
+        ds = SegmentationDataset(portraits_ds, resolution=16)
     batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=4)))
     assert batch["image"].shape == (4, 3, 16, 16) and batch["mask"].shape == (4, 13, 16, 16)
     assert batch["index"].tolist() == [0, 1, 2, 3]

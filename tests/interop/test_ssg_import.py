@@ -233,3 +233,13 @@ def test_paper_layout_keys_infer_the_released_model():
         G = memorygan.models.SemanticStyleGAN(cfg)
     exported = export_ssg(G)
     assert {k: tuple(v.shape) for k, v in exported.items()} == {k: tuple(v.shape) for k, v in sd.items()}
+
+
+def test_export_of_a_memorygan_generator_is_refused_in_one_line(tmp_path, capsys):
+    from helpers import tiny_generator
+    folder = tiny_generator("memorygan").save_pretrained(tmp_path / "g")
+    assert main(["export-ssg", str(folder), "--out", str(tmp_path / "official.pt")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("memorygan export-ssg: error: export to the official SemanticStyleGAN layout needs an 'ssg' "
+                   "generator; this one is 'memorygan' (MemoryGAN has no official counterpart)")
+    assert not (tmp_path / "official.pt").exists()

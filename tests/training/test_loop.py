@@ -5,7 +5,6 @@ import signal
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 import memorygan
 from memorygan.cli import main
@@ -14,16 +13,7 @@ from memorygan.training import loop, phases
 from memorygan.training.loop import Trainer, TrainingError, TrainingInterrupted, latest_checkpoint, resume, train
 
 
-def _weights(ckpt):
-    return {name: load_file(str(ckpt / f)) for name, f in
-            (("G", "G.safetensors"), ("D", "D.safetensors"), ("ema", "generator/generator.safetensors"))}
-
-
-def _assert_close(a, b, atol=1e-5):
-    for net in a:
-        assert a[net].keys() == b[net].keys()
-        worst = max((a[net][k].float() - b[net][k].float()).abs().max().item() for k in a[net])
-        assert worst <= atol, f"{net}: max abs difference {worst}"
+from helpers import assert_weights_close as _assert_close, checkpoint_weights as _weights
 
 
 @pytest.mark.parametrize("arch", ["memorygan", "ssg"])

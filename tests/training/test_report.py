@@ -20,10 +20,15 @@ def test_report_of_a_run(opts_for, tmp_path):
     assert out == res.run_dir / "report"
     text = (out / "summary.md").read_text()
     assert "2 steps" in text and "25.0% of the initial value" in text and "0.600 mIoU" in text
+    assert "one per seed 0..15, as `memorygan generate RUN --seeds 0-15`" in text
     samples = np.asarray(Image.open(out / "samples.png"))
     assert samples.shape[0] == 2 * (32 + 2) + 2                    # images row and mask row
+    # the caption is true: the grid is what `memorygan generate` draws for seeds 0-15
+    assert main(["generate", str(res.run_dir), "--seeds", "0-15", "--out", str(tmp_path / "gen.png")]) == 0
+    np.testing.assert_array_equal(samples, np.asarray(Image.open(tmp_path / "gen.png")))
     comp = np.asarray(Image.open(out / "composition.png"))
-    assert comp.shape[1] == 13 * (32 + 2) + 2                       # one column per part
+    assert comp.shape[1] == 72 + 13 * (32 + 2) + 2                  # row labels, then one column per part
+    assert comp.shape[0] == 28 + 3 * 3 * (32 + 2) + 2               # title and part names, 3 seeds x 3 rows
     assert np.asarray(Image.open(out / "metrics.png")).std() > 0
     stats, metrics = run_logs(res.run_dir)
     assert [s["step"] for s in stats] == [1, 2] and len(metrics) == 2

@@ -59,22 +59,33 @@ def _figure(G, compositions: list, order: list[int] | None) -> np.ndarray:
     return grid(rows)
 
 
+def labelled_figure(G, compositions: list, order: list[int], seeds: list[int]) -> np.ndarray:
+    """The composition figure with its rows named (seed, depth, mask) and its columns by the part each one adds."""
+    from memorygan.analysis.figures import LABEL_WIDTH, label_columns, label_rows
+
+    size = G.config.resolution
+    labels = [text for seed in seeds for text in (f"seed {seed}", "depth", "mask")]
+    fig = label_rows(_figure(G, compositions, order), labels, size)
+    names = G.part_names
+    return label_columns(fig, [f"+{names[p]}" for p in order], size, left=LABEL_WIDTH,
+                         title="parts added one at a time (left to right)")
+
+
 def write_composition(G, out, seeds: list[int], order=None, truncation: float = 1.0) -> dict:
     """`compose.png` (rows per seed: image, depth, mask) and `compose.json` in `out`. `order` takes part ids or
     names. Per seed and column the JSON holds the fraction of pixels of each part in the mask and the mean squared
     change of the whole image from the previous column (the unmasked counterpart of SMSE, Eq. 15)."""
     from pathlib import Path
 
-    from memorygan.analysis.figures import generator_info, label_rows, save_png, write_json
+    from memorygan.analysis.figures import generator_info, save_png, write_json
 
     if not seeds:
         raise ConfigError("seeds: give at least one seed")
     ids = G.resolve_parts(order, "order")
     names = G.part_names
     compositions = [sequential_composition(G, seed, ids, truncation) for seed in seeds]
-    labels = [text for seed in seeds for text in (f"seed {seed}", "depth", "mask")]
     out = Path(out)
-    png = save_png(label_rows(_figure(G, compositions, ids), labels, G.config.resolution), out / "compose.png")
+    png = save_png(labelled_figure(G, compositions, ids, list(seeds)), out / "compose.png")
     per_seed = []
     k = G.config.num_classes
     for seed, outs in zip(seeds, compositions):
@@ -88,7 +99,7 @@ def write_composition(G, out, seeds: list[int], order=None, truncation: float = 
     record = {"analysis": "compose", "generator": generator_info(G), "seeds": list(seeds), "truncation": truncation,
               "order": [names[p] for p in ids], "order_ids": ids,
               "layout": "per seed three rows (image, coarse depth of the part just added, colour mask); column j has "
-                        "the parts order[:j+1] present",
+                        "the parts order[:j+1] present and is labelled with the part it adds",
               "png": str(png), "samples": per_seed}
     record["json"] = str(write_json(record, out / "compose.json"))
     return record

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 LABEL_WIDTH = 72  # pixels of the left margin that holds the row labels
+HEADER_HEIGHT = 14  # pixels of a line of column labels (or of the title) above a grid
 
 
 def label_rows(figure: np.ndarray, labels: list[str], cell: int, pad: int = 2, width: int = LABEL_WIDTH) -> np.ndarray:
@@ -27,6 +28,37 @@ def label_rows(figure: np.ndarray, labels: list[str], cell: int, pad: int = 2, w
             box = draw.textbbox((0, 0), text, font=font)
         y = pad + i * (cell + pad) + (cell - (box[3] - box[1])) // 2 - box[1]
         draw.text((2, y), text, fill=(0, 0, 0), font=font)
+    return np.asarray(canvas)
+
+
+def _fit(draw, text: str, font, width: int) -> str:
+    box = draw.textbbox((0, 0), text, font=font)
+    while box[2] - box[0] > width and len(text) > 2:  # shorten labels that do not fit
+        text = text[:-2] + "~"
+        box = draw.textbbox((0, 0), text, font=font)
+    return text
+
+
+def label_columns(figure: np.ndarray, labels: list[str], cell: int, pad: int = 2, left: int = 0,
+                  title: str | None = None) -> np.ndarray:
+    """A grid figure (columns of `cell`-pixel tiles starting `left` pixels from its left edge, e.g. after
+    `label_rows`) with a white top margin naming each column, and an optional title line above it."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    top = HEADER_HEIGHT * (2 if title else 1)
+    canvas = Image.new("RGB", (figure.shape[1], figure.shape[0] + top), (255, 255, 255))
+    canvas.paste(Image.fromarray(figure), (0, top))
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default()
+    if title:
+        draw.text((2, 1), _fit(draw, title, font, figure.shape[1] - 4), fill=(0, 0, 0), font=font)
+    for j, text in enumerate(labels):
+        if not text:
+            continue
+        text = _fit(draw, text, font, cell + pad)
+        box = draw.textbbox((0, 0), text, font=font)
+        x = left + pad + j * (cell + pad) + (cell - (box[2] - box[0])) // 2
+        draw.text((max(0, x), top - HEADER_HEIGHT + 1), text, fill=(0, 0, 0), font=font)
     return np.asarray(canvas)
 
 

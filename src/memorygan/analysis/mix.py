@@ -110,6 +110,16 @@ class MixResult:
             rows.append(np.concatenate([tgt_seg[i:i + 1], mixed_seg[i * s:(i + 1) * s]]))
         return grid(rows)
 
+    def column_labels(self) -> list[str]:
+        return ["target"] + [f"source {seed}" for seed in self.source_seeds]
+
+    def title(self, names: list[str]) -> str:
+        def span(layers: list[int]) -> str:
+            return f"{layers[0]}-{layers[-1]}" if layers == list(range(layers[0], layers[-1] + 1)) and \
+                len(layers) > 1 else ",".join(map(str, layers))
+        layers = "; ".join(f"{names[k]}: local layers {span(self.layers[k])}" for k in self.parts)
+        return f"{', '.join(names[k] for k in self.parts)} swapped in from each source ({self.mode} mode; {layers})"
+
     def row_labels(self) -> list[str]:
         labels = ["source", "mask"]
         for seed in self.target_seeds:
@@ -168,7 +178,7 @@ def write_mixing(G, out, target_seeds: list[int], source_seeds: list[int], parts
     `parts` at once, plus `mix-{mode}.json` with the swapped layers and per-cell changes. Returns that record."""
     from pathlib import Path
 
-    from memorygan.analysis.figures import generator_info, label_rows, save_png, write_json
+    from memorygan.analysis.figures import LABEL_WIDTH, generator_info, label_columns, label_rows, save_png, write_json
 
     out = Path(out)
     names = G.part_names
@@ -178,12 +188,15 @@ def write_mixing(G, out, target_seeds: list[int], source_seeds: list[int], parts
               "target_seeds": list(target_seeds), "source_seeds": list(source_seeds),
               "large_parts": [names[k] for k in sorted(large_part_ids(G, large_parts))],
               "layout": "row 0 source images, row 1 source masks; then per target an image row and a mask row: the "
-                        "target, then the target with the source's parts swapped in (one column per source)",
+                        "target, then the target with the source's parts swapped in (one column per source); a "
+                        "title names the swapped parts and layers, the columns are labelled",
               "figures": []}
     for group in groups:
         res = mixing(G, target_seeds, source_seeds, group, mode, truncation, large_parts)
         png = out / f"mix-{mode}-{'+'.join(names[k] for k in group)}.png"
-        save_png(label_rows(res.figure(), res.row_labels(), G.config.resolution), png)
+        size = G.config.resolution
+        save_png(label_columns(label_rows(res.figure(), res.row_labels(), size), res.column_labels(), size,
+                               left=LABEL_WIDTH, title=res.title(names)), png)
         record["figures"].append({"png": str(png), "parts": [names[k] for k in group], "part_ids": group,
                                   "layers": {names[k]: res.layers[k] for k in group}, **res.stats()})
     record["json"] = str(write_json(record, out / f"mix-{mode}.json"))

@@ -19,8 +19,8 @@ import numpy as np
 from PIL import Image
 
 from memorygan.data.files import (
-    CELEBAMASK_CLASSES, CELEBAMASK_TRANSPARENT, IMAGE_DIR, MASK_DIR, AtomicOutput, DatasetInfo, class_counts,
-    prepare_layout, run_chunks, write_image, write_info, write_mask,
+    CELEBAMASK_CLASSES, CELEBAMASK_TRANSPARENT, IMAGE_DIR, MASK_DIR, AtomicOutput, DatasetInfo, _same_or_inside,
+    class_counts, prepare_layout, run_chunks, write_image, write_info, write_mask,
 )
 from memorygan.errors import DatasetError
 
@@ -135,19 +135,26 @@ def import_celebamask_hq(root: str | os.PathLike, out: str | os.PathLike, size: 
         raise DatasetError(f"--size must be between 2 and 8192, got {size}")
     if image_format not in ("png", "jpg"):
         raise DatasetError(f"--image-format must be png or jpg, got {image_format!r}")
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise DatasetError(f"--limit must be an integer >= 1, got {limit!r}")
+    if not isinstance(train_count, int) or train_count < 0:
+        raise DatasetError(f"--train-count must be an integer >= 0, got {train_count!r}")
+    test_out = Path(test_out) if test_out is not None else Path(str(out).rstrip("/\\") + "-test")
+    if _same_or_inside(Path(out), test_out):
+        raise DatasetError(f"--out {out} and --test-out {test_out} overlap (the same folder, or one inside the "
+                           f"other): writing one split would delete the other; choose two separate folders")
     indices = list_images(root)
     if limit is not None:
         indices = indices[:limit]
     if not indices:
         raise DatasetError(f"no images named {{i}}.jpg in {root / IMAGE_FOLDER}")
-    test_out = Path(test_out) if test_out is not None else Path(str(out).rstrip("/\\") + "-test")
     splits = {"train": [i for i in indices if i < train_count], "test": [i for i in indices if i >= train_count]}
     targets = {"train": Path(out), "test": test_out}
     outputs: dict[str, AtomicOutput] = {}
     try:
         for split, idx in splits.items():
             if idx:
-                outputs[split] = AtomicOutput(targets[split], overwrite=overwrite, inputs=[root])
+                outputs[split] = AtomicOutput(targets[split], overwrite=overwrite, inputs=[("--root folder", root)])
                 prepare_layout(outputs[split].path)
         out_for = {i: str(outputs[s].path) for s, idx in splits.items() for i in idx}
         ext = ".png" if image_format == "png" else ".jpg"

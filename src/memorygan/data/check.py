@@ -95,7 +95,6 @@ def _check_pair(name: str, ipath: Path, mpath: Path, info: DatasetInfo | None, k
                              "it will be converted to RGB")
     except Exception as e:  # PIL raises many types for corrupt data
         errors.add("unreadable image", f"image {IMAGE_DIR}/{ipath.name} is unreadable or truncated ({e})")
-    counts = None
     try:
         with Image.open(mpath) as m:
             m.load()

@@ -6,12 +6,14 @@ import json
 import sys
 import time
 
+from memorygan.argtypes import non_negative_int, positive_int
+
 
 def _add_output(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output dataset folder (written atomically)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing non-empty --out (the old folder is removed only after the new one is complete)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--workers", type=positive_int, default=1, help="worker processes (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -50,9 +52,9 @@ def register(subparsers) -> None:
     c.add_argument("--root", required=True, help="folder holding CelebA-HQ-img/ and CelebAMask-HQ-mask-anno/")
     c.add_argument("--size", type=int, default=256, help="output resolution (default 256)")
     c.add_argument("--test-out", default=None, help="held-out output folder (default: OUT-test)")
-    c.add_argument("--train-count", type=int, default=28000, help="ids below this go to training (default 28000)")
+    c.add_argument("--train-count", type=non_negative_int, default=28000, help="ids below this go to training (default 28000)")
     c.add_argument("--image-format", choices=("png", "jpg"), default="png", help="stored image format")
-    c.add_argument("--limit", type=int, default=None, help="convert only the first N images (for trials)")
+    c.add_argument("--limit", type=positive_int, default=None, help="convert only the first N images (for trials)")
     _add_output(c)
     c.set_defaults(func=cmd_celebamask)
 
@@ -80,10 +82,11 @@ def register(subparsers) -> None:
     pv = sub.add_parser("preview", help="write a PNG grid of images and colour-coded masks")
     pv.add_argument("path", help="dataset folder")
     pv.add_argument("--out", required=True, help="output PNG")
-    pv.add_argument("--n", type=int, default=8, help="number of items (default 8)")
-    pv.add_argument("--start", type=int, default=0, help="first item (default 0)")
-    pv.add_argument("--tile", type=int, default=None, help="tile size in pixels (default: image size, 96..160)")
-    pv.add_argument("--columns", type=int, default=8, help="items per row (default 8)")
+    pv.add_argument("--n", type=positive_int, default=8, help="number of items (default 8, at most 1024)")
+    pv.add_argument("--start", type=non_negative_int, default=0, help="first item (default 0)")
+    pv.add_argument("--tile", type=positive_int, default=None,
+                    help="tile size in pixels, 8..1024 (default: image size, 96..160)")
+    pv.add_argument("--columns", type=positive_int, default=8, help="items per row (default 8)")
     pv.set_defaults(func=cmd_preview)
 
     st = sub.add_parser("stats", help="per-class frequencies and measured attribute dependencies (JSON)")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import torch
 from PIL import Image
 
 from memorygan.data.files import IMAGE_DIR, MASK_DIR, DatasetInfo, load_info_json, mask_array, pair_files
-from memorygan.errors import DatasetError
+from memorygan.errors import DatasetError, MemoryGANWarning
 
 
 class SegmentationDataset(torch.utils.data.Dataset):
@@ -25,8 +26,9 @@ class SegmentationDataset(torch.utils.data.Dataset):
 
     Horizontal flips are applied identically to image and mask. `mirror=True` doubles the dataset (index i >= N is
     item i - N flipped, as StyleGAN2-ADA's --mirror), which keeps the data order reproducible for resumed runs;
-    `flip_prob > 0` flips at random with torch's RNG instead. `resolution` resizes on load (image area/LANCZOS,
-    mask NEAREST) when the stored resolution differs.
+    `flip_prob > 0` flips at random with torch's RNG instead. `resolution` resizes square datasets on load (image
+    LANCZOS, mask NEAREST) when the declared resolution differs, with a warning. Every file must have the size
+    dataset.json declares: another size is an error naming the file, never a silent resize or stretch.
 
     Opening validates cheaply (dataset.json, folder layout, image/mask pairing, the size of the first pair) and
     raises DatasetError naming the problem; `memorygan.data.check_dataset` reads every file.
@@ -58,6 +60,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
             raise DatasetError(f"dataset {self.root}: " + "; ".join(problems)
                                + f" (run `memorygan data check {self.root}` for a full report)")
         self.names = pairing.names
+        self._pairing = pairing
         self.image_paths = [pairing.images[n] for n in self.names]
         self.mask_paths = [pairing.masks[n] for n in self.names]
         if len(self.names) != info.num_images:
@@ -67,14 +70,21 @@ class SegmentationDataset(torch.utils.data.Dataset):
         if not 0.0 <= flip_prob <= 1.0:
             raise ValueError(f"flip_prob must be in [0, 1], got {flip_prob}")
         self.flip_prob = float(flip_prob)
-        self.resolution = resolution
+        h, w = info.resolution
+        if resolution is not None and (h, w) != (resolution, resolution):
+            if h != w:
+                raise DatasetError(f"dataset {self.root} is {w}x{h} px (not square); it cannot be resized to the "
+                                   f"model's {resolution}x{resolution} without stretching: import it at "
+                                   f"{resolution} px (`memorygan data import --size {resolution}`)")
+            warnings.warn(f"dataset {self.root} is {w}x{h} px and the model {resolution}x{resolution}: images are "
+                          f"resized on load (LANCZOS, masks NEAREST)", MemoryGANWarning, stacklevel=2)
+        self.resolution = resolution if resolution is not None and (h, w) != (resolution, resolution) else None
         # cheap check on the first pair: catches a wrong resolution before training starts
         with Image.open(self.image_paths[0]) as im:
             isize = im.size
         with Image.open(self.mask_paths[0]) as m:
             msize = m.size
             mask_array(m, self.mask_paths[0].name)
-        h, w = info.resolution
         for what, size, path in (("image", isize, self.image_paths[0]), ("mask", msize, self.mask_paths[0])):
             if size != (w, h):
                 raise DatasetError(f"{what} {path.name} is {size[0]}x{size[1]} but dataset.json declares "
@@ -83,6 +93,11 @@ class SegmentationDataset(torch.utils.data.Dataset):
     @property
     def num_classes(self) -> int:
         return self.info.num_classes
+
+    def fingerprint(self) -> dict:
+        """`data.files.content_fingerprint` of this folder (identifies its content, not its path)."""
+        from memorygan.data.files import content_fingerprint
+        return content_fingerprint(self.root, self.info, self._pairing)
 
     @property
     def classes(self) -> list[str]:
@@ -94,17 +109,21 @@ class SegmentationDataset(torch.utils.data.Dataset):
     def load(self, index: int, flip: bool = False) -> dict:
         """Item `index` (0 <= index < number of files), mirrored if `flip`."""
         ipath, mpath = self.image_paths[index], self.mask_paths[index]
+        h, w = self.info.resolution
+        res = self.resolution
         try:
             with Image.open(ipath) as im:
+                _check_size("image", ipath, im.size, (w, h))
                 im = im.convert("RGB") if im.mode != "RGB" else im
-                if self.resolution and im.size != (self.resolution, self.resolution):
-                    im = im.resize((self.resolution, self.resolution), Image.LANCZOS)
+                if res:
+                    im = im.resize((res, res), Image.LANCZOS)
                 rgb = np.array(im, dtype=np.uint8)  # writable copy for torch.from_numpy
             with Image.open(mpath) as m:
+                _check_size("mask", mpath, m.size, (w, h))
                 ids = mask_array(m, mpath.name)
-                if self.resolution and m.size != (self.resolution, self.resolution):
-                    ids = np.asarray(Image.fromarray(ids.astype(np.int32)).resize(
-                        (self.resolution, self.resolution), Image.NEAREST)).astype(np.int64)
+                if res:
+                    ids = np.asarray(Image.fromarray(ids.astype(np.int32)).resize((res, res), Image.NEAREST)
+                                     ).astype(np.int64)
         except OSError as e:
             raise DatasetError(f"cannot read {ipath.name} / {mpath.name} in {self.root}: {e}") from None
         if rgb.shape[:2] != ids.shape:
@@ -126,6 +145,13 @@ class SegmentationDataset(torch.utils.data.Dataset):
         if self.flip_prob > 0 and float(torch.rand(())) < self.flip_prob:
             flip = not flip
         return self.load(index, flip)
+
+
+def _check_size(what: str, path: Path, size: tuple[int, int], want: tuple[int, int]) -> None:
+    if size != want:
+        raise DatasetError(f"{what} {path} is {size[0]}x{size[1]} but dataset.json declares {want[0]}x{want[1]}: "
+                           f"files of another size are not resized (re-import the dataset, or run "
+                           f"`memorygan data check {path.parent.parent}`)")
 
 
 def _to_item(rgb: np.ndarray, ids: np.ndarray, k: int, index: int, flip: bool) -> dict:

@@ -144,13 +144,15 @@ def parse_info(data: Any, where: str = INFO_FILE) -> tuple[DatasetInfo | None, l
 
 
 def load_info_json(root: Path) -> tuple[DatasetInfo | None, list[str]]:
+    from memorygan.fileio import read_json
+
     path = Path(root) / INFO_FILE
     if not path.is_file():
         return None, [f"{path}: missing (every dataset folder needs a {INFO_FILE})"]
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        return None, [f"{path}: not valid JSON ({e})"]
+        data = read_json(path, DatasetError, INFO_FILE, expect=None)
+    except DatasetError as e:
+        return None, [str(e)]
     return parse_info(data, str(path))
 
 
@@ -215,6 +217,27 @@ def pair_files(root: Path) -> Pairing:
         mask_without_image=sorted(masks.keys() - images.keys()),
         duplicate_images=sorted(dups), other_files=sorted(other),
     )
+
+
+def content_fingerprint(root: str | os.PathLike, info: DatasetInfo | None = None,
+                        pairing: Pairing | None = None) -> dict[str, Any]:
+    """What identifies a dataset's content without reading every pixel: 16 hex digits of SHA-256 over its
+    classes, transparent classes and resolution and the sorted (name, byte size) of every image and mask, plus the
+    number of pairs. The folder's path and the files' times are left out, so a moved or copied dataset keeps its
+    fingerprint while adding, removing, renaming or re-encoding a file changes it (an edit that keeps a file's
+    exact byte size is not detected). Runs record it to refuse resuming on other data; the metric caches use the
+    stricter `metrics.probe.dataset_fingerprint` (file times too)."""
+    import hashlib
+
+    root = Path(root)
+    info = info if info is not None else read_info(root)
+    pairing = pairing if pairing is not None else pair_files(root)
+    h = hashlib.sha256(json.dumps({"classes": info.classes, "transparent": info.transparent_classes,
+                                   "resolution": list(info.resolution)}, sort_keys=True).encode())
+    for name in pairing.names:
+        for kind, path in ((IMAGE_DIR, pairing.images[name]), (MASK_DIR, pairing.masks[name])):
+            h.update(f"{kind}/{path.name}\0{path.stat().st_size}\n".encode())
+    return {"fingerprint": h.hexdigest()[:16], "num_images": len(pairing.names)}
 
 
 # ---------------------------------------------------------------------------------------------------- pixels
@@ -283,17 +306,30 @@ class AtomicOutput:
     """
 
     def __init__(self, out: str | os.PathLike, overwrite: bool = False,
-                 inputs: Sequence[str | os.PathLike] = ()):
+                 inputs: Sequence[str | os.PathLike | tuple[str, str | os.PathLike]] = ()):
+        """`inputs`: folders or files the writer reads, each a path or (argument name, path); none may overlap
+        `out`, since replacing `out` would delete it. With `overwrite`, an existing non-empty `out` is replaced
+        only if it is a dataset folder (a valid dataset.json): anything else is refused, never deleted."""
         self.out = Path(out)
         for src in inputs:
+            what, src = src if isinstance(src, tuple) else ("input folder", src)
             if _same_or_inside(self.out, Path(src)):
-                raise DatasetError(f"output folder {self.out} overlaps the input folder {src}; choose another --out")
+                if Path(src).resolve() != self.out.resolve() and self.out.resolve() in Path(src).resolve().parents:
+                    raise DatasetError(f"{what} {src} lies inside the output folder {self.out}, which would be "
+                                       f"replaced; move it out first or choose another --out")
+                raise DatasetError(f"output folder {self.out} overlaps the {what} {src}; choose another --out")
         if self.out.exists():
             if not self.out.is_dir():
                 raise DatasetError(f"output {self.out} exists and is not a folder")
-            if any(self.out.iterdir()) and not overwrite:
-                raise DatasetError(f"output folder {self.out} exists and is not empty; "
-                                   "pass --overwrite to replace it")
+            if any(self.out.iterdir()):
+                if not overwrite:
+                    raise DatasetError(f"output folder {self.out} exists and is not empty; "
+                                       "pass --overwrite to replace it")
+                _, problems = load_info_json(self.out)
+                if problems:
+                    raise DatasetError(f"--overwrite replaces only a dataset folder, and {self.out} is not one "
+                                       f"({problems[0]}); refusing to delete it: remove it yourself or choose "
+                                       f"another --out")
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.path = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
         umask = os.umask(0)

@@ -179,7 +179,10 @@ def import_dataset(images: str | os.PathLike, masks: str | os.PathLike, out: str
         raise DatasetError(_summary("import failed, nothing written", problems))
 
     ext = ".png" if image_format == "png" else ".jpg"
-    with AtomicOutput(out, overwrite=overwrite, inputs=[images, masks]) as dst:
+    inputs = [("--images folder", images), ("--masks folder", masks)]
+    inputs += [(f"--{arg} file", spec) for arg, spec in (("classes", classes), ("remap", remap))
+               if isinstance(spec, (str, os.PathLike))]
+    with AtomicOutput(out, overwrite=overwrite, inputs=inputs) as dst:
         prepare_layout(dst.path)
         items = [(n, str(imgs[n]), str(msks[n])) for n in names]
         jobs = [(items[s:s + 64], size, lut, k, str(dst.path), ext) for s in range(0, len(items), 64)]

@@ -75,6 +75,13 @@ def preview_grid(images: list[np.ndarray], masks: list[np.ndarray], classes: lis
 def preview_dataset(path: str | os.PathLike, out: str | os.PathLike, n: int = 8, start: int = 0,
                     tile: int | None = None, columns: int = 8) -> Path:
     """Write a preview grid of items [start, start + n) of a dataset folder to `out` (PNG)."""
+    for name, value, low in (("--n", n, 1), ("--start", start, 0), ("--columns", columns, 1)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise DatasetError(f"{name} must be an integer >= {low}, got {value!r}")
+    if tile is not None and not (isinstance(tile, int) and 8 <= tile <= 1024):
+        raise DatasetError(f"--tile must be an integer between 8 and 1024 pixels, got {tile!r}")
+    if n > 1024:
+        raise DatasetError(f"--n {n}: at most 1024 items fit in one preview")
     root = Path(path)
     info = read_info(root)
     pairing = pair_files(root)

@@ -166,7 +166,8 @@ _SKIP = ("w_avg", "w_avg_count")
 def export_ssg(G) -> dict[str, torch.Tensor]:
     """The project's SSG generator -> official `g_ema` state dict (names, shapes and fixed kernel buffers)."""
     if getattr(G, "arch", None) != "ssg":
-        raise CheckpointError("export to the official SemanticStyleGAN layout needs an 'ssg' generator")
+        raise CheckpointError(f"export to the official SemanticStyleGAN layout needs an 'ssg' generator; this one is "
+                              f"{getattr(G, 'arch', type(G).__name__)!r} (MemoryGAN has no official counterpart)")
     out = {}
     for name, t in G.state_dict().items():
         if name in _SKIP:

@@ -9,14 +9,14 @@ from memorygan.devices import add_device_argument
 
 
 def _add_threads(p) -> None:
-    p.add_argument("--threads", type=_positive, help="torch CPU threads (default: torch's choice; 1 is much faster "
-                                                      "than 2 when another process keeps a core busy)")
+    p.add_argument("--threads", type=_positive, help="torch CPU threads (default: the cores not busy with other "
+                                                      "work; 1 is much faster than 2 when another process keeps a "
+                                                      "core busy)")
 
 
 def _set_threads(args) -> None:
-    if getattr(args, "threads", None):
-        import torch
-        torch.set_num_threads(args.threads)
+    from memorygan.cpu import use_threads
+    use_threads(getattr(args, "threads", None))
 
 
 def register(subparsers) -> None:

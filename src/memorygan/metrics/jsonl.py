@@ -1,11 +1,12 @@
 """JSON lines of metric results: RUN/metric-<name>.jsonl, one line per evaluation, appended without rewriting."""
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
 from pathlib import Path
+
+from memorygan.fileio import append_line as _append, read_lines
 
 
 def jsonable(x):
@@ -24,22 +25,8 @@ def jsonable(x):
 
 
 def append_line(path: str | os.PathLike, row: dict) -> None:
-    """Append one JSON line with a single write in append mode, so existing lines are never rewritten. When the
-    file does not end with a newline (a writer killed mid-line), the new line starts on a line of its own."""
-    path = Path(path)
-    data = (json.dumps(jsonable(row)) + "\n").encode()
-    if path.is_file() and path.stat().st_size:
-        with open(path, "rb") as f:
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                data = b"\n" + data
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
+    """Append one JSON line (non-finite floats as null) with a single write in append mode (`fileio.append_line`)."""
+    _append(path, jsonable(row))
 
 
 def metric_file(run: str | os.PathLike, name: str) -> Path:
@@ -62,7 +49,4 @@ def append_metric_lines(run: str | os.PathLike, results: dict[str, dict], snapsh
 
 
 def read_metric_lines(run: str | os.PathLike, name: str) -> list[dict]:
-    path = metric_file(run, name)
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_lines(metric_file(run, name))

@@ -100,9 +100,18 @@ def leakage_ratio(image_a: torch.Tensor, image_b: torch.Tensor,
     return c.ratio, c.inside, c.outside
 
 
+def seg_ids(seg: torch.Tensor) -> torch.Tensor:
+    """(B, K, H, W) seg logits -> (B, H, W) part ids: the argmax over parts (first maximum on ties), computed as
+    `max(1).indices`, which is 4x faster than `argmax(1)` on the CPU."""
+    return seg.max(1).indices
+
+
 def part_region(seg_a: torch.Tensor, seg_b: torch.Tensor, part: int) -> torch.Tensor:
-    """(B, K, H, W) seg logits of the two renders -> (B, H, W) bool: `part` is the argmax in either."""
-    return (seg_a.argmax(1) == part) | (seg_b.argmax(1) == part)
+    """(B, K, H, W) seg logits of the two renders (or (B, H, W) part ids) -> (B, H, W) bool: `part` is the argmax
+    in either."""
+    ids_a = seg_a if seg_a.ndim == 3 else seg_ids(seg_a)
+    ids_b = seg_b if seg_b.ndim == 3 else seg_ids(seg_b)
+    return (ids_a == part) | (ids_b == part)
 
 
 def part_layers(G, part: int, layers: str = "own") -> list[int]:
@@ -115,9 +124,13 @@ def part_layers(G, part: int, layers: str = "own") -> list[int]:
     return role_layers(G.config, part, ["shape", "texture"])
 
 
+METHODS = ("batched", "reference")
+
+
 @torch.no_grad()
 def leakage(G, num_samples: int = 500, seed: int = 0, batch_size: int = 16, truncation: float = 1.0,
-            layers: str = "own", parts: Sequence[int | str] | None = None, progress: bool = False) -> dict:
+            layers: str = "own", parts: Sequence[int | str] | None = None, progress: bool = False,
+            method: str = "batched") -> dict:
     """Leakage per part of a generator over `num_samples` samples (see the module docstring).
 
     For each batch, z of the originals and of the donors (the independent samples) come from one torch.Generator
@@ -132,6 +145,8 @@ def leakage(G, num_samples: int = 500, seed: int = 0, batch_size: int = 16, trun
     check_run_args(num_samples, batch_size)
     if layers not in LAYER_CHOICES:
         raise ConfigError(f"layers must be one of {list(LAYER_CHOICES)}, got {layers!r}")
+    if method not in METHODS:
+        raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     k = G.config.num_classes
     ids = list(range(k)) if parts is None else G.resolve_parts(parts, "parts")
     layer_idx = {p: part_layers(G, p, layers) for p in ids}
@@ -142,13 +157,19 @@ def leakage(G, num_samples: int = 500, seed: int = 0, batch_size: int = 16, trun
         for start in range(0, int(num_samples), int(batch_size)):
             m = min(int(batch_size), int(num_samples) - start)
             z = G.sample_z(2 * m, generator=gen)
+            if method == "batched":
+                _batched_batch(G, z, m, truncation, ids, layer_idx, counts)
+                if bar is not None:
+                    bar.update(m)
+                continue
             orig = G(z[:m], truncation=truncation, noise_mode="const")
             donor = G(z[m:], truncation=truncation, noise_mode="const").expanded
+            orig_ids = seg_ids(orig.seg)
             for p in ids:
                 e = orig.expanded.clone()                                       # (B, K, L, D)
                 e[:, p, layer_idx[p]] = donor[:, p, layer_idx[p]]
                 out = G(expanded=e, noise_mode="const")
-                counts[p].update(orig.image, out.image, part_region(orig.seg, out.seg, p))
+                counts[p].update(orig.image, out.image, part_region(orig_ids, out.seg, p))
             if bar is not None:
                 bar.update(m)
     if bar is not None:
@@ -163,3 +184,24 @@ def leakage(G, num_samples: int = 500, seed: int = 0, batch_size: int = 16, trun
         "layers": layers, "num_samples": int(num_samples), "seed": int(seed), "truncation": float(truncation),
         "seconds": time.perf_counter() - t0,
     }
+
+
+def _batched_batch(G, z: torch.Tensor, m: int, truncation: float, ids: list[int], layer_idx: dict,
+                   counts: dict) -> None:
+    """One batch of `leakage(method="batched")`: z (2m, ...) holds the originals then the donors."""
+    orig = G.expanded_from_z(z[:m], truncation)                                  # (B, K, L, D)
+    donor = G.expanded_from_z(z[m:], truncation)
+    swapped = orig.clone()
+    for p in ids:                                   # every measured part resampled at once: parts do not interact
+        swapped[:, p, layer_idx[p]] = donor[:, p, layer_idx[p]]                 # before the fusion
+    hidden, depths = G.generate_parts(orig)         # (B, K, C, Hc, Wc), (B, K, Hc, Wc)
+    hidden_s, depths_s = G.generate_parts(swapped)
+    fusion = G.fuse(hidden, depths)
+    image, seg = G.render(fusion.fused, fusion.coarse_seg, "const")
+    ids_orig = seg_ids(seg)
+    for p in ids:
+        h, d = hidden.clone(), depths.clone()
+        h[:, p], d[:, p] = hidden_s[:, p], depths_s[:, p]
+        fusion = G.fuse(h, d)
+        image_p, seg_p = G.render(fusion.fused, fusion.coarse_seg, "const")
+        counts[p].update(image, image_p, part_region(ids_orig, seg_p, p))

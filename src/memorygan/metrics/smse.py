@@ -82,16 +82,27 @@ def sequential_mse(images: torch.Tensor, masks: torch.Tensor, order: Sequence[in
 
 # ---------------------------------------------------------------------------------------------------- generator
 
+METHODS = ("batched", "reference")
+
+
 @torch.no_grad()
 def smse_values(G, num_samples: int = 1000, seed: int = 0, order: Sequence[int | str] | None = None,
-                batch_size: int = 16, truncation: float = 1.0, progress: bool = False) -> torch.Tensor:
+                batch_size: int = 16, truncation: float = 1.0, progress: bool = False,
+                method: str = "batched") -> torch.Tensor:
     """Per-sample SMSE of G (Eq. 15): (S-1, num_samples) float64 on the CPU, row i-1 for the part order[i].
 
     The z of the samples come from one torch.Generator seeded with `seed` (batch by batch), noise is constant, and
     each batch is composed with S = len(order) renders of the same expanded codes under growing composition masks
     (as `analysis.compose.sequential_composition`, batched). NaN where the previous parts cover no pixel.
+
+    method "batched" (default) maps the codes without a synthesis pass and runs the local generators once per
+    batch: the composition mask acts only in the fusion (DESIGN 2.3), so every step reuses the same part features
+    and only fuses and renders again. "reference" runs a full generator pass per step (the plain definition; the
+    two agree exactly, tested).
     """
     check_run_args(num_samples, batch_size)
+    if method not in METHODS:
+        raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     k = G.config.num_classes
     order = list(range(k)) if order is None else G.resolve_parts(order, "order")
     if len(order) < 2:
@@ -103,15 +114,24 @@ def smse_values(G, num_samples: int = 1000, seed: int = 0, order: Sequence[int |
         for start in range(0, int(num_samples), int(batch_size)):
             m = min(int(batch_size), int(num_samples) - start)
             z = G.sample_z(m, generator=gen)
-            expanded = G(z, truncation=truncation, noise_mode="const").expanded
+            if method == "batched":
+                expanded = G.expanded_from_z(z, truncation)                             # (B, K, L, D)
+                hidden, depths = G.generate_parts(expanded)                             # once per batch
+            else:
+                expanded = G(z, truncation=truncation, noise_mode="const").expanded
             mask = torch.zeros(m, k, device=expanded.device)
             prev_image, values = None, []
             for i, part in enumerate(order):
                 mask[:, part] = 1
-                out = G(expanded=expanded, composition_mask=mask.clone(), noise_mode="const")
+                if method == "batched":
+                    fusion = G.fuse(hidden, depths, mask.clone())
+                    image, seg = G.render(fusion.fused, fusion.coarse_seg, "const")
+                else:
+                    out = G(expanded=expanded, composition_mask=mask.clone(), noise_mode="const")
+                    image, seg = out.image, out.seg
                 if i > 0:   # streamed step by step: only the previous image is kept
-                    values.append(step_mse(prev_image, out.image, out.seg.argmax(1), order[:i]).cpu())
-                prev_image = out.image
+                    values.append(step_mse(prev_image, image, seg.max(1).indices, order[:i]).cpu())  # argmax
+                prev_image = image
             rows.append(torch.stack(values))
             if bar is not None:
                 bar.update(m)
@@ -134,7 +154,7 @@ def summarize(values) -> dict:
 
 
 def smse(G, num_samples: int = 1000, seed: int = 0, order: Sequence[int | str] | None = None, batch_size: int = 16,
-         truncation: float = 1.0, progress: bool = False) -> dict:
+         truncation: float = 1.0, progress: bool = False, method: str = "batched") -> dict:
     """SMSE (MemoryGAN Eq. 15, Table 3, Fig. 10) of a generator over `num_samples` samples.
 
     order: the parts in the order they are added, ids or class names (default 0, 1, ..., K-1: background first,
@@ -148,7 +168,7 @@ def smse(G, num_samples: int = 1000, seed: int = 0, order: Sequence[int | str] |
     t0 = time.perf_counter()
     k = G.config.num_classes
     ids = list(range(k)) if order is None else G.resolve_parts(order, "order")
-    values = smse_values(G, num_samples, seed, ids, batch_size, truncation, progress)
+    values = smse_values(G, num_samples, seed, ids, batch_size, truncation, progress, method)
     names = G.part_names
     per_part = {names[p]: summarize(values[i]) for i, p in enumerate(ids[1:])}
     means = [s["mean"] for s in per_part.values() if math.isfinite(s["mean"])]

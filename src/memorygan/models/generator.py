@@ -137,6 +137,12 @@ class CompositionalGenerator(nn.Module, metaclass=ABCMeta):
         z = torch.randn(n, *self.z_shape(), generator=generator)
         return z.to(self.device)
 
+    def expanded_from_z(self, z, truncation: float = 1.0) -> torch.Tensor:
+        """Expanded codes (B, K, L, D) of a random source, truncated as `forward` does, without synthesis: what
+        `G(z, truncation=...).expanded` holds, for code-level procedures (metrics, mixing) that render later."""
+        latents, _ = self.latents_from_z(z)
+        return self.expand(self.truncate(latents, truncation))
+
     def truncate(self, latents: torch.Tensor, psi: float) -> torch.Tensor:
         """w' = w_avg + psi (w - w_avg), per code."""
         if psi == 1.0:

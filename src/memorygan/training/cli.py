@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from memorygan.argtypes import positive_float, positive_int
 from memorygan.errors import ConfigError
 from memorygan.training.options import PRESET_DEFAULTS, TrainOptions
 
@@ -39,10 +40,17 @@ def register(subparsers) -> None:
                               description="Train a generator/discriminator pair (DESIGN 3). A run folder gets "
                               "config.json, stats.jsonl, metrics.jsonl, tensorboard/, samples/ and checkpoints/. "
                               "Ctrl-C writes a checkpoint; --resume RUN continues it exactly.")
-    p.add_argument("--data", help="dataset folder (memorygan format)")
+    p.add_argument("--data", help="dataset folder (memorygan format); with --resume: the run's dataset at a new "
+                                  "location (same content, the fingerprint is checked)")
     p.add_argument("--preset", default=None, help="preset name or JSON path (default memorygan-small)")
     p.add_argument("--out", help="new run folder")
-    p.add_argument("--resume", metavar="RUN", help="continue this run from its latest checkpoint")
+    p.add_argument("--resume", metavar="RUN",
+                   help="continue this run from its latest checkpoint (a run stopped before its first checkpoint "
+                        "restarts in place); --steps/--kimg/--minutes are then totals for the whole run")
+    p.add_argument("--more-steps", type=positive_int, default=None, metavar="N",
+                   help="with --resume: train N more steps beyond the checkpoint")
+    p.add_argument("--more-minutes", type=positive_float, default=None, metavar="M",
+                   help="with --resume: train M more training minutes beyond the checkpoint")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a generator config field, e.g. --set local_layers=8 (repeatable)")
     defaults = TrainOptions()
@@ -83,11 +91,14 @@ def _run_train(args) -> int:
         k, v = item.split("=", 1)
         overrides[k.strip()] = _parse_value(v)
     if args.resume:
-        if args.data or args.out or args.preset or overrides:
-            raise ConfigError("--resume RUN continues a run with its own data, preset and out folder; "
-                              "do not pass --data/--out/--preset/--set with it")
-        result = resume(args.resume, **given)
+        if args.out or args.preset or overrides:
+            raise ConfigError("--resume RUN continues a run with its own preset and out folder; "
+                              "do not pass --out/--preset/--set with it")
+        result = resume(args.resume, data=args.data, more_steps=args.more_steps, more_minutes=args.more_minutes,
+                        **given)
     else:
+        if args.more_steps is not None or args.more_minutes is not None:
+            raise ConfigError("--more-steps/--more-minutes continue a run: use them with --resume RUN")
         if not args.data or not args.out:
             raise ConfigError("--data and --out are required (or --resume RUN)")
         opts = TrainOptions(data=args.data, out=args.out, preset=args.preset or TrainOptions.preset,

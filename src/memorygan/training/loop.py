@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import signal
 import time
+import warnings
+import weakref
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,13 +34,16 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from memorygan.checkpoint import atomic_directory, check_state_dict, save_generator, state_dict_for_saving
+from memorygan.checkpoint import (atomic_directory, check_finite, check_state_dict, save_generator,
+                                  state_dict_for_saving)
 from memorygan.config import DiscriminatorConfig, GeneratorConfig, load_preset
 from memorygan.data.dataset import SegmentationDataset
 from memorygan.devices import resolve_device
-from memorygan.errors import CheckpointError, ConfigError, DatasetError, MemoryGANError
-from memorygan.runs import (CKPT_DIR, GENERATOR_DIR, RUN_FORMAT, STATE_FILE, checkpoint_name, latest_checkpoint,
-                            list_checkpoints, read_run_config)
+from memorygan.errors import CheckpointError, ConfigError, DatasetError, MemoryGANError, MemoryGANWarning
+from memorygan.fileio import append_line, read_lines, write_text_atomic
+from memorygan.runs import (CKPT_DIR, GENERATOR_DIR, LOCK_FILE, METRICS_LOG, RUN_CONFIG, RUN_FORMAT, STATE_FILE,
+                            STATS_LOG, RunLock, checkpoint_name, clean_leftovers, latest_checkpoint, list_checkpoints,
+                            read_run_config, read_training_state, remove_checkpoint, truncate_logs)
 from memorygan.training import distributed as dist
 from memorygan.training.ema import ema_beta, ema_copy, update_ema
 from memorygan.training import phases
@@ -81,11 +85,22 @@ def seed_for(*values: int) -> int:
 # configuration
 
 def resolve_configs(opts: TrainOptions, info) -> tuple[GeneratorConfig, DiscriminatorConfig]:
-    """Preset architecture + the dataset's classes (names, count, transparent ids) + explicit overrides."""
+    """Preset architecture + the dataset's classes (names, count, transparent ids) + explicit overrides. The dataset
+    decides the class count: a preset made for another count gets a warning, an override that contradicts the
+    dataset an error."""
     preset = load_preset(opts.preset)
     g = dict(preset["generator"])
-    g.update(num_classes=info.num_classes, class_names=list(info.classes),
-             transparent_classes=list(info.transparent_ids))
+    k = info.num_classes
+    fixed = sorted({"num_classes", "class_names", "transparent_classes"} & set(opts.generator_overrides))
+    if fixed:
+        raise ConfigError(f"--set {', '.join(fixed)}: the classes come from the dataset {opts.data} ({k} classes: "
+                          f"{', '.join(info.classes[:6])}{', ...' if k > 6 else ''}); import the dataset with the "
+                          f"classes you want instead")
+    if isinstance(g.get("num_classes"), int) and g["num_classes"] != k:
+        warnings.warn(f"preset {opts.preset} is configured for {g['num_classes']} classes but the dataset "
+                      f"{opts.data} has {k}: the generator is built for the dataset's {k} classes (the dataset "
+                      f"decides the class count)", MemoryGANWarning, stacklevel=3)
+    g.update(num_classes=k, class_names=list(info.classes), transparent_classes=list(info.transparent_ids))
     unknown = sorted(set(opts.generator_overrides) - set(GeneratorConfig.__dataclass_fields__))
     if unknown:
         raise ConfigError(f"unknown generator field(s) in overrides: {', '.join(unknown)}")
@@ -156,28 +171,26 @@ def read_run_options(run_dir) -> TrainOptions:
         raise CheckpointError(f"{path}: invalid options ({e})") from None
 
 
-def _truncate_jsonl(path: Path, step: int) -> None:
-    """Drop lines logged after `step` (written after the checkpoint a run resumes from)."""
-    if not path.is_file():
-        return
-    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(line + "\n" for line in keep))
-    tmp.replace(path)
-
-
 # ----------------------------------------------------------------------------------------------------------------
 
 class Trainer:
-    def __init__(self, opts: TrainOptions, resume: bool = False):
+    """One training run. The main process holds the run folder's lock (`runs.RunLock`) from construction to the end
+    of `fit` (or `close()`), so a second process is refused instead of writing into the same folder.
+
+    `resume=True` continues the newest complete checkpoint; a run that stopped before its first checkpoint is
+    restarted in place from step 0. `more_steps` / `more_minutes` (resume only) set the duration to that much
+    beyond the checkpoint's step / training time, instead of a total."""
+
+    def __init__(self, opts: TrainOptions, resume: bool = False, more_steps: int | None = None,
+                 more_minutes: float | None = None):
         self.opts = opts.with_preset_defaults(load_preset(opts.preset)).validate()
+        self.resumed = resume
         device = resolve_device(opts.device, announce=dist.env_world()[0] == 0)
         self.rank, self.world = dist.init(device)
-        if opts.threads:
-            torch.set_num_threads(opts.threads)
         self.device = torch.device(device)
         self.run = Path(opts.out)
         self.is_main = self.rank == 0
+        self._lock: RunLock | None = None
         # --- everything that can be refused is checked before any work
         preset = load_preset(opts.preset)
         dataset = open_dataset(opts, opts.generator_overrides.get("resolution", preset["generator"].get("resolution")))
@@ -188,51 +201,150 @@ class Trainer:
         if opts.batch % per:
             raise ConfigError(f"--batch {opts.batch} must be divisible by processes x --accum = {per}")
         self.chunk = opts.batch // per
-        if not resume and self.run.exists() and any(self.run.iterdir()):
-            raise ConfigError(f"--out {self.run} already exists and is not empty; use `--resume {self.run}` to "
-                              f"continue it or choose a new folder")
-        self.data = RealData(dataset, opts.seed)
+        from memorygan.models import build_discriminator, build_generator, check_model_size
+        check_model_size(self.gcfg, self.dcfg, where=f"preset {opts.preset}")
+        if self.is_main:                             # (other processes of a torchrun job leave the folder to rank 0)
+            RunLock(self.run).check_free()           # a busy run is named as such, not as "not empty"
+            if not resume:
+                self._check_new_out()
+            self._lock = RunLock(self.run, "train").acquire()
+            weakref.finalize(self, self._lock.release)      # a Trainer dropped without fit() frees the run
+        try:
+            run_cfg = None
+            if resume:
+                run_cfg = read_run_config(self.run)
+                if self.is_main:
+                    removed = clean_leftovers(self.run)
+                    if removed:
+                        warnings.warn(f"{self.run}: removed what an interrupted run left behind: {', '.join(removed)}",
+                                      MemoryGANWarning, stacklevel=2)
+            elif self.is_main:
+                self._check_new_out()                        # again under the lock: a racing process may have won
+            self.dataset_fingerprint = dataset.fingerprint()
+            if resume:
+                self._check_dataset(run_cfg)
+            if opts.threads:
+                torch.set_num_threads(opts.threads)
+            self.data = RealData(dataset, opts.seed)
 
-        from memorygan.models import build_discriminator, build_generator
-        torch.manual_seed(seed_for(opts.seed, 1000))
-        self.G = build_generator(self.gcfg).to(self.device).train()
-        self.D = build_discriminator(self.dcfg).to(self.device).train()
-        self.G_ema = ema_copy(self.G)
-        betas = (opts.beta1, opts.beta2)
-        self.g_opt = make_generator_optimizer(self.G, opts.lr, opts.lstm_lr, betas, opts.g_reg_every)
-        self.d_opt = make_discriminator_optimizer(self.D, opts.lr, betas, opts.d_reg_every)
-        self.step = 0
-        self.images = 0
-        self.pl_mean = 0.0
-        self.train_seconds = 0.0
-        self.nonfinite_streak = 0
-        self.nonfinite_total = 0
-        self.last_checkpoint: Path | None = None
-        self.metrics_log: list[dict] = []
-        self._acc: dict[str, list[float]] = {}
-        self._interrupted = False
-        self._tb = None
-        self._domain = None
-        self._grid_z = self.G.sample_z(opts.num_samples_grid, generator=torch.Generator().manual_seed(10_000 + opts.seed))
-        if resume:
-            self._load_latest()
-        elif self.is_main:
-            self._init_run_dir(dataset)
-        dist.barrier()
+            torch.manual_seed(seed_for(opts.seed, 1000))
+            self.G = build_generator(self.gcfg).to(self.device).train()
+            self.D = build_discriminator(self.dcfg).to(self.device).train()
+            self.G_ema = ema_copy(self.G)
+            betas = (opts.beta1, opts.beta2)
+            self.g_opt = make_generator_optimizer(self.G, opts.lr, opts.lstm_lr, betas, opts.g_reg_every)
+            self.d_opt = make_discriminator_optimizer(self.D, opts.lr, betas, opts.d_reg_every)
+            self.step = 0
+            self.images = 0
+            self.pl_mean = 0.0
+            self.train_seconds = 0.0
+            self.nonfinite_streak = 0
+            self.nonfinite_total = 0
+            self.last_checkpoint: Path | None = None
+            self.metrics_log: list[dict] = []
+            self._acc: dict[str, list[float]] = {}
+            self._interrupted = False
+            self._tb = None
+            self._bar = None
+            self._domain = None
+            self._grid_z = self.G.sample_z(opts.num_samples_grid,
+                                           generator=torch.Generator().manual_seed(10_000 + opts.seed))
+            if resume and latest_checkpoint(self.run, resumable=True) is not None:
+                self._load_latest()
+            elif resume:
+                self._restart(dataset)
+            elif self.is_main:
+                self._init_run_dir(dataset)
+            if more_steps is not None or more_minutes is not None:
+                self._extend(more_steps, more_minutes)
+            dist.barrier()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the run folder (also done at the end of `fit`)."""
+        if self._lock is not None:
+            self._lock.release()
 
     # ------------------------------------------------------------------ run dir / checkpoints
+    def _check_new_out(self) -> None:
+        """A new run needs a missing or empty folder (its own lock file aside)."""
+        if self.run.exists() and not self.run.is_dir():
+            raise ConfigError(f"--out {self.run} exists and is not a folder")
+        if not self.run.is_dir() or not [p for p in self.run.iterdir() if p.name != LOCK_FILE]:
+            return
+        if (self.run / RUN_CONFIG).is_file() and not list_checkpoints(self.run):
+            raise ConfigError(f"--out {self.run} holds a run that stopped before its first checkpoint; "
+                              f"`memorygan train --resume {self.run}` restarts it in place from step 0 with its "
+                              f"recorded options, or choose a new folder")
+        raise ConfigError(f"--out {self.run} already exists and is not empty; use `--resume {self.run}` to "
+                          f"continue it or choose a new folder")
+
+    def _check_dataset(self, run_cfg: dict) -> None:
+        """Resume only on the data the run started with (same fingerprint); record a moved dataset's new path."""
+        rec = run_cfg.get("dataset", {})
+        now = self.dataset_fingerprint
+        if not isinstance(rec.get("fingerprint"), str):
+            warnings.warn(f"{self.run / RUN_CONFIG} records no dataset fingerprint (a run from an older version): "
+                          f"cannot check that {self.opts.data} is the data it started with", MemoryGANWarning,
+                          stacklevel=3)
+        elif rec["fingerprint"] != now["fingerprint"]:
+            raise DatasetError(
+                f"dataset {self.opts.data} is not the data run {self.run} started with: it holds "
+                f"{now['num_images']} images (fingerprint {now['fingerprint']}), the run was started on "
+                f"{rec.get('num_images')} (fingerprint {rec['fingerprint']}); resuming on other data would not "
+                f"continue the same run: restore the data, or start a new run")
+        here = str(Path(self.opts.data).resolve())
+        if self.is_main and rec.get("path") != here:
+            run_cfg = dict(run_cfg, dataset=dict(rec, path=here, **now))
+            run_cfg["options"] = dict(run_cfg["options"], data=here)
+            write_text_atomic(self.run / RUN_CONFIG, json.dumps(run_cfg, indent=2))
+
     def _init_run_dir(self, dataset) -> None:
         self.run.mkdir(parents=True, exist_ok=True)
         (self.run / "samples").mkdir(exist_ok=True)
-        cfg = {"format": RUN_FORMAT, "version": 1, "options": self.opts.to_dict(),
+        options = self.opts.to_dict()
+        # paths that survive a change of directory: the run can be resumed and evaluated from anywhere
+        options["data"] = str(Path(self.opts.data).resolve())
+        if self.opts.probe:
+            options["probe"] = str(Path(self.opts.probe).resolve())
+        cfg = {"format": RUN_FORMAT, "version": 1, "options": options,
                "generator": self.gcfg.to_dict(), "discriminator": self.dcfg.to_dict(),
-               "dataset": {"path": str(Path(self.opts.data).resolve()), "num_images": len(dataset.names),
-                           "classes": dataset.classes, "resolution": list(dataset.info.resolution)},
-               "world_size": self.world, "chunk": self.chunk,
+               "dataset": {"path": options["data"], "num_images": len(dataset.names),
+                           "classes": dataset.classes, "resolution": list(dataset.info.resolution),
+                           **self.dataset_fingerprint},
+               "world_size": self.world, "chunk": self.chunk, "threads": torch.get_num_threads(),
                "params": {"G": self.G.num_params(), "D": sum(p.numel() for p in self.D.parameters())}}
-        tmp = self.run / ".config.json.tmp"
-        tmp.write_text(json.dumps(cfg, indent=2))
-        tmp.replace(self.run / "config.json")
+        write_text_atomic(self.run / RUN_CONFIG, json.dumps(cfg, indent=2))
+
+    def _restart(self, dataset) -> None:
+        """Resume of a run without any checkpoint: start it again in place, from step 0."""
+        if list_checkpoints(self.run):
+            raise CheckpointError(f"{self.run}: its checkpoints lack the training state (state.pt, G.safetensors, "
+                                  f"D.safetensors): it cannot be resumed; its generators still load with "
+                                  f"memorygan.load")
+        warnings.warn(f"{self.run} has no checkpoint (it stopped before its first one): restarting it in place "
+                      f"from step 0 with its recorded options", MemoryGANWarning, stacklevel=3)
+        if self.is_main:
+            truncate_logs(self.run, -1)
+            import shutil
+            shutil.rmtree(self.run / "tensorboard", ignore_errors=True)
+            self._init_run_dir(dataset)
+
+    def _extend(self, more_steps: int | None, more_minutes: float | None) -> None:
+        """Duration relative to the resumed state: N more steps or M more training minutes (replaces the totals)."""
+        o = self.opts
+        if more_steps is not None:
+            if not isinstance(more_steps, int) or isinstance(more_steps, bool) or more_steps < 1:
+                raise ConfigError(f"--more-steps must be an integer >= 1, got {more_steps!r}")
+            o.steps, o.kimg, o.minutes = self.step + more_steps, None, None
+        if more_minutes is not None:
+            if not (isinstance(more_minutes, (int, float)) and math.isfinite(more_minutes) and more_minutes > 0):
+                raise ConfigError(f"--more-minutes must be > 0, got {more_minutes!r}")
+            o.minutes = self.train_seconds / 60 + more_minutes
+            if more_steps is None:
+                o.steps, o.kimg = None, None
 
     def save_checkpoint(self) -> Path | None:
         if not self.is_main:
@@ -244,7 +356,7 @@ class Trainer:
         final = self.run / CKPT_DIR / checkpoint_name(self.step)
         with torch.no_grad():
             self.G_ema.update_w_avg()
-        with atomic_directory(final) as tmp:
+        with atomic_directory(final) as tmp:        # fsync'ed, then renamed into place
             save_generator(self.G_ema, tmp / GENERATOR_DIR,
                            extra={"training": {"step": self.step, "kimg": self.images / 1000, "run": str(self.run)}})
             save_file(state_dict_for_saving(self.G), str(tmp / "G.safetensors"))
@@ -253,7 +365,7 @@ class Trainer:
         self.last_checkpoint = final
         ckpts = list_checkpoints(self.run)
         for old in ckpts[:-self.opts.keep]:
-            shutil.rmtree(old, ignore_errors=True)
+            remove_checkpoint(old)                  # renamed away first: never a half-deleted step-N
         return final
 
     def _training_state(self) -> dict:
@@ -266,10 +378,7 @@ class Trainer:
         ckpt = latest_checkpoint(self.run, resumable=True)
         if ckpt is None:
             raise CheckpointError(f"{self.run}: no checkpoint to resume from (no {CKPT_DIR}/step-*)")
-        try:
-            state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - any unreadable file is reported the same way
-            raise CheckpointError(f"{ckpt / STATE_FILE}: unreadable training state ({e})") from None
+        state = read_training_state(ckpt)
         for name, module, path in (("G", self.G, ckpt / "G.safetensors"), ("D", self.D, ckpt / "D.safetensors"),
                                    ("G_ema", self.G_ema, ckpt / GENERATOR_DIR / "generator.safetensors")):
             try:
@@ -277,20 +386,23 @@ class Trainer:
             except Exception as e:  # noqa: BLE001
                 raise CheckpointError(f"{path}: unreadable ({e})") from None
             check_state_dict(module.state_dict(), sd, str(path))
+            check_finite(sd, str(path))
             module.load_state_dict(sd)
-        self.g_opt.load_state_dict(state["g_opt"])
-        self.d_opt.load_state_dict(state["d_opt"])
+        try:
+            self.g_opt.load_state_dict(state["g_opt"])
+            self.d_opt.load_state_dict(state["d_opt"])
+            torch.set_rng_state(state["torch_rng"])
+        except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as e:
+            raise CheckpointError(f"{ckpt / STATE_FILE}: its optimizer or RNG state does not fit this run "
+                                  f"({type(e).__name__}: {str(e)[:200]})") from None
         self.step, self.images = int(state["step"]), int(state["images"])
         self.pl_mean = float(state["pl_mean"])
         self.train_seconds = float(state["train_seconds"])
         self.nonfinite_total = int(state["nonfinite_total"])
-        torch.set_rng_state(state["torch_rng"])
         self.last_checkpoint = ckpt
         if self.is_main:
-            for name in ("stats.jsonl", "metrics.jsonl"):
-                _truncate_jsonl(self.run / name, self.step)
-            self.metrics_log = [json.loads(x) for x in (self.run / "metrics.jsonl").read_text().splitlines()
-                                if x.strip()] if (self.run / "metrics.jsonl").is_file() else []
+            truncate_logs(self.run, self.step)          # also repairs a torn last line
+            self.metrics_log = read_lines(self.run / METRICS_LOG)
 
     # ------------------------------------------------------------------ logging
     def _record(self, **values) -> None:
@@ -317,7 +429,7 @@ class Trainer:
         self._acc = {}
         if not self.is_main:
             return
-        self._append_jsonl("stats.jsonl", row)
+        self._append_jsonl(STATS_LOG, row)
         tb = self._tensorboard()
         if tb:
             for k, v in row.items():
@@ -326,8 +438,7 @@ class Trainer:
         return row
 
     def _append_jsonl(self, name: str, row: dict) -> None:
-        with open(self.run / name, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_line(self.run / name, row)           # one write: a crash leaves at most a torn last line
 
     @torch.no_grad()
     def save_samples(self) -> Path | None:
@@ -363,12 +474,16 @@ class Trainer:
             # the real set on the CPU, silently, for minutes (issue 11)
             self._domain = DomainMetrics(probe, self.opts.data, device=self.device)
         t0 = time.perf_counter()
-        m = self._domain.evaluate(self.G_ema, num_samples=self.opts.metrics_samples, seed=123)
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"computing domain metrics on {self.opts.metrics_samples} samples")
+            self._bar.refresh()
+        m = self._domain.evaluate(self.G_ema, num_samples=self.opts.metrics_samples, seed=123,
+                                  progress=self._bar is not None)
         row = {"step": self.step, "kimg": self.images / 1000, "train_minutes": self.train_seconds / 60}
         row.update({k: v for k, v in m.items() if isinstance(v, (int, float))})
         row["eval_seconds"] = time.perf_counter() - t0
         self.metrics_log.append(row)
-        self._append_jsonl("metrics.jsonl", row)
+        self._append_jsonl(METRICS_LOG, row)
         tb = self._tensorboard()
         if tb:
             for k, v in row.items():
@@ -508,7 +623,7 @@ class Trainer:
             self.nonfinite_streak += 1
             self.nonfinite_total += 1
             if self.is_main:
-                self._append_jsonl("stats.jsonl", {"step": self.step, "event": "nonfinite",
+                self._append_jsonl(STATS_LOG, {"step": self.step, "event": "nonfinite",
                                                    "phase": self._nonfinite_phase, "streak": self.nonfinite_streak})
         else:
             self.nonfinite_streak = 0
@@ -531,8 +646,31 @@ class Trainer:
             cands.append(math.ceil(o.kimg * 1000 / o.batch))
         return min(cands) if cands and o.minutes is None else None
 
-    def fit(self) -> TrainResult:
+    def _nothing_to_train(self) -> str | None:
+        """Why a resumed run has nothing left to train (its limits are already met), or None."""
+        reason = self._done()
+        if not (self.resumed and reason and self.step > 0):
+            return None
         o = self.opts
+        met = [f"--{name} {v}" for name, v, now in (("steps", o.steps, self.step), ("kimg", o.kimg, self.images / 1000),
+                                                  ("minutes", o.minutes, self.train_seconds / 60))
+               if v is not None and now >= v]
+        return (f"{self.run} is already at step {self.step} ({self.images / 1000:.2f} kimg, "
+                f"{self.train_seconds / 60:.1f} training minutes), which meets {' and '.join(met)}: nothing to train. "
+                f"On --resume, --steps/--kimg/--minutes are totals for the whole run, not additions: give a larger "
+                f"total, or --more-steps N / --more-minutes M to continue")
+
+    def fit(self) -> TrainResult:
+        try:
+            return self._fit()
+        finally:
+            self.close()
+
+    def _fit(self) -> TrainResult:
+        o = self.opts
+        why = self._nothing_to_train()
+        if why:
+            raise ConfigError(why)
         prev_handler = None
 
         def on_sigint(signum, frame):
@@ -547,6 +685,7 @@ class Trainer:
         if o.progress and self.is_main:
             from tqdm import tqdm
             bar = tqdm(total=self._total_steps(), initial=self.step, unit="step", dynamic_ncols=True)
+            self._bar = bar
         stopped_by = ""
         try:
             if self.step == 0:
@@ -589,14 +728,22 @@ class Trainer:
                 self._write_stats(step_seconds)
             if not (o.sample_every and self.step % o.sample_every == 0):
                 self.save_samples()
-            if stopped_by != "interrupt" and not (o.metrics_every and self.step % o.metrics_every == 0):
-                self.run_metrics()
+            logged = bool(self.metrics_log) and self.metrics_log[-1].get("step") == self.step
+            if stopped_by != "interrupt" and not logged:
+                self.run_metrics()                   # one row per step: never a duplicate of the last one
             if self.last_checkpoint is None or self.last_checkpoint.name != checkpoint_name(self.step):
                 self.save_checkpoint()
             dist.barrier()
+        except KeyboardInterrupt:
+            last = self.last_checkpoint
+            raise TrainingInterrupted(
+                f"stopped at once by a second Ctrl-C at step {self.step}, without a checkpoint of that step; the "
+                f"newest checkpoint is {last if last else '(none written yet)'}; continue with "
+                f"`memorygan train --resume {self.run}`") from None
         finally:
             if bar is not None:
                 bar.close()
+            self._bar = None
             if self._tb:
                 self._tb.close()
             if prev_handler is not None:
@@ -632,14 +779,53 @@ RESUME_OVERRIDABLE = {"kimg", "steps", "minutes", "progress", "threads", "device
                       "metrics_every", "metrics_samples", "keep", "log_every", "max_nonfinite", "probe"}
 
 
-def resume(run_dir, **overrides) -> TrainResult:
+def resume(run_dir, data=None, more_steps: int | None = None, more_minutes: float | None = None,
+           **overrides) -> TrainResult:
     """Continue a run from its latest checkpoint (same step counter, data order and random streams). Only the
-    duration and bookkeeping options may change (`RESUME_OVERRIDABLE`)."""
+    duration and bookkeeping options may change (`RESUME_OVERRIDABLE`); `steps`/`kimg`/`minutes` are totals for
+    the whole run and, when any is given, replace all the recorded ones; `more_steps`/`more_minutes` are additions
+    to the checkpoint's. `data` points at a dataset that
+    moved (its fingerprint must match the one recorded). Without `threads`, the run's recorded thread count is used
+    (another count changes float reductions: the result would not be bit-exact)."""
+    run_dir = Path(run_dir)
     opts = read_run_options(run_dir)
+    cfg = read_run_config(run_dir)
     bad = sorted(set(overrides) - RESUME_OVERRIDABLE)
     if bad:
         raise ConfigError(f"cannot change {', '.join(bad)} when resuming (allowed: {', '.join(sorted(RESUME_OVERRIDABLE))})")
+    totals = sorted(k for k in ("steps", "kimg", "minutes") if overrides.get(k) is not None)
+    if totals and (more_steps is not None or more_minutes is not None):
+        raise ConfigError(f"give either totals (--{', --'.join(totals)}) or --more-steps/--more-minutes, not both")
+    if totals:                   # durations given on resume replace the run's recorded ones (all of them)
+        for name in ("steps", "kimg", "minutes"):
+            overrides.setdefault(name, None)
+    recorded_threads = cfg.get("threads")
+    if overrides.get("threads") is not None and isinstance(recorded_threads, int) \
+            and overrides["threads"] != recorded_threads:
+        warnings.warn(f"--threads {overrides['threads']} differs from the {recorded_threads} thread(s) run "
+                      f"{run_dir} was trained with: training continues correctly but is no longer bit-exact "
+                      f"with an uninterrupted run", MemoryGANWarning, stacklevel=2)
     for k, v in overrides.items():
         setattr(opts, k, v)
+    if overrides.get("threads") is None and isinstance(recorded_threads, int):
+        opts.threads = recorded_threads
     opts.out = str(run_dir)
-    return Trainer(opts, resume=True).fit()
+    opts.data = _resume_data(run_dir, cfg, opts, data)
+    if opts.probe and not Path(opts.probe).is_dir() and "probe" not in overrides:
+        raise DatasetError(f"probe folder {opts.probe} (recorded in {run_dir / RUN_CONFIG}) does not exist; "
+                           f"pass --probe with its new location")
+    return Trainer(opts, resume=True, more_steps=more_steps, more_minutes=more_minutes).fit()
+
+
+def _resume_data(run_dir: Path, cfg: dict, opts: TrainOptions, data) -> str:
+    """The dataset folder of a resume: `data` when given, else the recorded (absolute) path."""
+    if data is not None:
+        if not Path(data).is_dir():
+            raise DatasetError(f"--data {data}: no such folder")
+        return str(Path(data).resolve())
+    recorded = cfg.get("dataset", {}).get("path") or opts.data
+    if isinstance(recorded, str) and Path(recorded).is_dir():
+        return recorded
+    raise DatasetError(f"dataset folder {recorded} (recorded in {run_dir / RUN_CONFIG}) does not exist; if it moved, "
+                       f"pass its new location with `memorygan train --resume {run_dir} --data NEW_PATH` (its "
+                       f"content must be the same: the fingerprint is checked)")

@@ -17,6 +17,10 @@ from memorygan.errors import ConfigError
 PRESET_DEFAULTS = {"r1_gamma_mask": 1000.0}
 
 
+_KIND_NAMES = {"str": "a string", "bool": "true or false", "dict": "an object", "int": "an integer",
+               "float": "a number"}
+
+
 @dataclass
 class TrainOptions:
     data: str = ""                      # dataset folder (DESIGN 4 format)
@@ -66,10 +70,32 @@ class TrainOptions:
     threads: int | None = None          # torch intra-op threads (None: torch's default)
     progress: bool = True
 
+    def check_types(self) -> "TrainOptions":
+        """Every option has its annotated type (a run's config.json is untrusted input): integers are not bools,
+        floats are finite numbers (`--lr inf` is refused), None only where the annotation allows it."""
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            kinds = [k.strip() for k in str(f.type).split("|")]
+            flag = "--" + f.name.replace("_", "-")
+            if v is None:
+                if "None" not in kinds:
+                    raise ConfigError(f"training option {flag} must not be null")
+                continue
+            kind = kinds[0]
+            ok = {"str": isinstance(v, str), "bool": isinstance(v, bool), "dict": isinstance(v, dict),
+                  "int": isinstance(v, int) and not isinstance(v, bool),
+                  "float": isinstance(v, (int, float)) and not isinstance(v, bool)}.get(kind, True)
+            if not ok:
+                raise ConfigError(f"training option {flag} must be {_KIND_NAMES.get(kind, kind)}, got {v!r}")
+            if kind == "float" and not math.isfinite(v):
+                raise ConfigError(f"training option {flag} must be a finite number, got {v!r}")
+        return self
+
     def validate(self) -> "TrainOptions":
         def need(cond, msg):
             if not cond:
                 raise ConfigError(f"training option {msg}")
+        self.check_types()
         need(self.data, "--data is required")
         need(self.out, "--out is required")
         need(any(v is not None for v in (self.kimg, self.steps, self.minutes)),
@@ -96,6 +122,7 @@ class TrainOptions:
         need(self.clip_grad is None or self.clip_grad > 0, f"--clip-grad must be > 0, got {self.clip_grad!r}")
         need(self.noise_mode in ("const", "random", "none"), f"--noise-mode must be const/random/none, got {self.noise_mode!r}")
         need(self.ema_rampup is None or self.ema_rampup > 0, f"--ema-rampup must be > 0, got {self.ema_rampup!r}")
+        need(self.threads is None or self.threads >= 1, f"--threads must be >= 1, got {self.threads!r}")
         return self
 
     def with_preset_defaults(self, preset: dict) -> "TrainOptions":
@@ -120,4 +147,4 @@ class TrainOptions:
         unknown = sorted(set(d) - names)
         if unknown:
             raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
-        return cls(**d)
+        return cls(**d).check_types()

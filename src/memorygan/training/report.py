@@ -8,21 +8,16 @@ from pathlib import Path
 import numpy as np
 
 from memorygan.errors import CheckpointError
-from memorygan.runs import STATE_FILE, latest_checkpoint, list_checkpoints
+from memorygan.fileio import read_json, write_text_atomic
+from memorygan.runs import (METRICS_LOG, STATS_LOG, RunLock, latest_checkpoint, list_checkpoints, read_log,
+                            read_training_state, run_dataset)
 from memorygan.training.loop import read_run_options
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-
-
 def run_logs(run) -> tuple[list[dict], list[dict]]:
-    """(stats rows without events, metrics rows) of a run folder."""
-    run = Path(run)
-    stats = [r for r in read_jsonl(run / "stats.jsonl") if "event" not in r]
-    return stats, read_jsonl(run / "metrics.jsonl")
+    """(stats rows without events, metrics rows) of a run folder; a torn last line is skipped with a warning."""
+    stats = [r for r in read_log(run, STATS_LOG) if "event" not in r]
+    return stats, read_log(run, METRICS_LOG)
 
 
 def _smooth(y: np.ndarray, n: int) -> np.ndarray:
@@ -77,92 +72,105 @@ def plot_runs(runs: list, out_png, labels: list[str] | None = None, x: str = "mi
 
 
 def write_report(run, out=None, seeds: int = 16, composition_seeds: tuple[int, ...] = (0, 1, 2)) -> Path:
-    """Report folder of one run (default RUN/report): samples.png, composition.png, metrics.png, summary.md."""
+    """Report folder of one run (default RUN/report): samples.png (one sample per seed 0..seeds-1, as `memorygan
+    generate RUN --seeds 0-15`), composition.png (labelled rows and parts), metrics.png, summary.md. Everything it
+    reads is checked before anything is written."""
     from PIL import Image
 
     import memorygan
-    from memorygan.analysis.compose import composition_figure
-    from memorygan.visualize import sample_grid
+    from memorygan.analysis.compose import labelled_figure, sequential_composition
+    from memorygan.visualize import grid, seg_to_color, to_uint8
 
     run = Path(run)
     opts = read_run_options(run)
     ckpt = latest_checkpoint(run, resumable=True)
     if ckpt is None:
         raise CheckpointError(f"{run}: no checkpoint yet")
+    state = read_training_state(ckpt)
+    G, gcfg = memorygan.load(ckpt / "generator")
+    stats, metrics = run_logs(run)
+    data = run_dataset(run)
+    probe = Path(opts.probe) if opts.probe else Path(data) / "probe"
+    probe_meta = read_json(probe / "probe.json", CheckpointError, "probe description") \
+        if (probe / "probe.json").is_file() else None
+    import torch
+    with torch.no_grad():           # one sample per seed, so the picture and the caption agree with `generate`
+        outs = [G.sample(1, seed=s, noise_mode="const") for s in range(seeds)]
+        compositions = [sequential_composition(G, s) for s in composition_seeds]
+    samples_png = grid([np.concatenate([to_uint8(o.image) for o in outs]),
+                        np.concatenate([seg_to_color(o.seg) for o in outs])])
+    order = list(range(gcfg.num_classes))
+    composition_png = labelled_figure(G, compositions, order, list(composition_seeds))
+
     out = Path(out) if out else run / "report"
     out.mkdir(parents=True, exist_ok=True)
-    G, gcfg = memorygan.load(ckpt / "generator")
-    import torch
-    with torch.no_grad():
-        samples = G.sample(seeds, seed=0, noise_mode="const")
-    Image.fromarray(sample_grid(samples)).save(out / "samples.png")
-    Image.fromarray(composition_figure(G, list(composition_seeds))).save(out / "composition.png")
+    Image.fromarray(samples_png).save(out / "samples.png")
+    Image.fromarray(composition_png).save(out / "composition.png")
     plot_runs([run], out / "metrics.png", [gcfg.arch])
-    stats, metrics = run_logs(run)
-    state = torch.load(ckpt / STATE_FILE, weights_only=True)
     lines = [f"# Training report: {run.name}", "",
              f"- model: **{gcfg.arch}** (preset `{opts.preset}`), {G.num_params() / 1e6:.2f} M generator parameters, "
              f"{gcfg.num_classes} parts, {gcfg.resolution} px",
-             f"- data: `{opts.data}`",
+             f"- data: `{data}`",
              f"- trained: {state['step']} steps, {state['images'] / 1000:.1f} kimg, "
              f"{state['train_seconds'] / 60:.1f} min of training, batch {opts.batch}",
              f"- checkpoint: `{ckpt}`", ""]
     if stats:
         last = stats[-1]
-        lines.append(f"- speed: {last['images_per_sec']:.1f} images/s ({last['sec_per_kimg']:.0f} s/kimg) at the end")
-    probe = Path(opts.probe) if opts.probe else Path(opts.data) / "probe"
-    if (probe / "probe.json").is_file():
-        meta = json.loads((probe / "probe.json").read_text())
-        miou = meta.get("heldout_miou")
-        if miou is not None:
-            lines.append(f"- probe held-out mIoU (real images): {miou:.3f}")
+        if isinstance(last.get("images_per_sec"), (int, float)) and isinstance(last.get("sec_per_kimg"), (int, float)):
+            lines.append(f"- speed: {last['images_per_sec']:.1f} images/s ({last['sec_per_kimg']:.0f} s/kimg) at "
+                         f"the end")
+    if probe_meta is not None and isinstance(probe_meta.get("heldout_miou"), (int, float)):
+        lines.append(f"- probe held-out mIoU (real images): {probe_meta['heldout_miou']:.3f}")
     if metrics:
         keys = [k for k in ("domain_fid", "domain_kid", "mask_miou") if k in metrics[0]]
         lines += ["", "| step | kimg | train min | " + " | ".join(keys) + " |",
                   "|---|---|---|" + "---|" * len(keys)]
         for m in metrics:
-            lines.append(f"| {m['step']} | {m['kimg']:.2f} | {m['train_minutes']:.1f} | "
-                         + " | ".join(f"{m[k]:.4g}" for k in keys) + " |")
+            lines.append(f"| {m.get('step')} | {m.get('kimg', float('nan')):.2f} | "
+                         f"{m.get('train_minutes', float('nan')):.1f} | "
+                         + " | ".join(f"{m.get(k, float('nan')):.4g}" for k in keys) + " |")
         if "domain_fid" in metrics[0] and len(metrics) > 1:
             ratio = metrics[-1]["domain_fid"] / max(metrics[0]["domain_fid"], 1e-12)
             lines += ["", f"Domain FID went from {metrics[0]['domain_fid']:.4g} at initialisation to "
-                      f"{metrics[-1]['domain_fid']:.4g} ({100 * ratio:.1f}% of the initial value); mask consistency "
+                      f"{metrics[-1]['domain_fid']:.4g} ({100 * ratio:.1f}% of the initial value) after "
+                      f"{metrics[-1].get('step')} steps; mask consistency "
                       f"{metrics[-1].get('mask_miou', float('nan')):.3f} mIoU."]
-    lines += ["", "Files: `samples.png` (EMA samples, seeds 0..15: images over colour-coded masks), "
-              "`composition.png` (parts added one at a time: image, depth of the added part, mask), "
-              "`metrics.png` (metrics and losses over training time).", ""]
+    lines += ["", f"Files: `samples.png` (EMA samples, one per seed {0}..{seeds - 1}, as `memorygan generate RUN "
+              f"--seeds 0-{seeds - 1}`: images over colour-coded masks), `composition.png` (seeds "
+              f"{', '.join(map(str, composition_seeds))}: parts added one at a time, columns labelled with the part "
+              f"each adds; rows image, depth of the added part, mask), `metrics.png` (metrics and losses over "
+              f"training time).", ""]
     (out / "summary.md").write_text("\n".join(lines))
     return out
 
 
-def evaluate_checkpoints(run, probe=None, num_samples: int = 1000, seed: int = 123, out_name: str = "metrics.jsonl",
+def evaluate_checkpoints(run, probe=None, num_samples: int = 1000, seed: int = 123, out_name: str = METRICS_LOG,
                          progress: bool = True) -> list[dict]:
-    """Domain metrics of every checkpoint of a run (for runs trained without a probe, or with other settings),
-    written to RUN/`out_name` (replacing it) with each checkpoint's step, kimg and training minutes."""
-    import torch
-
+    """Domain metrics of every complete checkpoint of a run (for runs trained without a probe, or with other
+    settings), written to RUN/`out_name` (replacing it, atomically, holding the run's lock) with each checkpoint's
+    step, kimg and training minutes."""
     import memorygan
     from memorygan.metrics.domain import DomainMetrics
 
     run = Path(run)
     opts = read_run_options(run)
-    ckpts = list_checkpoints(run, resumable=True)
-    if not ckpts:
-        raise CheckpointError(f"{run}: no checkpoints to evaluate")
-    probe = probe or opts.probe or Path(opts.data) / "probe"
-    dm = DomainMetrics(probe, opts.data)
-    rows = []
-    for ckpt in ckpts:
-        state = torch.load(ckpt / STATE_FILE, weights_only=True)
-        G, _ = memorygan.load(ckpt / "generator")
-        m = dm.evaluate(G, num_samples=num_samples, seed=seed)
-        row = {"step": int(state["step"]), "kimg": state["images"] / 1000,
-               "train_minutes": state["train_seconds"] / 60}
-        row.update({k: v for k, v in m.items() if isinstance(v, (int, float))})
-        rows.append(row)
-        if progress:
-            print(json.dumps(row), flush=True)
-    tmp = run / f".{out_name}.tmp"
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    tmp.replace(run / out_name)
+    with RunLock(run, "report --evaluate"):
+        ckpts = list_checkpoints(run, resumable=True)
+        if not ckpts:
+            raise CheckpointError(f"{run}: no checkpoints to evaluate")
+        data = run_dataset(run)
+        probe = probe or opts.probe or Path(data) / "probe"
+        dm = DomainMetrics(probe, data)
+        rows = []
+        for ckpt in ckpts:
+            state = read_training_state(ckpt)
+            G, _ = memorygan.load(ckpt / "generator")
+            m = dm.evaluate(G, num_samples=num_samples, seed=seed)
+            row = {"step": int(state["step"]), "kimg": state["images"] / 1000,
+                   "train_minutes": state["train_seconds"] / 60}
+            row.update({k: v for k, v in m.items() if isinstance(v, (int, float))})
+            rows.append(row)
+            if progress:
+                print(json.dumps(row), flush=True)
+        write_text_atomic(run / out_name, "".join(json.dumps(r) + "\n" for r in rows))
     return rows
