@@ -128,8 +128,8 @@ def random_crops(image: torch.Tensor, region: torch.Tensor | None, n: int, min_c
     h, w = image.shape[-2:]
     top, left, bottom, right = 0, 0, h, w
     if region is not None:
-        rows = (region > 0.05).flatten(0, -2).any(0).nonzero()                  # region (B, H, W)
-        cols = (region > 0.05).transpose(-1, -2).flatten(0, -2).any(0).nonzero()
+        inside = (region > 0.05).any(0)                                         # region (B, H, W) -> (H, W)
+        rows, cols = inside.any(1).nonzero(), inside.any(0).nonzero()
         if len(rows) and len(cols):
             top, bottom = int(rows.min()), int(rows.max()) + 1
             left, right = int(cols.min()), int(cols.max()) + 1

@@ -135,8 +135,9 @@ def blend_render(G, hidden, depths, reference, coarse_mask: torch.Tensor, noise=
     (`reference`: a Fusion of the source, batch 1 or B) by coarse_mask (B, 1, Hc, Wc), render. -> image, seg."""
     fusion = G.fuse(hidden, depths)
     m = coarse_mask.to(fusion.fused.dtype)
-    fused = m * fusion.fused + (1 - m) * reference.fused
-    coarse_seg = m * fusion.coarse_seg + (1 - m) * reference.coarse_seg
+    # ref + m (new - ref): equal to m new + (1 - m) ref, and bit-exact ref wherever the edit left the features alone
+    fused = reference.fused + m * (fusion.fused - reference.fused)
+    coarse_seg = reference.coarse_seg + m * (fusion.coarse_seg - reference.coarse_seg)
     return G.render(fused, coarse_seg, noise=noise)
 
 
@@ -360,7 +361,7 @@ def region_edit(G, source: Source, score, mask: torch.Tensor | None = None, part
                 loss.backward()
                 opt.step()
                 if (step + 1) % 10 == 0 or step + 1 == adam_steps:
-                    curve.append({"step": step + 1, "loss": float(loss)})
+                    curve.append({"step": step + 1, "loss": float(loss.detach())})
             evaluations += adam_steps
             x = x.detach()
             rec["adam"] = curve
