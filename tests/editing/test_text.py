@@ -139,3 +139,26 @@ def test_cli_text_edit_and_errors(tmp_path, capsys):
         assert main(args) == 2
         err = capsys.readouterr().err
         assert msg in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_text_report_runs_resumes_and_writes_the_page(tmp_path):
+    from memorygan.editing.text_report import PhraseEdit, write_text_report
+
+    G = tiny_generator("memorygan", class_names=NAMES)
+    logs = []
+    kw = dict(seeds=[0], steps=2, lambda_seg=10.0, sweep=(0.0, 10.0),
+              phrases=(PhraseEdit("red hair", "hair"), PhraseEdit("dark skin", "skin")),
+              region_phrases=("red hair",), region_kw={"popsize": 4, "cma_iters": 1, "adam_steps": 1,
+                                                     "components": 2, "basis_samples": 32})
+    md = write_text_report({"MG": G}, tmp_path, log=logs.append, **kw)
+    data = json.loads((tmp_path / "text-edits.json").read_text())["results"]["MG"]
+    assert set(data["phrases"]) == {"red hair | seg 0", "red hair | seg 10", "dark skin | seg 0", "dark skin | seg 10"}
+    assert set(data["eye_colour"]) == {"eyes codes", "skin+hair codes", "skin+hair query codes"}
+    assert data["eye_colour"]["skin+hair query codes"]["space"] == "query"
+    assert set(data["region"]) == {"red hair | cma+adam", "red hair | adam"}
+    text = md.read_text()
+    assert "## Region edits" in text and "| MG | red hair | cma+adam |" in text
+    assert (tmp_path / "fig17.png").is_file()
+    n = len(logs)
+    write_text_report({"MG": G}, tmp_path, log=logs.append, **kw)          # everything is read back
+    assert len(logs) == n

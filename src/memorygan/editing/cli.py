@@ -224,6 +224,51 @@ def _register_text(sub, common) -> None:
     p.add_argument("--out", help="table file to write (with --calibrate)")
     p.set_defaults(func=run_phrases)
 
+    p = sub.add_parser("text-report", help="the text and region editing study of docs/text-edits.md",
+                       description="For each generator on the same seeds: a lambda_seg sweep, six phrases through "
+                                   "their parts' codes without and with the seg term, the eye-colour experiment "
+                                   "(blue eyes through eyes vs skin+hair codes), region edits with CMA-ES + Adam vs "
+                                   "Adam alone measured by a held-out scorer. Runs whose metrics.json exists are "
+                                   "read back (resumable). Writes OUT/<label>/..., OUT/text-edits.json, "
+                                   "OUT/fig17.png and a markdown page.")
+    p.add_argument("--generator", action="append", required=True, help="generator/run folder (repeat)")
+    p.add_argument("--labels", type=lambda t: [x.strip() for x in t.split(",") if x.strip()])
+    p.add_argument("--out", required=True)
+    p.add_argument("--markdown", help="markdown page (default OUT/README.md)")
+    p.add_argument("--seeds", type=_seeds, default=list(range(8)), help="images edited per run (default 0-7)")
+    p.add_argument("--region-seeds", type=_seeds, help="images per region edit (default: --seeds)")
+    p.add_argument("--steps", type=_positive, default=STEPS)
+    p.add_argument("--lambda-seg", type=float, default=LAMBDA_SEG, help="the seg weight of the 'with' runs")
+    p.add_argument("--sweep", type=lambda t: [float(x) for x in t.split(",") if x.strip()], default=[0, 1, 10, 100],
+                   help="lambda_seg values of the sweep (default 0,1,10,100)")
+    p.add_argument("--held-out", default="rgb", help="held-out scorer (default rgb: the attribute scorer in RGB)")
+    p.add_argument("--colour-space", choices=["lab", "rgb"], default="lab")
+    p.add_argument("--popsize", type=_positive, default=POPSIZE)
+    p.add_argument("--cma-iters", type=_positive, default=CMA_ITERS)
+    p.add_argument("--adam-steps", type=int, default=ADAM_STEPS)
+    p.add_argument("--components", type=_positive, default=16)
+    p.add_argument("--lambda-img", type=float, default=LAMBDA_IMG)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=_positive)
+    p.set_defaults(func=run_text_report)
+
+
+def run_text_report(args) -> int:
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    from memorygan.editing.text_report import write_text_report
+    from memorygan.models import load_generators
+
+    gens = load_generators(args.generator, args.labels, device=args.device)
+    region_kw = {"popsize": args.popsize, "cma_iters": args.cma_iters, "adam_steps": args.adam_steps,
+                 "components": args.components, "lambda_img": args.lambda_img}
+    md = write_text_report(gens, args.out, seeds=args.seeds, markdown=args.markdown, steps=args.steps,
+                           lambda_seg=args.lambda_seg, sweep=args.sweep, region_seeds=args.region_seeds,
+                           held_out=args.held_out, colour_space=args.colour_space, region_kw=region_kw)
+    print(f"wrote {md}")
+    return 0
+
 
 def _source(args, G):
     from memorygan.editing.codes import load_codes
