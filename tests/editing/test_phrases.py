@@ -9,8 +9,15 @@ import torch
 from helpers import tiny_generator
 
 from memorygan.data.portraits import generate_portrait, render_portrait
-from memorygan.editing.phrases import (PhraseBook, _width, calibrate, feature_values, load_phrasebook,
-                                       phrase_score, srgb_to_lab)
+from memorygan.editing.phrases import (
+    PhraseBook,
+    _width,
+    calibrate,
+    feature_values,
+    load_phrasebook,
+    phrase_score,
+    srgb_to_lab,
+)
 from memorygan.editing.scorers import held_out_score, text_score
 from memorygan.errors import ConfigError
 

@@ -10,8 +10,16 @@ from PIL import Image
 
 from memorygan.cli import main
 from memorygan.editing.directions import seed_source
-from memorygan.editing.region import (Region, blend_render, code_basis, gaussian_blur, make_region, read_mask,
-                                      region_edit, run_cma)
+from memorygan.editing.region import (
+    Region,
+    blend_render,
+    code_basis,
+    gaussian_blur,
+    make_region,
+    read_mask,
+    region_edit,
+    run_cma,
+)
 from memorygan.editing.scorers import text_score
 from memorygan.editing.text import edit_space
 from memorygan.errors import ConfigError

@@ -142,8 +142,7 @@ def register(subparsers) -> None:
 
 def _register_text(sub, common) -> None:
     """`edit text`, `edit region`, `edit phrases` (text and region edits, DESIGN 6)."""
-    from memorygan.editing.region import (ADAM_LR, ADAM_STEPS, BASES, CMA_ITERS, LAMBDA_IMG, OPTIMIZERS, POPSIZE,
-                                          SIGMA0)
+    from memorygan.editing.region import ADAM_LR, ADAM_STEPS, BASES, CMA_ITERS, LAMBDA_IMG, OPTIMIZERS, POPSIZE, SIGMA0
     from memorygan.editing.scorers import SCORERS
     from memorygan.editing.text import LAMBDA_ID, LAMBDA_L2, LAMBDA_SEG, LR, SEG_ON, STEPS, TEXT_SPACES
 

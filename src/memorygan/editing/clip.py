@@ -8,7 +8,8 @@ CLIP's own preprocessing (resize of the shortest side, centre crop, mean/std nor
 score is differentiable in the image. Paint-by-Word (Andonian thesis Ch. 4) scores random crops of the masked image
 (Eq. 4.2, x * m) to make the gradient less adversarial; `ClipScore.loss` averages the full view and `crops` random
 square crops of the region's bounding box (sides between `min_crop` and 1 of it), drawn from a torch.Generator so a
-seed fixes them; `ClipScore.score` (and `loss` without a generator) use the full view only, so before/after values compare.
+seed fixes them; `ClipScore.score` (and `loss` without a generator) use the full view only, so before/after values
+compare.
 
     score(x) = cos(E_img(x), E_txt(t))       loss(x) = 1 - cos   (StyleCLIP's D_CLIP, MemoryGAN Eq. 16)
 """

@@ -88,7 +88,8 @@ def summarise(rows: list[dict]) -> dict:
     if not rows:
         return out
     out["preserved_outside"] = float(1 - sum(r["_changed"] for r in rows) / max(sum(r["_count"] for r in rows), 1))
-    out["seg_miou_nontarget"] = pooled_miou(np.sum([r["_inter"] for r in rows], 0), np.sum([r["_union"] for r in rows], 0))
+    out["seg_miou_nontarget"] = pooled_miou(np.sum([r["_inter"] for r in rows], 0),
+                                            np.sum([r["_union"] for r in rows], 0))
     out["psnr_outside"] = float(np.mean([r["psnr_outside"] for r in rows]))
     out["psnr_outside_min"] = float(np.min([r["psnr_outside"] for r in rows]))
     for key in ("score_before", "score_after", "loss_before", "loss_after", "held_out_before", "held_out_after"):

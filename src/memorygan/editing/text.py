@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from memorygan.editing.directions import LAYERS, Source, check_space, role_masks
+from memorygan.editing.directions import Source, check_space, role_masks
 from memorygan.errors import ConfigError
 
 STEPS, LR, LAMBDA_L2 = 300, 0.1, 0.008          # StyleCLIP's defaults
@@ -216,5 +216,5 @@ def run_text_edit(G, source: Source, names: list[str], score, out, held_out=None
     return record
 
 
-__all__ = ["LAYERS", "STEPS", "LR", "LAMBDA_L2", "LAMBDA_SEG", "styleclip_lr", "edit_space", "text_edit",
+__all__ = ["STEPS", "LR", "LAMBDA_L2", "LAMBDA_SEG", "styleclip_lr", "edit_space", "text_edit",
            "run_text_edit", "identity_network", "TextEditResult"]
