@@ -169,7 +169,12 @@ def test_scores_are_differentiable_and_combine():
     assert [t.phrase for t in both.terms] == ["red hair", "a hat"]
     loss = both.loss(image, seg)
     assert torch.allclose(loss, one.loss(image, seg) + phrase_score("a hat", G).loss(image, seg))
-    assert torch.allclose(both.score(image, seg), torch.exp(-loss))
+    assert torch.allclose(both.score(image, seg), one.score(image, seg) * phrase_score("a hat", G).score(image, seg))
+    # the loss is half the squared distance to the class mean in pooled-std units
+    t = one.terms[0]
+    f = feature_values("colour", image, seg, t.parts, "lab")
+    want = 0.5 * (((f - t.ref.mean[t.cls_index]) / t.ref.std) ** 2).sum(1)
+    assert torch.allclose(one.loss(image, seg), want)
     loss.sum().backward()
     assert float(image.grad.abs().sum()) > 0 and float(seg.grad.abs().sum()) > 0
     assert bool(torch.isfinite(image.grad).all() & torch.isfinite(seg.grad).all())

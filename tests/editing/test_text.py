@@ -37,6 +37,7 @@ def test_part_edit_reaches_the_phrase_and_touches_nothing_else(painter, tmp_path
     assert s["success_before"] == 0.0 and s["success_after"] == 1.0
     assert s["loss_after"] < 0.1 * s["loss_before"]
     assert s["preserved_outside"] == 1.0 and s["seg_miou_nontarget"] == 1.0 and s["psnr_outside"] == 100.0
+    assert s["seg_kept_outside"] == 1.0
     assert rec["target_parts"] == ["hair"] and rec["identity"].startswith("off")
     for f in ("before.png", "after.png", "mask-before.png", "mask-after.png", "difference.png", "strip.png",
               "edited-codes.safetensors", "metrics.json"):

@@ -6,8 +6,12 @@ classifies them against reference statistics measured on the dataset's ground tr
 pooled per-feature standard deviation: a diagonal Gaussian classifier with equal priors):
 
     score(x)   = P(phrase's class | features(x))    in [0, 1], differentiable in the image and the masks
-    loss(x)    = -log score(x)                      the D_score of MemoryGAN Eq. 16 (cross-entropy: its gradient
-                                                    does not vanish when the image is far from the class)
+    loss(x)    = 0.5 |(features(x) - mean_class) / std|^2
+                                                    the D_score of MemoryGAN Eq. 16: the distance to the class's
+                                                    reference (-log likelihood up to a constant); quadratic, so its
+                                                    gradient does not vanish far from the class, and its minimum is
+                                                    the class's typical look (the posterior's -log, tried first,
+                                                    rewarded running past it: edits satisfied in Lab failed in RGB)
     success(x) = the nearest class (in pooled-std units) is the phrase's class and the group's part is drawn
 
 Features (soft part masks as `assessors.soft_mask`, optionally multiplied by a region (B, H, W)):
@@ -454,15 +458,18 @@ class PhraseScore:
         return " + ".join(f"{t.phrase!r} ({t.group.name}: {t.ref.classes[t.cls_index]})" for t in self.terms) + \
             f" [{self.space}]"
 
-    def log_probs(self, image, seg, region=None) -> list[torch.Tensor]:
-        """Per phrase (B, C) log class probabilities."""
+    def distances(self, image, seg, region=None) -> list[torch.Tensor]:
+        """Per phrase (B, C) squared distances of the features to each class mean, in pooled-std units."""
         out = []
         for t in self.terms:
             f = feature_values(t.group.feature, image, seg, t.parts, self.space, region)          # (B, F)
             mean, std = t.ref.mean.to(f.device), t.ref.std.to(f.device)
-            d2 = (((f[:, None, :] - mean[None]) / std) ** 2).sum(-1)                               # (B, C)
-            out.append(torch.log_softmax(-0.5 * d2, dim=1))
+            out.append((((f[:, None, :] - mean[None]) / std) ** 2).sum(-1))                        # (B, C)
         return out
+
+    def log_probs(self, image, seg, region=None) -> list[torch.Tensor]:
+        """Per phrase (B, C) log class probabilities (equal priors)."""
+        return [torch.log_softmax(-0.5 * d2, dim=1) for d2 in self.distances(image, seg, region)]
 
     def score(self, image, seg, region=None) -> torch.Tensor:
         """(B,) probability that every phrase holds (product over phrases)."""
@@ -470,9 +477,11 @@ class PhraseScore:
                            ).sum(0).exp()
 
     def loss(self, image, seg, region=None, generator=None) -> torch.Tensor:
-        """(B,) -log score: Eq. 16's D_score for attribute words."""
-        return -torch.stack([lp[:, t.cls_index] for lp, t in zip(self.log_probs(image, seg, region), self.terms)]
-                            ).sum(0)
+        """(B,) Eq. 16's D_score for attribute words: half the squared distance of the features to the phrase's class
+        mean (pooled-std units; -log of the class likelihood up to a constant), summed over phrases. Its minimum is
+        the class's typical look; the posterior's -log would reward running past it to extremes."""
+        return 0.5 * torch.stack([d2[:, t.cls_index] for d2, t in zip(self.distances(image, seg, region),
+                                                                       self.terms)]).sum(0)
 
     @torch.no_grad()
     def success(self, image, seg, region=None) -> torch.Tensor:

@@ -7,7 +7,10 @@ Per edited image, comparing the edit with its source (the measures of `editing.e
                                     -log P); the paper's Fig. 17 "score gain" is loss_before - loss_after
     preserved_outside               1 - mean |image change| / 2 over the pixels outside the target parts' region (their
                                     masks before or after): the paper's preserved pixels
-    seg_miou_nontarget              mean IoU of every other part's mask before vs after (parts present in either)
+    seg_miou_nontarget              mean IoU of every other part's mask before vs after (parts present in either;
+                                    every part weighs the same, so a 3-pixel part that flickers counts as much as
+                                    the background)
+    seg_kept_outside                fraction of the pixels outside the target region whose class is unchanged
     psnr_outside                    PSNR (dB, images in [0, 1]) over the pixels outside the edit's region: the target
                                     parts for text edits, the painted mask for region edits; capped at 100 dB
     held_out_before / _after        a second scorer that was not optimised, when given
@@ -51,6 +54,7 @@ def edit_metrics(before, after, targets: list[int], num_classes: int, score=None
     inter, union = part_overlap(ids0, ids1, others)
     outside = ~(region if region is not None else reg)
     psnr = psnr_outside(before.image, after.image, outside)
+    same = ((ids0 == ids1) & ~reg).sum((1, 2)).double()                  # labels kept outside the target region
     soft = None if region is None else region.float()
     rows = []
     scores = {}
@@ -73,7 +77,8 @@ def edit_metrics(before, after, targets: list[int], num_classes: int, score=None
                "seg_miou_nontarget": float((inter[b][present] / union[b][present]).mean()) if present.any()
                else math.nan,
                "psnr_outside": float(psnr[b]),
-               "_changed": float(changed[b]), "_count": float(count[b]),
+               "seg_kept_outside": float(same[b] / count[b].clamp(min=1)),
+               "_changed": float(changed[b]), "_count": float(count[b]), "_same": float(same[b]),
                "_inter": inter[b].cpu().numpy(), "_union": union[b].cpu().numpy()}
         for key, v in scores.items():
             row[key] = bool(v[b]) if v.dtype == torch.bool else float(v[b])
@@ -90,6 +95,7 @@ def summarise(rows: list[dict]) -> dict:
     out["preserved_outside"] = float(1 - sum(r["_changed"] for r in rows) / max(sum(r["_count"] for r in rows), 1))
     out["seg_miou_nontarget"] = pooled_miou(np.sum([r["_inter"] for r in rows], 0),
                                             np.sum([r["_union"] for r in rows], 0))
+    out["seg_kept_outside"] = float(sum(r["_same"] for r in rows) / max(sum(r["_count"] for r in rows), 1))
     out["psnr_outside"] = float(np.mean([r["psnr_outside"] for r in rows]))
     out["psnr_outside_min"] = float(np.min([r["psnr_outside"] for r in rows]))
     for key in ("score_before", "score_after", "loss_before", "loss_after", "held_out_before", "held_out_after"):
