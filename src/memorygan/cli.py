@@ -19,6 +19,8 @@ COMMAND_MODULES = [
     "memorygan.metrics.cli",      # memorygan probe / metrics
     "memorygan.analysis.cli",     # memorygan analyze ...
     "memorygan.editing.cli",      # memorygan edit ...
+    "memorygan.inversion.cli",    # memorygan invert
+    "memorygan.demo.cli",         # memorygan demo
     "memorygan.training.report_cli",  # memorygan report
     "memorygan.quickstart",       # memorygan quickstart
 ]
@@ -46,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from memorygan.allocator import tune_allocator
+
+    tune_allocator()          # large temporaries reused instead of re-faulted every forward (memorygan.allocator)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

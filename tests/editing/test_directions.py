@@ -179,3 +179,19 @@ def test_editing_report_runs_on_a_tiny_generator(tmp_path):
     # the query space only exists in MemoryGAN
     assert [p[1] for p in eye_colour_plans(tiny_generator("ssg", class_names=["background", "skin", "eyes", "hair"]))] \
         == ["parts", "parts"]
+
+
+def test_combine_reports(tmp_path):
+    from memorygan.editing.report import ATTRIBUTES, combine_reports, write_editing_report
+
+    names = ["background", "skin", "eyes", "mouth", "hair"]
+    for arch in ("memorygan", "ssg"):
+        G = tiny_generator(arch, num_classes=5, class_names=names, transparent_classes=[])
+        write_editing_report({arch.upper(): G}, tmp_path / arch, n=2, steps=1, batch=2, interfacegan_n=12,
+                             strip_seeds=(0,), scale_n=4, calibrate_n=2, attributes=ATTRIBUTES[:1], log=lambda *a: None)
+    md = combine_reports([tmp_path / "memorygan", tmp_path / "ssg"], tmp_path / "editing.md", "memorygan edit ...")
+    text = md.read_text()
+    assert "## MEMORYGAN (memorygan)" in text and "## SSG (ssg)" in text and "memorygan edit ..." in text
+    assert "| SSG | skin + hair codes |" in text
+    with pytest.raises(ConfigError, match="no editing.json"):
+        combine_reports([tmp_path], tmp_path / "x.md")

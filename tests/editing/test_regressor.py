@@ -36,10 +36,13 @@ def test_kinds_of_attributes(portraits):
 
 
 def test_skin_lightness_regressor_learns_and_scores_images(portraits, tmp_path):
-    rep = train_assessor(portraits, "skin.lightness", tmp_path / "a", steps=200, batch=16, holdout_every=5)
+    rep = train_assessor(portraits, "skin.lightness", tmp_path / "a", steps=200, batch=16, holdout_every=5,
+                         eval_every=50)
     assert rep.kind == "regression" and rep.heldout["r2"] > 0.5            # held-out images it never saw
     meta = json.loads((tmp_path / "a" / "assessor.json").read_text())
-    assert meta["attribute"] == "skin.lightness" and meta["num_heldout"] == 12 and meta["dataset"]["num_images"] == 60
+    assert meta["attribute"] == "skin.lightness" and meta["dataset"]["num_images"] == 60
+    assert (meta["num_heldout"], meta["num_validation"], meta["num_train"]) == (12, 12, 36)
+    assert meta["best_step"] in (50, 100, 150, 200) and meta["flip"] is True
     G = tiny_generator("memorygan", class_names=NAMES)
     A = get_assessor(f"regressor:{tmp_path / 'a'}", G)
     from memorygan.data.dataset import SegmentationDataset
@@ -80,3 +83,8 @@ def test_dataset_without_attributes(tmp_path):
     (tmp_path / "d" / "attributes.jsonl").unlink()
     with pytest.raises(DatasetError, match="has no attributes.jsonl"):
         train_assessor(tmp_path / "d", "skin.lightness", tmp_path / "o", steps=1)
+
+
+def test_mirror_sensitive_attributes_are_not_flipped(portraits, tmp_path):
+    train_assessor(portraits, "pose.yaw", tmp_path / "y", steps=2, batch=4, eval_every=1)
+    assert json.loads((tmp_path / "y" / "assessor.json").read_text())["flip"] is False

@@ -22,8 +22,8 @@ def cosine_correlation(codes: torch.Tensor, batch: int = 4096) -> tuple[torch.Te
     if codes.ndim != 3 or codes.shape[0] < 1:
         raise ConfigError(f"codes must be (N >= 1, K, D), got shape {tuple(codes.shape)}")
     n, k, _ = codes.shape
-    total = torch.zeros(k, k, dtype=torch.float64)
-    total_sq = torch.zeros(k, k, dtype=torch.float64)
+    total = torch.zeros(k, k, dtype=torch.float64, device=codes.device)
+    total_sq = torch.zeros(k, k, dtype=torch.float64, device=codes.device)
     for i in range(0, n, batch):
         unit = F.normalize(codes[i:i + batch].double(), dim=-1)
         sim = unit @ unit.transpose(1, 2)                                  # (b, K, K)

@@ -107,7 +107,7 @@ def write_interpolation(G, out, seed_a: int, seed_b: int, steps: int = 7, parts=
     png = save_png(label_rows(res.figure(), res.row_labels(), G.config.resolution), out / f"{stem}.png")
     names = G.part_names
     record = {"analysis": "interpolate", "generator": generator_info(G), "seeds": list(res.seeds), "steps": steps,
-              "t": torch.linspace(0, 1, steps).tolist(), "mode": mode, "truncation": truncation,
+              "t": torch.linspace(0, 1, steps, device="cpu").tolist(), "mode": mode, "truncation": truncation,
               "large_parts": [names[k] for k in sorted(large_part_ids(G, large_parts))],
               "layout": "per interpolation an image row and a mask row; columns t = 0 (seed a) .. 1 (seed b)",
               "png": str(png), "rows": res.stats()}

@@ -64,7 +64,7 @@ def swap_layers(G, part: int | str, mode: str = "both", large_parts=None) -> lis
 def swap_mask(G, parts, mode: str = "both", large_parts=None) -> torch.Tensor:
     """(K, L) bool: True where the codes of `parts` are swapped."""
     cfg = G.config
-    mask = torch.zeros(cfg.num_classes, cfg.local_layers, dtype=torch.bool)
+    mask = torch.zeros(cfg.num_classes, cfg.local_layers, dtype=torch.bool, device="cpu")
     for k in G.resolve_parts(parts):
         mask[k, swap_layers(G, k, mode, large_parts)] = True
     return mask
@@ -122,7 +122,7 @@ class MixResult:
         t, s = len(self.target_seeds), len(self.source_seeds)
         tgt = self.target["image"].repeat_interleave(s, 0)
         diff = (self.mixed["image"] - tgt).abs().mean(1)                         # (T*S, H, W)
-        parts = torch.tensor(self.parts)
+        parts = torch.tensor(self.parts, device=self.mixed["seg"].device)
         region = (torch.isin(self.mixed["seg"].argmax(1), parts)
                   | torch.isin(self.target["seg"].argmax(1), parts).repeat_interleave(s, 0))
 

@@ -199,3 +199,41 @@ def import_celebamask_hq(root: str | os.PathLike, out: str | os.PathLike, size: 
     if not splits["test"]:
         warnings.append(f"no images with id >= {train_count}: no held-out set written")
     return ImportResult({s: o.out for s, o in outputs.items()}, infos, warnings)
+
+
+# ---------------------------------------------------------------------------------------------------- replicas
+
+# one part file per class for `write_raw_layout` (class 0, the background, has none)
+RAW_PART_OF_CLASS = {1: "skin", 2: "l_eye", 3: "l_brow", 4: "mouth", 5: "nose", 6: "l_ear", 7: "hair", 8: "neck",
+                     9: "cloth", 10: "eye_g", 11: "hat", 12: "ear_r"}
+
+
+def write_raw_layout(data_dir: str | os.PathLike, root: str | os.PathLike, start_index: int = 0,
+                     jpeg_quality: int = 95) -> int:
+    """Write a dataset folder with the 13 CelebAMask-HQ classes (e.g. procedural portraits) in the raw
+    CelebAMask-HQ layout under `root`: a replica that exercises the real-data path offline (JPEG images, one
+    0/255 part file per class, merging, resizing). Image n becomes CelebA-HQ-img/{start_index + n}.jpg. An id map
+    holds one class per pixel, so the part files do not overlap and `merge_parts` gives the id map back.
+    Returns the number of images written; refuses a `root` that already holds the layout."""
+    from memorygan.data.dataset import SegmentationDataset
+
+    ds = SegmentationDataset(data_dir)
+    if list(ds.classes) != list(CELEBAMASK_CLASSES):
+        raise DatasetError(f"dataset {ds.root} has classes {ds.classes}, not the 13 CelebAMask-HQ classes")
+    root = Path(root)
+    if (root / IMAGE_FOLDER).exists() or (root / ANNO_FOLDER).exists():
+        raise DatasetError(f"{root} already holds a CelebAMask-HQ layout; choose another folder")
+    (root / IMAGE_FOLDER).mkdir(parents=True)
+    for n in range(len(ds.names)):
+        item = ds.load(n)
+        i = start_index + n
+        rgb = ((item["image"].permute(1, 2, 0).numpy() + 1.0) * 127.5).round().clip(0, 255).astype(np.uint8)
+        Image.fromarray(rgb).save(root / IMAGE_FOLDER / f"{i}.jpg", quality=jpeg_quality, subsampling=0)
+        ids = item["ids"].numpy()
+        folder = part_path(root, i, "x").parent
+        folder.mkdir(parents=True, exist_ok=True)
+        for cid, part in RAW_PART_OF_CLASS.items():
+            on = ids == cid
+            if on.any():
+                Image.fromarray((on * 255).astype(np.uint8)).save(part_path(root, i, part))
+    return len(ds.names)

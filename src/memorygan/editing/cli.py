@@ -67,10 +67,12 @@ def register(subparsers) -> None:
     p.add_argument("--data", required=True, help="dataset folder with attributes.jsonl")
     p.add_argument("--attribute", required=True, help="dotted attribute path, e.g. hair.lightness")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--steps", type=_positive, default=1500)
+    p.add_argument("--steps", type=_positive, default=2000)
     p.add_argument("--batch", type=_positive, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-flip", action="store_true", help="no x-flip augmentation (default: flip unless the "
+                                                          "attribute changes under a mirror, e.g. pose.yaw)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=_positive)
     p.add_argument("--no-progress", action="store_true")
@@ -366,8 +368,11 @@ def _register_report(sub) -> None:
                                    "vs the whole latent, InterFaceGAN and SeFa, each evaluated on the same samples; "
                                    "and the eye-colour experiment (eyes' codes vs skin+hair codes vs query space). "
                                    "Writes OUT/<label>/..., OUT/editing.json and a markdown page.")
-    p.add_argument("--generator", action="append", required=True, help="generator/run folder (repeat)")
+    p.add_argument("--generator", action="append", help="generator/run folder (repeat)")
     p.add_argument("--labels", type=lambda t: [x.strip() for x in t.split(",") if x.strip()])
+    p.add_argument("--combine", nargs="+", metavar="OUT",
+                   help="instead of running: one markdown page (--markdown) from study folders run separately")
+    p.add_argument("--combine-command", help="with --combine: the command line(s) to print as 'Regenerate'")
     p.add_argument("--out", required=True)
     p.add_argument("--markdown", help="markdown page (default OUT/README.md)")
     p.add_argument("--smile-regressor", help="folder of a mouth.smile regressor (`edit train-assessor`)")
@@ -428,7 +433,8 @@ def run_train_assessor(args) -> int:
     from memorygan.editing.regressor import train_assessor
 
     rep = train_assessor(args.data, args.attribute, args.out, steps=args.steps, batch=args.batch, lr=args.lr,
-                         seed=args.seed, device=args.device, progress=not args.no_progress)
+                         seed=args.seed, device=args.device, flip=False if args.no_flip else None,
+                         progress=not args.no_progress)
     print(f"{rep.attribute} ({rep.kind}): held-out {json.dumps(rep.heldout)}; {rep.seconds:.0f} s")
     print(f"wrote {rep.path} (use as --assessor regressor:{rep.path})")
     return 0

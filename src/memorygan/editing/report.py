@@ -188,6 +188,12 @@ def run_report_cli(args) -> int:
 
     from memorygan.models import load_generators
 
+    if args.combine:
+        md = args.markdown or str(Path(args.out) / "README.md")
+        print(f"wrote {combine_reports(args.combine, md, args.combine_command)}")
+        return 0
+    if not args.generator:
+        raise ConfigError("give --generator (one or more), or --combine OUT [OUT ...]")
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
@@ -199,4 +205,20 @@ def run_report_cli(args) -> int:
 
 
 def load_record(out) -> dict:
-    return json.loads((Path(out) / "editing.json").read_text())
+    path = Path(out) / "editing.json"
+    if not path.is_file():
+        raise ConfigError(f"{out}: no editing.json (not an output folder of `memorygan edit report`)")
+    return json.loads(path.read_text())
+
+
+def combine_reports(outs, markdown, command: str | None = None) -> Path:
+    """One markdown page from several study folders (e.g. one per generator, run in parallel)."""
+    records = [load_record(o) for o in outs]
+    first = dict(records[0])
+    first["results"] = {label: res for r in records for label, res in r["results"].items()}
+    if command:
+        first["command"] = command
+    md_path = Path(markdown)
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    md_path.write_text(_markdown(first, Path(outs[0]), md_path))
+    return md_path

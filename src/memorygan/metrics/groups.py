@@ -48,6 +48,41 @@ class InceptionGroup(MetricGroup):
         return out
 
 
+@register_group("imagenet")
+class ImageNetGroup(MetricGroup):
+    """FID on EfficientNet-Lite0 ImageNet features (`fidelity.ImageNetExtractor`)."""
+
+    def __init__(self, ctx, names):
+        super().__init__(ctx, names)
+        from memorygan.metrics import fidelity as fd
+        from memorygan.inversion.perceptual import PERCEPTUAL_EXTRA, efficientnet_available
+
+        if not efficientnet_available():
+            raise ConfigError(f"ifid needs EfficientNet-Lite0: install {PERCEPTUAL_EXTRA}")
+        self.extractor = fd.ImageNetExtractor()
+        self.extractor.net.to(ctx.device)
+        self.real = None
+        self.acc = fd.FeatureAccumulator(self.extractor, ctx.num_shared)
+
+    def prepare(self):
+        from memorygan.metrics.fidelity import real_feature_stats
+
+        ctx = self.ctx
+        self.real = real_feature_stats(self.extractor, ctx.data, ctx.num_real, ctx.cache, ctx.cache_dir,
+                                       ctx.batch_size, ctx.progress)
+
+    def update(self, images, seg):
+        self.acc.update(images, seg)
+
+    def finish(self):
+        from memorygan.metrics.fidelity import fidelity_scores
+
+        s = fidelity_scores(self.acc.stats, self.real.stats, None, ["fid"])
+        return {"ifid": {"imagenet_fid": s["fid"], "num_samples": self.acc.stats.count,
+                         "num_real": self.real.num_real, "extractor": "efficientnet-lite0 (ImageNet)",
+                         "note": "not comparable to Inception FID"}}
+
+
 @register_group("domain")
 class DomainGroup(MetricGroup):
     def __init__(self, ctx, names):
@@ -128,5 +163,7 @@ for _m in (
     Metric("smse", "smse", "sequential MSE, MemoryGAN Eq. 15 (mean over parts)", "smse_mean", needs_generator=True),
     Metric("leakage", "leakage", "change outside / inside a resampled part (mean over parts)", "leakage_mean",
            needs_generator=True),
+    Metric("ifid", "imagenet", "FID on EfficientNet-Lite0 ImageNet features (not comparable to Inception FID)",
+           "imagenet_fid", needs_data=True),
 ):
     register_metric(_m)

@@ -46,8 +46,10 @@ def _tf_source_indices(in_size: int, out_size: int, device: torch.device):
     src = dst * (in / out) in float32 as TF computes it (no half-pixel offset); returns (lo, hi, frac) with
     lo = floor(src), hi = min(lo + 1, in - 1) (neighbours clamped at the border), frac = src - floor(src).
     """
-    scale = torch.tensor(float(in_size), dtype=torch.float32) / torch.tensor(float(out_size), dtype=torch.float32)
-    src = torch.arange(out_size, dtype=torch.float32) * scale
+    # computed on the CPU in float32 exactly as TF does, then moved
+    scale = (torch.tensor(float(in_size), dtype=torch.float32, device="cpu")
+             / torch.tensor(float(out_size), dtype=torch.float32, device="cpu"))
+    src = torch.arange(out_size, dtype=torch.float32, device="cpu") * scale
     lo_f = torch.floor(src)
     frac = src - lo_f
     lo = lo_f.long().clamp(0, in_size - 1)
@@ -428,7 +430,7 @@ def inception_score(logits_or_probs: torch.Tensor, splits: int = 10, probs: bool
         raise ValueError(f"inception_score needs 1 <= splits <= N samples, got splits={splits}, N={n}")
     x = logits_or_probs.detach().double()
     if probs:
-        if (x < 0).any() or not torch.allclose(x.sum(dim=1), torch.ones(n, dtype=x.dtype), atol=1e-4):
+        if (x < 0).any() or not torch.allclose(x.sum(dim=1), torch.ones(n, dtype=x.dtype, device=x.device), atol=1e-4):
             raise ValueError("inception_score(probs=True) expects rows of non-negative values summing to 1")
         p = x / x.sum(dim=1, keepdim=True)
     else:

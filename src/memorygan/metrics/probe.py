@@ -181,8 +181,8 @@ def _class_weights(ds, k: int) -> torch.Tensor:
     learns the small parts (eyes, earrings) that dominate an unweighted mIoU's errors; None counts: uniform."""
     counts = ds.info.class_pixel_counts
     if counts is None:
-        return torch.ones(k)
-    c = torch.tensor(counts, dtype=torch.float64)
+        return torch.ones(k, device="cpu")
+    c = torch.tensor(counts, dtype=torch.float64, device="cpu")
     w = torch.where(c > 0, (c.clamp(min=1) / c.sum()).rsqrt(), torch.zeros_like(c))
     w = w / w[c > 0].mean()
     return w.clamp(max=10.0).float()

@@ -1,6 +1,7 @@
 """Metrics registered by name (as StyleGAN2-ADA's metric_main), computed together, logged as JSON lines.
 
     fid, kid, is         Inception features (`metrics.fidelity`): FID, KID, IS          group "inception"
+    ifid                 EfficientNet-Lite0 ImageNet features: FID (not Inception's)    group "imagenet"
     dfid, dkid           the dataset's probe (`metrics.domain`): domain FID / KID       group "domain"
     consistency          mIoU of the generator's seg vs the probe's segmentation       group "domain"
     smse                 MemoryGAN Eq. 15 per part (`metrics.smse`)                     group "smse"

@@ -34,7 +34,7 @@ def layer_roles(num_classes: int, num_layers: int, base_layers: int, depth_layer
                          f"depth_layers={depth_layers}, L={num_layers}")
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    layer = torch.arange(num_layers, device=device)
+    layer = torch.arange(num_layers, device=device if device is not None else "cpu")
     fg = torch.where(layer < base_layers, BASE, torch.where(layer < depth_layers, SHAPE, TEXTURE))
     bg = torch.where(layer < depth_layers, SHAPE, TEXTURE)
     return torch.cat([bg[None], fg[None].expand(num_classes - 1, -1)]).long()
@@ -48,7 +48,7 @@ def roles_of(cfg, device=None) -> torch.Tensor:
 def role_layers(cfg, part: int, roles=("shape", "texture")) -> list[int]:
     """Local layers of `part` whose role is one of `roles` (names or ids), in order."""
     want = {ROLE_NAMES.index(r) if isinstance(r, str) else int(r) for r in roles}
-    row = roles_of(cfg)[part]
+    row = roles_of(cfg, "cpu")[part]
     return [i for i, r in enumerate(row.tolist()) if r in want]
 
 

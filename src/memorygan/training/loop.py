@@ -415,9 +415,9 @@ class Trainer:
         dist.average_gradients(params)
         grads = [p.grad for p in params if p.grad is not None]
         norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])) \
-            if grads else torch.zeros(())
+            if grads else torch.zeros((), device=self.device)
         ok = ok and bool(torch.isfinite(norm))
-        bad = float(dist.all_sum(torch.tensor(0.0 if ok else 1.0)))
+        bad = float(dist.all_sum(torch.tensor(0.0 if ok else 1.0, device=self.device)))  # NCCL: on the GPU
         if bad > 0:
             opt.zero_grad(set_to_none=True)
             self._nonfinite_phase = self._nonfinite_phase or name
@@ -553,7 +553,7 @@ class Trainer:
             step_seconds = 0.0
             while True:
                 stopped_by = self._done()
-                flag = dist.all_sum(torch.tensor(1.0 if (stopped_by or self._interrupted) else 0.0))
+                flag = dist.all_sum(torch.tensor(1.0 if (stopped_by or self._interrupted) else 0.0, device=self.device))
                 if float(flag) > 0:
                     stopped_by = stopped_by or "interrupt"
                     break

@@ -32,23 +32,30 @@ def _smooth(y: np.ndarray, n: int) -> np.ndarray:
     return np.convolve(y, k, mode="valid")
 
 
-def plot_runs(runs: list, out_png, labels: list[str] | None = None) -> Path:
-    """Metrics over training time for one or several runs: domain FID, domain KID, mask consistency mIoU, and the
-    adversarial losses (smoothed)."""
+X_AXES = {"minutes": ("train_minutes", "training minutes"), "kimg": ("kimg", "thousands of real images seen")}
+
+
+def plot_runs(runs: list, out_png, labels: list[str] | None = None, x: str = "minutes") -> Path:
+    """Metrics over training time (x "minutes") or images seen (x "kimg": runs at equal steps, timed under different
+    machine load) for one or several runs: domain FID, domain KID, mask consistency mIoU, and the adversarial losses
+    (smoothed)."""
     from matplotlib.figure import Figure  # no pyplot: never switches the backend of a notebook or app
 
+    if x not in X_AXES:
+        raise ValueError(f"x must be one of {list(X_AXES)}, got {x!r}")
+    xkey, xlabel = X_AXES[x]
     labels = labels or [Path(r).name for r in runs]
     fig = Figure(figsize=(17, 3.8))
     axes = fig.subplots(1, 4)
     for run, label in zip(runs, labels):
         stats, metrics = run_logs(run)
         if metrics:
-            t = [m["train_minutes"] for m in metrics]
+            t = [m[xkey] for m in metrics]
             for ax, key in zip(axes[:3], ("domain_fid", "domain_kid", "mask_miou")):
                 if key in metrics[0]:
                     ax.plot(t, [m[key] for m in metrics], "o-", ms=3, label=label)
         if stats:
-            t = np.array([s["train_minutes"] for s in stats])
+            t = np.array([s[xkey] for s in stats])
             n = max(1, len(stats) // 50)
             for key, style in (("loss_d", "-"), ("loss_g", "--")):
                 y = np.array([s.get(key, np.nan) for s in stats])
@@ -57,7 +64,7 @@ def plot_runs(runs: list, out_png, labels: list[str] | None = None) -> Path:
     titles = ("domain FID (probe features)", "domain KID", "mask consistency mIoU", "losses (smoothed)")
     for ax, title in zip(axes, titles):
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("training minutes")
+        ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=7)

@@ -13,6 +13,8 @@ def register(subparsers) -> None:
                    help="first compute domain metrics of every checkpoint (rewrites RUN/metrics.jsonl)")
     p.add_argument("--probe", default=None, help="probe folder for --evaluate (default DATA/probe)")
     p.add_argument("--num", type=int, default=1000, help="generated images per checkpoint for --evaluate")
+    p.add_argument("--x", choices=["minutes", "kimg"], default="minutes",
+                   help="x axis of the comparison plot: training minutes or images seen (kimg)")
     p.set_defaults(func=run_report)
 
 
@@ -33,6 +35,6 @@ def run_report(args) -> int:
     labels = args.labels.split(",") if args.labels else None
     if labels and len(labels) != len(args.runs):
         raise ConfigError(f"--labels has {len(labels)} entries for {len(args.runs)} runs")
-    png = plot_runs(args.runs, Path(args.out) / "metrics.png", labels)
+    png = plot_runs(args.runs, Path(args.out) / "metrics.png", labels, x=args.x)
     print(f"comparison plot written to {png}")
     return 0

@@ -1,0 +1,156 @@
+"""The Gradio app of `memorygan demo`: widgets wired to `DemoState` methods, one named API endpoint per action
+(`/generate`, `/compose`, `/resample_part`, `/mix`, `/interpolate`, `/apply_direction`, `/undo`, `/download`, and
+those of the features installed: `/text_edit`, `/region_edit`, `/invert`). Gradio is imported only here.
+
+Privacy: bound to 127.0.0.1 unless the user asks otherwise, never a share link, no analytics (the environment
+variables are set before Gradio is imported).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+DISPLAY_HEIGHT = 256      # the panel is enlarged (nearest neighbour) to at least this height
+OFFLINE_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
+               "GRADIO_TELEMETRY_ENABLED": "False"}
+
+
+def _gradio():
+    for k, v in OFFLINE_ENV.items():
+        os.environ[k] = v
+    try:
+        import gradio as gr
+    except ImportError:
+        from memorygan.errors import ConfigError
+        raise ConfigError("the demo needs Gradio: pip install 'memorygan[demo]'") from None
+    return gr
+
+
+def build_app(G, directions: dict | None = None, clip=None, title: str = "memorygan demo"):
+    """The gr.Blocks app for generator G and {name: Direction}."""
+    gr = _gradio()
+    from memorygan.demo.state import WHAT, DemoState
+    from memorygan.errors import MemoryGANError
+
+    directions = dict(directions or {})
+    names = G.part_names
+    k = len(names)
+
+    def session(state):
+        return state if state is not None else DemoState(G, directions, clip)
+
+    def wrap(method):
+        """Call a DemoState method; user errors become a visible gr.Error (and an API error)."""
+        def fn(state, *args):
+            state = session(state)
+            try:
+                view = method(state, *args)
+            except MemoryGANError as e:
+                raise gr.Error(str(e)) from None
+            return view.panel(DISPLAY_HEIGHT), view.message, state
+        return fn
+
+    with gr.Blocks(title=title, analytics_enabled=False) as app:
+        state = gr.State(None)
+        gr.Markdown(f"## {title}\n{G.arch} generator, {k} parts, {G.config.resolution} px. "
+                    "Panels act on the current image; Undo steps back.")
+        panel = gr.Image(label="image | mask | per-part depth", type="numpy", interactive=False, elem_id="panel")
+        message = gr.Textbox(label="status", interactive=False, elem_id="status")
+        outs = [panel, message, state]
+        with gr.Tab("Sample"):
+            with gr.Row():
+                seed = gr.Number(value=0, precision=0, label="seed", elem_id="seed")
+                trunc = gr.Slider(0.0, 1.5, value=1.0, step=0.05, label="truncation")
+            gen_btn = gr.Button("Generate", elem_id="generate")
+            gen_btn.click(wrap(lambda s, a, b: s.generate(int(a), float(b))), [state, seed, trunc], outs,
+                          api_name="generate")
+        with gr.Tab("Compose"):
+            n_parts = gr.Slider(1, k, value=k, step=1, label="parts drawn (in id order, background first)")
+            comp_btn = gr.Button("Compose", elem_id="compose")
+            comp_btn.click(wrap(lambda s, n: s.compose_first(int(n))), [state, n_parts], outs, api_name="compose")
+        with gr.Tab("Parts"):
+            with gr.Row():
+                part = gr.Dropdown(names, value=names[min(1, k - 1)], label="part", elem_id="part")
+                what = gr.Radio(list(WHAT), value="both", label="codes")
+                part_seed = gr.Number(value=1, precision=0, label="donor seed", elem_id="part-seed")
+            res_btn = gr.Button("Resample part", elem_id="resample")
+            res_btn.click(wrap(lambda s, p, w, sd: s.resample_part(p, w, int(sd))), [state, part, what, part_seed],
+                          outs, api_name="resample_part")
+            with gr.Row():
+                mix_parts = gr.CheckboxGroup(names, label="parts to take")
+                mix_seed = gr.Number(value=2, precision=0, label="source seed")
+            mix_btn = gr.Button("Mix")
+            mix_btn.click(wrap(lambda s, ps, sd: s.mix(list(ps or []), int(sd))), [state, mix_parts, mix_seed], outs,
+                          api_name="mix")
+            with gr.Row():
+                interp_seed = gr.Number(value=3, precision=0, label="interpolate towards seed")
+                t = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="t")
+            t.change(wrap(lambda s, p, sd, tv: s.interpolate(p, int(sd), float(tv))), [state, part, interp_seed, t],
+                     outs, api_name="interpolate", trigger_mode="always_last")
+        with gr.Tab("Directions"):
+            dname = gr.Dropdown(list(directions), value=next(iter(directions), None), label="direction",
+                                elem_id="direction")
+            alpha = gr.Slider(-2.0, 2.0, value=0.0, step=0.05, label="alpha", elem_id="alpha")
+            alpha.change(wrap(lambda s, n, a: s.apply_direction(n, float(a))), [state, dname, alpha], outs,
+                         api_name="apply_direction", trigger_mode="always_last")
+            gr.Markdown("Directions are folders written by `memorygan edit learn|interfacegan|sefa`, loaded with "
+                        "`--directions DIR` (one direction, or a folder of them).")
+        with gr.Tab("Invert"):
+            with gr.Row():
+                upload = gr.Image(label="image (cropped and resized to the generator's size)", type="numpy")
+                upload_mask = gr.Image(label="optional mask (class ids, greyscale PNG)", type="numpy",
+                                       image_mode="L")
+            inv_steps = gr.Slider(20, 1000, value=200, step=10, label="optimisation steps")
+            inv_btn = gr.Button("Invert", elem_id="invert")
+            inv_btn.click(wrap(lambda s, im, mk, st: s.invert(im, mk, int(st))), [state, upload, upload_mask,
+                                                                                   inv_steps],
+                          outs, api_name="invert")
+        with gr.Row():
+            undo_btn = gr.Button("Undo", elem_id="undo")
+            undo_btn.click(wrap(lambda s: s.undo()), [state], outs, api_name="undo")
+            dl_btn = gr.Button("Download image, mask and codes", elem_id="download")
+        files = gr.File(label="downloads", file_count="multiple", interactive=False)
+
+        def download(st):
+            st = session(st)
+            try:
+                paths = st.save(tempfile.mkdtemp(prefix="memorygan-demo-"))
+            except MemoryGANError as e:
+                raise gr.Error(str(e)) from None
+            return [str(p) for p in paths.values()], st
+        dl_btn.click(download, [state], [files, state], api_name="download")
+    app.memorygan_directions = list(directions)
+    return app
+
+
+def load_directions(path) -> dict:
+    """{name: Direction}: a direction folder, or a folder of direction folders (names: the folder names)."""
+    from memorygan.editing.directions import CONFIG, load_direction
+    from memorygan.errors import ConfigError
+
+    if path is None:
+        return {}
+    path = Path(path)
+    if (path / CONFIG).is_file():
+        return {path.name: load_direction(path)}
+    found = sorted(p for p in path.glob(f"*/{CONFIG}")) if path.is_dir() else []
+    if not found:
+        raise ConfigError(f"--directions {path}: no direction folder there (folders with {CONFIG})")
+    return {p.parent.name: load_direction(p.parent) for p in found}
+
+
+def launch(generator, directions=None, clip=None, host: str = "127.0.0.1", port: int | None = None,
+           block: bool = True):
+    """Load and serve the demo; returns the running app (with `block=False`, for tests) and its URL."""
+    from memorygan import load
+    from memorygan.editing.directions import check_direction
+
+    G, _ = load(generator)
+    dirs = load_directions(directions)
+    for name, d in dirs.items():
+        check_direction(d, G, f"--directions {name}")
+    app = build_app(G, dirs, clip, title=f"memorygan demo: {Path(generator).name}")
+    _, url, _ = app.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=not block,
+                           quiet=not block, show_error=True)
+    return app, url

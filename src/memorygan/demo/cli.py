@@ -1,0 +1,49 @@
+"""CLI: `memorygan demo --generator G [--directions DIR] [--clip PATH] [--host 127.0.0.1] [--port P]`."""
+from __future__ import annotations
+
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "demo", help="local web demo (Gradio, extra [demo])",
+        description="Serve an interactive demo of a generator on this machine: sample by seed, sequential "
+                    "composition, resample / mix / interpolate parts, learned directions with an alpha slider, "
+                    "undo, download of image, mask and codes. Bound to 127.0.0.1 (this machine only) unless --host "
+                    "says otherwise; never a public share link; no analytics.")
+    p.add_argument("--generator", required=True, help="generator, checkpoint or training run folder")
+    p.add_argument("--directions", help="a direction folder or a folder of them (`memorygan edit learn ...`)")
+    p.add_argument("--clip", help="local CLIP folder for text edits (or MEMORYGAN_CLIP)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, help="port (default: Gradio's first free one from 7860)")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--screenshot", metavar="PNG",
+                   help="instead of serving: start the demo, drive it in a headless chromium (generate, resample a "
+                        "part, apply the first direction), save a screenshot to PNG and exit")
+    p.set_defaults(func=run_demo)
+
+
+def run_demo(args) -> int:
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    from memorygan.demo.app import launch
+
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"memorygan demo: warning: binding {args.host}: other machines on the network can reach the demo",
+              file=sys.stderr)
+    if args.screenshot:
+        from memorygan.demo.browser import drive
+
+        app, url = launch(args.generator, args.directions, args.clip, args.host, args.port, block=False)
+        try:
+            first = next(iter(app.memorygan_directions), None)
+            result = drive(url, args.screenshot, direction=first)
+        finally:
+            app.close()
+        for step in result["steps"]:
+            print(f"{step['action']}: {step['status']} (image changed: {step['changed']})")
+        print(f"wrote {args.screenshot}")
+        return 0
+    launch(args.generator, args.directions, args.clip, args.host, args.port, block=True)
+    return 0

@@ -1,0 +1,303 @@
+"""The demo's logic, without Gradio: a plain object holding the generator, the current image's codes and their
+history (undo), with one method per panel. The Gradio app (`demo.app`) only wires widgets to these methods, and tests
+call them directly.
+
+Every method returns a `View`: the image, its colour-coded mask, a grid of the per-part pseudo-depths and a one-line
+message. Sliders (a direction's alpha, an interpolation's t) act on the codes as they were before the slider first
+moved, so moving a slider back and forth never accumulates; any other action commits the slider's result.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from memorygan.errors import ConfigError, MemoryGANError
+
+WHAT = ("shape", "texture", "both")
+
+
+@dataclass
+class Snapshot:
+    """The codes of the current image (one sample) and how it was made."""
+    expanded: torch.Tensor                        # (1, K, L, D)
+    latents: torch.Tensor | None = None           # (1, M, D) when they still describe the image
+    z: torch.Tensor | None = None                 # the random source when it still describes the image
+    noise: list[torch.Tensor] | None = None
+    label: str = ""
+
+
+@dataclass
+class View:
+    image: np.ndarray                             # (H, W, 3) uint8
+    mask: np.ndarray                              # (H, W, 3) uint8, colour-coded parts
+    depth: np.ndarray                             # (h, w, 3) uint8, per-part pseudo-depth tiles
+    message: str = ""
+    areas: dict = field(default_factory=dict)     # part name -> fraction of the image
+
+    def panel(self, min_height: int = 0) -> np.ndarray:
+        """image | mask | depth side by side (the depth grid scaled to the image height), enlarged by an integer
+        factor (nearest neighbour) to at least `min_height` pixels for display."""
+        from PIL import Image
+
+        factor = max(1, -(-min_height // self.image.shape[0]))
+        image, mask = (np.repeat(np.repeat(a, factor, 0), factor, 1) for a in (self.image, self.mask))
+        h = image.shape[0]
+        depth = np.asarray(Image.fromarray(self.depth).resize(
+            (max(1, round(self.depth.shape[1] * h / self.depth.shape[0])), h), Image.NEAREST))
+        gap = np.full((h, 4, 3), 255, np.uint8)
+        return np.concatenate([image, gap, mask, gap, depth], axis=1)
+
+
+def _square(img, size: int, resample):
+    """Centre-crop a PIL image to a square and resize it to size x size."""
+    w, h = img.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return img.crop((left, top, left + side, top + side)).resize((size, size), resample)
+
+
+def depth_tiles(depths: torch.Tensor, size: int) -> np.ndarray:
+    """(1, K, Hc, Wc) -> a grid of K grey tiles (ceil(sqrt K) columns), each min-max normalised, `size` wide in all."""
+    from memorygan.visualize import depth_to_gray, grid
+
+    k = depths.shape[1]
+    cols = math.ceil(math.sqrt(k))
+    tile = max(8, size // cols)
+    gray = depth_to_gray(depths[:1], tile)[0]                                   # (K, tile, tile)
+    tiles = np.repeat(gray[..., None], 3, -1)
+    blank = np.full_like(tiles[:1], 255)
+    rows = [np.concatenate([tiles[r * cols:(r + 1) * cols]] + [blank] * max(0, (r + 1) * cols - k))
+            for r in range(math.ceil(k / cols))]
+    return grid(rows, pad=1)
+
+
+class DemoState:
+    """One user's session: the current image, its history and the loaded directions. G is shared (read-only)."""
+
+    def __init__(self, G, directions: dict | None = None, clip=None, max_history: int = 50):
+        self.G = G.eval().requires_grad_(False)
+        self.directions = dict(directions or {})
+        self.clip = clip
+        self.max_history = max_history
+        self.current: Snapshot | None = None
+        self.history: list[Snapshot] = []
+        self.base: Snapshot | None = None        # the codes a slider started from
+        self.slider: tuple | None = None         # which slider is moving: ("direction", name) / ("interpolate", ...)
+
+    # ------------------------------------------------------------------ helpers
+    def _need_current(self) -> Snapshot:
+        if self.current is None:
+            raise ConfigError("no image yet: generate a sample (or invert an image) first")
+        return self.current
+
+    def _commit(self, snap: Snapshot) -> None:
+        if self.current is not None:
+            self.history.append(self.current)
+            del self.history[:-self.max_history]
+        self.current = snap
+        self.base, self.slider = None, None
+
+    def _slide(self, key: tuple, make) -> View:
+        """A slider move: start from the codes before this slider began moving (pushed to history once)."""
+        if self.slider != key:
+            start = self._need_current()
+            self.history.append(start)
+            del self.history[:-self.max_history]
+            self.base, self.slider = start, key
+        self.current = make(self.base)
+        return self.view(message=self.current.label)
+
+    @torch.no_grad()
+    def _render(self, snap: Snapshot, composition_mask=None):
+        noise = None if snap.noise is None else [n.to(self.G.device) for n in snap.noise]
+        return self.G(expanded=snap.expanded.to(self.G.device), composition_mask=composition_mask, noise=noise,
+                      noise_mode="const")
+
+    def _sample(self, seed: int, truncation: float):
+        with torch.no_grad():
+            z = self.G.sample_z(1, int(seed))
+            return z, self.G(z, truncation=float(truncation), noise_mode="const")
+
+    def view(self, composition_mask=None, message: str = "") -> View:
+        from memorygan.visualize import seg_to_color, to_uint8
+
+        out = self._render(self._need_current(), composition_mask)
+        ids = out.seg.argmax(1)[0]
+        names = self.G.part_names
+        counts = torch.bincount(ids.flatten().cpu(), minlength=len(names)).double() / ids.numel()
+        areas = {names[k]: round(float(counts[k]), 4) for k in range(len(names)) if counts[k] > 0}
+        return View(to_uint8(out.image)[0], seg_to_color(out.seg)[0], depth_tiles(out.depths, out.image.shape[-1]),
+                    message, areas)
+
+    # ------------------------------------------------------------------ panels
+    def generate(self, seed: int = 0, truncation: float = 1.0) -> View:
+        """A new sample (the same picture as `memorygan generate --seed S`)."""
+        z, out = self._sample(seed, truncation)
+        self._commit(Snapshot(out.expanded, out.latents, z, None, f"seed {int(seed)}, truncation {truncation:g}"))
+        return self.view(message=self.current.label)
+
+    def compose(self, parts) -> View:
+        """The current image drawn with only `parts` (names/ids; sequential composition). Changes no codes."""
+        ids = self.G.resolve_parts(parts, "parts") if parts not in (None, [], "") else []
+        if not ids:
+            raise ConfigError("compose: choose at least one part")
+        mask = torch.zeros(1, self.G.config.num_classes, device=self.G.device)
+        mask[0, ids] = 1
+        return self.view(mask, "parts drawn: " + ", ".join(self.G.part_names[k] for k in ids))
+
+    def compose_first(self, n: int) -> View:
+        """Sequential composition slider: the first n parts in id order (background first)."""
+        k = self.G.config.num_classes
+        n = int(n)
+        if not 1 <= n <= k:
+            raise ConfigError(f"compose: the number of parts must be in 1..{k}, got {n}")
+        return self.compose(list(range(n)))
+
+    def resample_part(self, part, what: str = "both", seed: int = 0) -> View:
+        """Give one part the shape and/or texture codes of another sample (seed)."""
+        from memorygan.models.codes import role_layers
+
+        if what not in WHAT:
+            raise ConfigError(f"resample: what must be one of {', '.join(WHAT)}, got {what!r}")
+        cur = self._need_current()
+        k = self.G.resolve_parts([part], "part")[0]
+        roles = ["shape", "texture"] if what == "both" else [what]
+        layers = role_layers(self.G.config, k, roles)
+        _, donor = self._sample(seed, 1.0)
+        e = cur.expanded.clone()
+        e[:, k, layers] = donor.expanded[:, k, layers].to(e)
+        name = self.G.part_names[k]
+        self._commit(Snapshot(e, None, None, cur.noise, f"{name}: {what} codes of seed {int(seed)}"))
+        return self.view(message=self.current.label)
+
+    def mix(self, parts, source_seed: int) -> View:
+        """Take parts from another sample with the paper's swap rules (analysis.mix)."""
+        from memorygan.analysis.mix import mix_parts
+
+        cur = self._need_current()
+        ids = self.G.resolve_parts(parts, "parts")
+        _, donor = self._sample(source_seed, 1.0)
+        e = mix_parts(self.G, cur.expanded, donor.expanded.to(cur.expanded), ids)
+        names = ", ".join(self.G.part_names[k] for k in ids)
+        self._commit(Snapshot(e, None, None, cur.noise, f"{names} from seed {int(source_seed)}"))
+        return self.view(message=self.current.label)
+
+    def interpolate(self, part, seed_b: int, t: float) -> View:
+        """Move one part's codes (its swap layers) from the current image towards seed_b's, t in [0, 1]."""
+        from memorygan.analysis.mix import swap_layers
+
+        if not 0.0 <= float(t) <= 1.0:
+            raise ConfigError(f"interpolate: t must be in [0, 1], got {t}")
+        k = self.G.resolve_parts([part], "part")[0]
+        layers = swap_layers(self.G, k)
+        _, donor = self._sample(seed_b, 1.0)
+
+        def make(base: Snapshot) -> Snapshot:
+            e = base.expanded.clone()
+            e[:, k, layers] = (1 - t) * e[:, k, layers] + t * donor.expanded[:, k, layers].to(e)
+            return Snapshot(e, None, None, base.noise, f"{self.G.part_names[k]} {t:.2f} of the way to seed "
+                                                        f"{int(seed_b)}")
+        return self._slide(("interpolate", k, int(seed_b)), make)
+
+    def apply_direction(self, name: str, alpha: float) -> View:
+        """Move the image along a loaded direction (alpha relative to where the slider started)."""
+        from memorygan.editing.directions import Source, edit_output
+
+        if name not in self.directions:
+            known = ", ".join(self.directions) or "none loaded (start the demo with --directions DIR)"
+            raise ConfigError(f"unknown direction {name!r}; directions: {known}")
+        d = self.directions[name]
+
+        def make(base: Snapshot) -> Snapshot:
+            with torch.no_grad():
+                out = edit_output(self.G, d, Source(base.expanded, base.latents, base.z, base.noise), float(alpha))
+            latents = out.latents if d.space == "latent" else None
+            return Snapshot(out.expanded, latents, None, base.noise, f"{name} alpha {float(alpha):+.2f}")
+        return self._slide(("direction", name), make)
+
+    def invert(self, image: np.ndarray, mask: np.ndarray | None = None, steps: int = 200) -> View:
+        """Invert an uploaded image (H, W, 3 uint8; optional mask of class ids (H, W)) into expanded codes (the
+        inversion of `memorygan invert`, without PTI); it becomes the current image. Other sizes are centre-cropped
+        to a square and resized to the generator's resolution (the mask with nearest neighbours)."""
+        from PIL import Image
+
+        from memorygan.inversion import InversionOptions, load_perceptual, project
+
+        if image is None:
+            raise ConfigError("invert: upload an image first")
+        image = np.asarray(image)
+        if image.ndim == 2:
+            image = np.repeat(image[..., None], 3, -1)
+        if image.ndim != 3 or image.shape[-1] not in (3, 4):
+            raise ConfigError(f"invert: expected an RGB image, got an array of shape {image.shape}")
+        size = self.G.config.resolution
+        target = _square(Image.fromarray(image[..., :3].astype(np.uint8)), size, Image.LANCZOS)
+        x = torch.from_numpy(np.asarray(target)).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(self.G.device)
+        ids = None
+        if mask is not None:
+            mask = np.asarray(mask)
+            if mask.ndim == 3:
+                mask = mask[..., 0]
+            k = self.G.config.num_classes
+            if mask.max() >= k:
+                raise ConfigError(f"invert: the mask has class id {int(mask.max())} but the generator has {k} parts "
+                                  f"(ids 0..{k - 1})")
+            m = _square(Image.fromarray(mask.astype(np.uint8)), size, Image.NEAREST)
+            ids = torch.from_numpy(np.asarray(m).astype(np.int64))[None].to(self.G.device)
+        opts = InversionOptions(steps=int(steps), stats_samples=500)
+        with torch.enable_grad():
+            res = project(self.G, x, opts, load_perceptual("auto", device=self.G.device), ids=ids)
+        from memorygan.inversion.losses import psnr_uint8
+        psnr = psnr_uint8(res.image, x)
+        self._commit(Snapshot(res.expanded.detach(), None, None, res.noise,
+                              f"inverted image ({steps} steps, PSNR {psnr:.1f} dB)"))
+        return self.view(message=self.current.label)
+
+    def load_codes(self, path, index: int = 0) -> View:
+        """Continue from a codes file (e.g. written by `memorygan invert` or a download)."""
+        from memorygan.editing.codes import load_codes
+
+        codes = load_codes(path, self.G)
+        if not 0 <= index < len(codes):
+            raise ConfigError(f"codes file {path} holds {len(codes)} image(s); index {index} is out of range")
+        c = codes.select([index])
+        self._commit(Snapshot(c.expanded, c.latents, c.z if c.level == "z" else None, c.noise,
+                              f"codes {Path(path).name}[{index}]"))
+        return self.view(message=self.current.label)
+
+    def undo(self) -> View:
+        if not self.history:
+            raise ConfigError("nothing to undo")
+        self.current = self.history.pop()
+        self.base, self.slider = None, None
+        return self.view(message=f"undo: back to {self.current.label}")
+
+    # ------------------------------------------------------------------ downloads
+    def save(self, folder) -> dict[str, Path]:
+        """image.png, mask.png (class ids) and codes.safetensors of the current image in `folder`."""
+        from PIL import Image
+
+        from memorygan.checkpoint import generator_fingerprint
+        from memorygan.editing.codes import Codes, save_codes
+        from memorygan.visualize import to_uint8
+
+        cur = self._need_current()
+        out = self._render(cur)
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = {"image": folder / "image.png", "mask": folder / "mask.png", "codes": folder / "codes.safetensors"}
+        Image.fromarray(to_uint8(out.image)[0]).save(paths["image"])
+        Image.fromarray(out.seg.argmax(1)[0].to(torch.uint8).cpu().numpy(), mode="L").save(paths["mask"])
+        save_codes(paths["codes"], Codes(cur.expanded.cpu(), "z" if cur.z is not None else "expanded", [cur.label],
+                                         None if cur.latents is None else cur.latents.cpu(), None,
+                                         None if cur.z is None else cur.z.cpu(), cur.noise, self.G.arch,
+                                         generator_fingerprint(self.G)))
+        return paths
+
+
+class FeatureMissing(MemoryGANError):
+    """A panel whose feature is not installed (an optional extra) or not configured."""

@@ -1,0 +1,90 @@
+"""The Gradio app: every named endpoint through gradio_client, the binding address, and a real browser."""
+import os
+
+import numpy as np
+import pytest
+import torch
+from helpers import tiny_generator
+
+pytest.importorskip("gradio")
+pytest.importorskip("gradio_client")
+
+from memorygan.demo.app import OFFLINE_ENV, launch  # noqa: E402
+from memorygan.demo.browser import browser_available, drive  # noqa: E402
+from memorygan.editing.assessors import get_assessor  # noqa: E402
+from memorygan.editing.directions import learn_direction, save_direction  # noqa: E402
+
+NAMES = ["background", "skin", "eyes", "hair"]
+ENDPOINTS = ["/generate", "/compose", "/resample_part", "/mix", "/interpolate", "/apply_direction", "/invert",
+             "/undo", "/download"]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    for k, v in OFFLINE_ENV.items():
+        os.environ[k] = v
+    root = tmp_path_factory.mktemp("demo")
+    torch.manual_seed(0)
+    G = tiny_generator("memorygan", class_names=NAMES).eval()
+    G.save_pretrained(root / "g")
+    d = learn_direction(G, get_assessor("lightness:hair", G), "parts", ["hair"], steps=2, batch=2, scale_n=8)
+    save_direction(d, root / "dirs" / "hair-light")
+    app, url = launch(root / "g", root / "dirs", block=False)
+    yield url
+    app.close()
+
+
+def _listening(port: int) -> list[str]:
+    """Local addresses (hex, as in /proc/net/tcp*) listening on `port`."""
+    out = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A" and int(local.split(":")[1], 16) == port:
+                out.append(local.split(":")[0])
+    return out
+
+
+def test_binds_only_localhost(served):
+    port = int(served.rstrip("/").rsplit(":", 1)[1])
+    assert served.startswith("http://127.0.0.1:")
+    addrs = _listening(port)
+    assert addrs and all(a == "0100007F" for a in addrs), addrs          # 127.0.0.1 only, no 0.0.0.0 / ::
+
+
+def test_every_endpoint(served, tmp_path):
+    from gradio_client import Client
+
+    c = Client(served, verbose=False)
+    api = c.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert set(ENDPOINTS) <= set(api)
+    assert c.predict(4, 1.0, api_name="/generate")[1] == "seed 4, truncation 1"
+    assert c.predict(2, api_name="/compose")[1] == "parts drawn: background, skin"
+    assert c.predict("hair", "texture", 3, api_name="/resample_part")[1] == "hair: texture codes of seed 3"
+    assert c.predict(["eyes"], 5, api_name="/mix")[1] == "eyes from seed 5"
+    assert c.predict("skin", 6, 0.5, api_name="/interpolate")[1] == "skin 0.50 of the way to seed 6"
+    assert c.predict("hair-light", 0.25, api_name="/apply_direction")[1] == "hair-light alpha +0.25"
+    assert c.predict(api_name="/undo")[1].startswith("undo: back to")
+    from gradio_client import handle_file
+    from PIL import Image
+    Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(tmp_path / "upload.png")
+    assert c.predict(handle_file(str(tmp_path / "upload.png")), None, 20, api_name="/invert")[1].startswith(
+        "inverted image (20 steps, PSNR")
+    files = c.predict(api_name="/download")
+    assert sorted(os.path.basename(f) for f in files) == ["codes.safetensors", "image.png", "mask.png"]
+    with pytest.raises(Exception, match="parts: no parts given"):          # our one-line error, shown in the UI
+        c.predict([], 5, api_name="/mix")
+    with pytest.raises(Exception, match="not in the list of choices"):     # Gradio checks the dropdowns itself
+        c.predict("nose", 1, 0.5, api_name="/interpolate")
+
+
+@pytest.mark.skipif(browser_available() is not None, reason=str(browser_available()))
+def test_real_browser_generate_resample_direction(served, tmp_path):
+    result = drive(served, tmp_path / "demo.png", direction="hair-light")
+    assert [s["action"] for s in result["steps"]] == ["generate", "resample part", "apply direction"]
+    assert all(s["changed"] for s in result["steps"]), result
+    assert (tmp_path / "demo.png").stat().st_size > 10_000

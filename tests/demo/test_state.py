@@ -1,0 +1,129 @@
+"""The demo's logic without Gradio (demo/state.py)."""
+import numpy as np
+import pytest
+import torch
+from helpers import tiny_generator
+from PIL import Image
+
+from memorygan.demo.state import DemoState
+from memorygan.editing.assessors import get_assessor
+from memorygan.editing.codes import load_codes
+from memorygan.editing.directions import learn_direction
+from memorygan.errors import ConfigError
+
+NAMES = ["background", "skin", "eyes", "hair"]
+
+
+@pytest.fixture
+def state(arch):
+    G = tiny_generator(arch, class_names=NAMES).eval()
+    return DemoState(G)
+
+
+def _codes(state):
+    return state.current.expanded.clone()
+
+
+def test_generate_is_the_seed_sample_and_views(state):
+    view = state.generate(5, 0.7)
+    ref = state.G.sample(1, seed=5, truncation=0.7)
+    assert torch.equal(state.current.expanded, ref.expanded)
+    assert view.image.shape == (32, 32, 3) and view.mask.shape == (32, 32, 3)
+    assert abs(sum(view.areas.values()) - 1) < 1e-3 and view.message == "seed 5, truncation 0.7"
+    assert view.panel().shape[0] == 32 and view.panel(256).shape[0] == 256     # enlarged by an integer factor
+
+
+def test_compose_draws_only_the_chosen_parts_and_keeps_the_codes(state):
+    state.generate(1)
+    before = _codes(state)
+    view = state.compose_first(2)                                  # background and skin
+    ref = state.G(expanded=before, composition_mask=torch.tensor([[1.0, 1, 0, 0]]))
+    from memorygan.visualize import to_uint8
+    assert np.array_equal(view.image, to_uint8(ref.image)[0]) and view.message == "parts drawn: background, skin"
+    assert not np.array_equal(view.image, state.view().image)
+    assert torch.equal(_codes(state), before) and state.history == []   # nothing committed
+    with pytest.raises(ConfigError, match="1..4"):
+        state.compose_first(0)
+
+
+def test_resample_and_mix_change_only_the_part_codes(state):
+    state.generate(1)
+    before = _codes(state)
+    state.resample_part("hair", "texture", seed=9)
+    after = _codes(state)
+    changed = (after != before).any(-1)[0]                         # (K, L)
+    roles = state.G.layer_roles
+    assert changed[3].tolist() == (roles[3] == 2).tolist() and not changed[[0, 1, 2]].any()
+    state.mix(["eyes"], 4)
+    mixed = (_codes(state) != after).any(-1)[0]
+    assert mixed[2].any() and not mixed[[0, 1, 3]].any()
+    assert len(state.history) == 2
+
+
+def test_sliders_never_accumulate_and_undo(state):
+    G = state.G
+    d = learn_direction(G, get_assessor("lightness:hair", G), "parts", ["hair"], steps=2, batch=2, scale_n=8)
+    state.directions["hair"] = d
+    state.generate(2)
+    start = _codes(state)
+    state.apply_direction("hair", 0.5)
+    once = _codes(state)
+    state.apply_direction("hair", 1.0)
+    state.apply_direction("hair", 0.5)                             # back to 0.5: the same codes as the first time
+    assert torch.allclose(_codes(state), once, atol=1e-6) and not torch.equal(once, start)
+    state.apply_direction("hair", 0.0)
+    assert torch.allclose(_codes(state), start, atol=1e-6)
+    assert len(state.history) == 1                                 # the slider pushed its start once
+    state.interpolate("skin", 7, 1.0)
+    state.interpolate("skin", 7, 0.0)
+    assert torch.allclose(_codes(state), start, atol=1e-6)
+    assert len(state.history) == 2
+    state.undo()                                                   # back to before the interpolation slider
+    assert torch.allclose(_codes(state), start, atol=1e-6)
+    state.undo()                                                   # back to before the direction slider
+    assert torch.equal(_codes(state), start)
+    with pytest.raises(ConfigError, match="nothing to undo"):
+        state.undo()
+    with pytest.raises(ConfigError, match="unknown direction 'x'; directions: hair"):
+        state.apply_direction("x", 0.1)
+    with pytest.raises(ConfigError, match=r"t must be in \[0, 1\]"):
+        state.interpolate("skin", 7, 1.5)
+
+
+def test_errors_before_an_image_and_unknown_parts(state):
+    with pytest.raises(ConfigError, match="no image yet"):
+        state.resample_part("hair")
+    state.generate(0)
+    with pytest.raises(ConfigError, match="unknown part 'nose'"):
+        state.resample_part("nose")
+    with pytest.raises(ConfigError, match="what must be one of"):
+        state.resample_part("hair", "colour")
+
+
+def test_downloads_round_trip(state, tmp_path):
+    state.generate(3)
+    state.resample_part("skin", "both", 8)
+    paths = state.save(tmp_path)
+    codes = load_codes(paths["codes"], state.G)
+    assert torch.equal(codes.expanded, state.current.expanded)
+    mask = np.asarray(Image.open(paths["mask"]))
+    assert mask.shape == (32, 32) and mask.max() < 4
+    other = DemoState(state.G)
+    view = other.load_codes(paths["codes"])
+    assert np.array_equal(view.image, np.asarray(Image.open(paths["image"])))
+
+
+def test_invert_an_uploaded_image(state):
+    """A sample of the generator, uploaded at another size, inverts to a close reconstruction; bad masks refused."""
+    from memorygan.visualize import to_uint8
+
+    target = to_uint8(state.G.sample(1, seed=11).image)[0]
+    big = np.asarray(Image.fromarray(target).resize((48, 48), Image.NEAREST))      # resized back on upload
+    view = state.invert(big, steps=60)
+    assert view.message.startswith("inverted image (60 steps, PSNR")
+    psnr = float(view.message.split("PSNR ")[1].split(" dB")[0])
+    assert psnr > 20
+    with pytest.raises(ConfigError, match="mask has class id 9 but the generator has 4 parts"):
+        state.invert(target, np.full((32, 32), 9, np.uint8), steps=1)
+    with pytest.raises(ConfigError, match="upload an image first"):
+        state.invert(None)
