@@ -118,7 +118,24 @@ def test_text_edit_with_clip_through_the_cli(tiny_clip, tmp_path, capsys):
     rec = json.loads((out / "metrics.json").read_text())
     assert rec["scorer"].startswith("CLIP") and rec["summary"]["n"] == 2
     assert "success_after" not in rec["summary"]                      # CLIP has no absolute criterion
+    capsys.readouterr()
     assert rec["summary"]["loss_after"] == pytest.approx(1 - rec["summary"]["score_after"], abs=1e-5)
     rc = main(["edit", "text", "--generator", str(tmp_path / "G"), "--scorer", "clip", "--clip",
                str(tmp_path / "nope"), "--prompt", "red hair", "--parts", "hair", "--out", str(tmp_path / "x")])
-    assert rc == 2 and "no such folder" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert rc == 2 and "no such folder" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_cli_without_a_clip_folder_names_both_ways(tmp_path, capsys, monkeypatch):
+    """Neither --clip nor $MEMORYGAN_CLIP: one line naming both ways, exit 2, nothing written."""
+    monkeypatch.delenv("MEMORYGAN_CLIP", raising=False)
+    G = tiny_generator("ssg", class_names=NAMES)
+    G.save_pretrained(tmp_path / "G")
+    for cmd in ("text", "region"):
+        out = tmp_path / cmd
+        rc = main(["edit", cmd, "--generator", str(tmp_path / "G"), "--scorer", "clip", "--prompt", "red hair",
+                   "--parts", "hair", "--out", str(out), "--no-progress"])
+        err = capsys.readouterr().err
+        assert rc == 2 and len(err.strip().splitlines()) == 1, err
+        assert "--clip PATH" in err and "MEMORYGAN_CLIP" in err, err
+        assert not out.exists()

@@ -215,3 +215,52 @@ def test_phrase_lookup_registration_and_errors(tmp_path):
     ho = held_out_score("rgb", "red hair", g)
     assert ho.space == "rgb"
     assert held_out_score("lightness:hair", "red hair", g).describe() == "assessor lightness:hair"
+
+
+def _face(eyes_rgb=(60, 40, 30), skin_rgb=(200, 160, 130), glasses_box=None):
+    """A hand-built 32 px face: skin everywhere, two 3x4 eyes, optional eyeglasses box (rows, cols)."""
+    ids = np.ones((32, 32), np.int64)
+    rgb = np.zeros((32, 32, 3), np.uint8)
+    rgb[:] = skin_rgb
+    for c0 in (8, 20):
+        ids[12:15, c0:c0 + 4] = 2
+        rgb[12:15, c0:c0 + 4] = eyes_rgb
+    if glasses_box is not None:
+        r0, r1, c0, c1 = glasses_box
+        ids[r0:r1, c0:c1] = 10
+        rgb[r0:r1, c0:c1] = (20, 20, 20)
+    return rgb, ids
+
+
+def _u8(t):
+    return tuple(int(round(255 * float(v))) for v in t)
+
+
+def test_hand_built_eyes_skin_and_glasses():
+    """Eyes and skin painted with one class's calibrated mean colour are that class (and not its neighbour); the
+    glasses feature is sqrt(area fraction) of the eyeglasses mask, hand-computed."""
+    book = load_phrasebook()
+    G = Parts()
+    for space in ("lab", "rgb"):
+        eyes = book.references["eye colour"]["rgb"]
+        for cls, phrase, other in (("blue", "blue eyes", "brown eyes"), ("dark_brown", "dark brown eyes",
+                                                                           "blue eyes")):
+            image, seg = _batch([_face(eyes_rgb=_u8(eyes.mean[eyes.classes.index(cls)]))])
+            assert bool(phrase_score(phrase, G, book, space).success(image, seg)[0]), (space, phrase)
+            assert not bool(phrase_score(other, G, book, space).success(image, seg)[0]), (space, other)
+        skin = book.references["skin tone"]["rgb"]
+        for cls, phrase, other in (("dark", "dark skin", "light skin"), ("light", "light skin", "dark skin")):
+            image, seg = _batch([_face(skin_rgb=_u8(skin.mean[skin.classes.index(cls)]))])
+            assert bool(phrase_score(phrase, G, book, space).success(image, seg)[0]), (space, phrase)
+            assert not bool(phrase_score(other, G, book, space).success(image, seg)[0]), (space, other)
+    # the eyes' colour feature is the painted colour (the soft mask leaks ~5e-4 of the skin in)
+    image, seg = _batch([_face(eyes_rgb=(30, 90, 200))])
+    f = feature_values("colour", image, seg, [2], "rgb")[0]
+    assert torch.allclose(f, torch.tensor([30, 90, 200]) / 255, atol=2e-3)
+    # glasses: a 4x8 box on a 32x32 image covers 32/1024 of it -> feature sqrt(1/32) = 0.177 ("yes" reference 0.175)
+    with_g, seg_g = _batch([_face(glasses_box=(11, 15, 6, 14)), _face()])
+    area = feature_values("area", with_g, seg_g, [10])[:, 0]
+    assert float(area[0]) == pytest.approx((32 / 1024) ** 0.5, abs=2e-3)
+    assert float(area[1]) < 0.02
+    assert phrase_score("wearing glasses", G, book).success(with_g, seg_g).tolist() == [True, False]
+    assert phrase_score("no glasses", G, book).success(with_g, seg_g).tolist() == [False, True]

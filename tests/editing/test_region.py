@@ -184,3 +184,14 @@ def test_cli_region_edit(tmp_path, capsys):
                  "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "is 16x16 but the generator draws 32x32 images" in err and len(err.strip().splitlines()) == 1
+    bad = [(["--parts", "wings"], "unknown part"), (["--parts", "hair", "--prompt", "purple hair"], "unknown phrase"),
+           (["--mask", str(tmp_path / "none.png")], "no such file")]
+    for extra, msg in bad:
+        args = ["edit", "region", "--generator", str(tmp_path / "G"), "--prompt", "red hair", "--out",
+                str(tmp_path / "bad"), "--no-progress", *extra]
+        if "--prompt" in extra:
+            args = args[:4] + args[6:]                                   # one --prompt only
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert msg in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "bad").exists()
