@@ -4,7 +4,8 @@ Per edited image, comparing the edit with its source (the measures of `editing.e
 
     score_before, score_after       the scorer's score (and success_before / success_after when it has a criterion)
     loss_before, loss_after         the scorer's D_score (CLIP: 1 - cosine of the full view; attribute words:
-                                    -log P); the paper's Fig. 17 "score gain" is loss_before - loss_after
+                                    half the squared distance to the class mean); the paper's Fig. 17
+                                    "score gain" is loss_before - loss_after
     preserved_outside               1 - mean |image change| / 2 over the pixels outside the target parts' region (their
                                     masks before or after): the paper's preserved pixels
     seg_miou_nontarget              mean IoU of every other part's mask before vs after (parts present in either;

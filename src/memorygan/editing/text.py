@@ -9,11 +9,12 @@ the parts drawn after it follow. With w = w_s + theta:
     L_ID   = 1 - <F(G(w_s)_img), F(G(w)_img)>                                                 (17)
     L      = L_CLIP + lambda_seg ||G(w)_seg - G(w_s)_seg||^2                                    (18)
 
-D_score is the scorer's loss (CLIP: 1 - cosine; attribute words: -log P(class)). ||.||^2 is the squared norm of
-theta per image; the seg term the mean squared difference of the seg logits over (K, H, W) (`seg_on="all"`, Eq. 18
-as written) or only over the pixels outside the target parts' soft region before or after (`seg_on="outside"`,
-for phrases that must change a part's shape, e.g. a hat appearing). The identity term needs an identity network F
-(a `module:callable` mapping images to embeddings): none ships here, so it is off unless one is given.
+D_score is the scorer's loss (CLIP: 1 - cosine; attribute words: half the squared distance to the class mean).
+||.||^2 is the squared norm of theta per image; the seg term the mean squared difference of the seg logits over (K,
+H, W) (`seg_on="all"`, Eq. 18 as written) or only over the pixels outside the target parts' soft region before or
+after (`seg_on="outside"`, for phrases that must change a part's shape, e.g. a hat appearing). The identity term
+needs an identity network F (a `module:callable` mapping images to embeddings): none ships here, so it is off unless
+one is given.
 
 Optimiser: Adam with StyleCLIP's schedule (lr 0.1, cosine ramp-down over the last 25%, linear ramp-up over the
 first 5%), 300 steps. Each image's loss is summed, so every image is edited independently of the batch it is in.
