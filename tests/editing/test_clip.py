@@ -139,3 +139,17 @@ def test_cli_without_a_clip_folder_names_both_ways(tmp_path, capsys, monkeypatch
         assert rc == 2 and len(err.strip().splitlines()) == 1, err
         assert "--clip PATH" in err and "MEMORYGAN_CLIP" in err, err
         assert not out.exists()
+
+
+def test_loading_clip_leaves_device_contexts_working(tiny_clip):
+    """In a fresh process (torch caches the device context's factory set once per process): after a CLIP load,
+    `with torch.device("meta")` still places torch.linspace on meta (complexity.py builds generators that way)."""
+    import subprocess
+    import sys
+
+    code = ("import torch\nfrom memorygan.editing.clip import ClipModel\n"
+            f"ClipModel({str(tiny_clip)!r})\n"
+            "with torch.device('meta'):\n    print(torch.linspace(0, 1, 3).device, torch.zeros(1).device)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["meta", "meta"]

@@ -59,6 +59,19 @@ def _size(value, default: int) -> tuple[int, int]:
     raise CheckpointError(f"preprocessor_config.json: unreadable size {value!r}")
 
 
+def _keep_device_contexts_working() -> None:
+    """transformers 5 builds models inside `torch.device("meta")` with torch.linspace temporarily replaced by a
+    wrapper; torch caches the set of factory functions a device context places on its first use, so when that load is
+    the process's first device context the cache holds the wrapper, and every later `with torch.device(...)` leaves
+    torch.linspace on the CPU (memorygan.complexity builds paper-scale generators on "meta" and failed after a CLIP
+    load). Filling the cache first, with the real functions, avoids it."""
+    try:
+        from torch.utils._device import _device_constructors
+    except ImportError:                      # a torch without the cache has nothing to protect
+        return
+    _device_constructors()
+
+
 class ClipModel:
     """A frozen fp32 CLIP with differentiable preprocessing. `encode_image` (B, 3, H, W) in [-1, 1] -> (B, E) unit
     vectors; `encode_text` list[str] -> (T, E) unit vectors."""
@@ -69,6 +82,7 @@ class ClipModel:
         except ImportError:
             raise ConfigError("the CLIP scorer needs transformers: pip install 'memorygan[clip]'") from None
         self.folder = resolve_clip_folder(folder)
+        _keep_device_contexts_working()
         try:
             model = CLIPModel.from_pretrained(str(self.folder), local_files_only=True)
         except (OSError, ValueError, KeyError) as e:
