@@ -140,6 +140,226 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_evaluate)
 
     _register_report(sub)
+    _register_text(sub, common)
+
+
+def _register_text(sub, common) -> None:
+    """`edit text`, `edit region`, `edit phrases` (text and region edits, DESIGN 6)."""
+    from memorygan.editing.region import ADAM_LR, ADAM_STEPS, BASES, CMA_ITERS, LAMBDA_IMG, OPTIMIZERS, POPSIZE, SIGMA0
+    from memorygan.editing.scorers import SCORERS
+    from memorygan.editing.text import LAMBDA_ID, LAMBDA_L2, LAMBDA_SEG, LR, SEG_ON, STEPS, TEXT_SPACES
+
+    text = argparse.ArgumentParser(add_help=False)
+    text.add_argument("--prompt", required=True, help="the text to edit towards, e.g. \"a person with red hair\"")
+    text.add_argument("--scorer", choices=SCORERS, default="attributes",
+                      help="attributes: offline attribute words (see `memorygan edit phrases`); clip: a local CLIP "
+                           "folder (default attributes)")
+    text.add_argument("--clip", help="CLIP folder in the transformers format (default: $MEMORYGAN_CLIP)")
+    text.add_argument("--crops", type=int, default=8, help="CLIP: random crops per step (default 8)")
+    text.add_argument("--phrases", help="JSON file of extra phrases {\"phrase\": [\"group\", \"class\"]}")
+    text.add_argument("--colour-space", choices=["lab", "rgb"], default="lab",
+                      help="attribute scorer: colour space of its colour features (default lab)")
+    text.add_argument("--held-out", help="a second scorer measured but not optimised: rgb / lab (the attribute "
+                                         "scorer in that colour space) or an assessor spec (e.g. regressor:DIR:red)")
+    src = text.add_mutually_exclusive_group()
+    src.add_argument("--seeds", type=_seeds, help="images to edit: generated seeds, e.g. 0-3 (default 0)")
+    src.add_argument("--codes", help="images to edit: a codes file (e.g. from `memorygan invert`)")
+    text.add_argument("--truncation", type=float, default=1.0, help="psi of --seeds samples (default 1)")
+    text.add_argument("--layers", choices=["shape", "texture", "both"], default="both",
+                      help="the parts' shape codes, texture codes or both (default)")
+    text.add_argument("--seed", type=int, default=0, help="random crops / CMA-ES seed (default 0)")
+    text.add_argument("--out", required=True)
+    text.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("text", parents=[common, text], help="text-guided part edit (StyleCLIP, MemoryGAN Eq. 16-18)",
+                       description="Optimise only the selected parts' codes (or MemoryGAN query codes) so the image "
+                                   "matches the prompt: L = D_score + lambda_L2 ||w - w_s||^2 (+ lambda_ID L_ID with "
+                                   "--identity) + lambda_seg ||seg - seg_s||^2. Writes before/after images and "
+                                   "masks, a difference map, strip.png, edited-codes.safetensors and metrics.json.")
+    p.add_argument("--parts", required=True, help="comma-separated parts whose codes may change, e.g. hair or "
+                                                  "skin,hair")
+    p.add_argument("--space", choices=TEXT_SPACES, default="parts",
+                   help="parts: the parts' own codes; query: MemoryGAN query codes in the working memory")
+    p.add_argument("--steps", type=_positive, default=STEPS, help=f"Adam steps (default {STEPS}, StyleCLIP)")
+    p.add_argument("--lr", type=float, default=LR, help=f"peak lr of the cosine ramp (default {LR})")
+    p.add_argument("--lambda-l2", type=float, default=LAMBDA_L2, help=f"default {LAMBDA_L2} (StyleCLIP)")
+    p.add_argument("--lambda-seg", type=float, default=LAMBDA_SEG,
+                   help=f"Eq. 18 segmentation term; 0 turns it off (default {LAMBDA_SEG}, docs/text-edits.md)")
+    p.add_argument("--seg-on", choices=SEG_ON, default="all",
+                   help="seg term over every pixel (Eq. 18) or only outside the target parts (for shape phrases)")
+    p.add_argument("--identity", help="identity network MODULE:CALLABLE (image -> embedding) for Eq. 17; off without")
+    p.add_argument("--lambda-id", type=float, default=LAMBDA_ID)
+    p.set_defaults(func=run_text)
+
+    p = sub.add_parser("region", parents=[common, text], help="region edit (Paint-by-Word: split generator, CMA-ES)",
+                       description="Edit only a painted region: the optimised codes act inside the blurred mask "
+                                   "and the source codes outside (blended at the render input); scorer inside, L1 "
+                                   "+ SSIM consistency outside; CMA-ES then Adam. Writes the outputs of `edit "
+                                   "text` plus region.png; metrics.json adds psnr_outside.")
+    p.add_argument("--mask", help="PNG at the generator's resolution: white = edit, black = keep")
+    p.add_argument("--parts", help="the region (without --mask) and the codes that move (default with --mask: the "
+                                   "parts covering >= 5%% of it)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="cma+adam")
+    p.add_argument("--basis", choices=BASES, default="pca",
+                   help="CMA-ES search space: principal directions of the parts' codes (default) or every code "
+                        "dimension")
+    p.add_argument("--components", type=_positive, default=16, help="pca: directions per part and role (default 16)")
+    p.add_argument("--popsize", type=_positive, default=POPSIZE, help=f"CMA-ES population (default {POPSIZE})")
+    p.add_argument("--sigma0", type=float, default=SIGMA0, help=f"CMA-ES initial step, in code spreads "
+                                                                 f"(default {SIGMA0})")
+    p.add_argument("--cma-iters", type=_positive, default=CMA_ITERS, help=f"default {CMA_ITERS}")
+    p.add_argument("--adam-steps", type=int, default=ADAM_STEPS, help=f"default {ADAM_STEPS}")
+    p.add_argument("--adam-lr", type=float, default=ADAM_LR, help=f"default {ADAM_LR}")
+    p.add_argument("--lambda-img", type=float, default=LAMBDA_IMG,
+                   help=f"weight of the consistency outside the region (default {LAMBDA_IMG})")
+    p.add_argument("--blur", type=float, help="mask blur sigma in pixels (default 1 per 64 px)")
+    p.set_defaults(func=run_region)
+
+    p = sub.add_parser("phrases", help="the attribute scorer's phrases (or calibrate them on a dataset)",
+                       description="List the phrases of the attribute scorer with their group, class and how well "
+                                   "the references classify the calibration images; with --calibrate, measure the "
+                                   "references on a dataset with attributes.jsonl (--data) and write a table.")
+    p.add_argument("--table", help="a phrases table (default: the built-in portraits table)")
+    p.add_argument("--calibrate", action="store_true", help="measure the references on --data, write --out")
+    p.add_argument("--data", help="dataset folder with attributes.jsonl (for --calibrate)")
+    p.add_argument("--n", type=_positive, help="calibration images (default all)")
+    p.add_argument("--out", help="table file to write (with --calibrate)")
+    p.set_defaults(func=run_phrases)
+
+    p = sub.add_parser("text-report", help="the text and region editing study of docs/text-edits.md",
+                       description="For each generator on the same seeds: a lambda_seg sweep, six phrases through "
+                                   "their parts' codes without and with the seg term, the eye-colour experiment "
+                                   "(blue eyes through eyes vs skin+hair codes), region edits with CMA-ES + Adam vs "
+                                   "Adam alone measured by a held-out scorer. Runs whose metrics.json exists are "
+                                   "read back (resumable). Writes OUT/<label>/..., OUT/text-edits.json, "
+                                   "OUT/fig17.png and a markdown page.")
+    p.add_argument("--generator", action="append", required=True, help="generator/run folder (repeat)")
+    p.add_argument("--labels", type=lambda t: [x.strip() for x in t.split(",") if x.strip()])
+    p.add_argument("--out", required=True)
+    p.add_argument("--markdown", help="markdown page (default OUT/README.md)")
+    p.add_argument("--seeds", type=_seeds, default=list(range(8)), help="images edited per run (default 0-7)")
+    p.add_argument("--region-seeds", type=_seeds, help="images per region edit (default: --seeds)")
+    p.add_argument("--steps", type=_positive, default=STEPS)
+    p.add_argument("--lambda-seg", type=float, default=LAMBDA_SEG, help="the seg weight of the 'with' runs")
+    p.add_argument("--sweep", type=lambda t: [float(x) for x in t.split(",") if x.strip()], default=[0, 1, 10, 100],
+                   help="lambda_seg values of the sweep (default 0,1,10,100)")
+    p.add_argument("--held-out", default="rgb", help="held-out scorer (default rgb: the attribute scorer in RGB)")
+    p.add_argument("--colour-space", choices=["lab", "rgb"], default="lab")
+    p.add_argument("--popsize", type=_positive, default=POPSIZE)
+    p.add_argument("--cma-iters", type=_positive, default=CMA_ITERS)
+    p.add_argument("--adam-steps", type=int, default=ADAM_STEPS)
+    p.add_argument("--components", type=_positive, default=16)
+    p.add_argument("--lambda-img", type=float, default=LAMBDA_IMG)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=_positive)
+    p.set_defaults(func=run_text_report)
+
+
+def run_text_report(args) -> int:
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    from memorygan.editing.text_report import write_text_report
+    from memorygan.models import load_generators
+
+    gens = load_generators(args.generator, args.labels, device=args.device)
+    region_kw = {"popsize": args.popsize, "cma_iters": args.cma_iters, "adam_steps": args.adam_steps,
+                 "components": args.components, "lambda_img": args.lambda_img}
+    md = write_text_report(gens, args.out, seeds=args.seeds, markdown=args.markdown, steps=args.steps,
+                           lambda_seg=args.lambda_seg, sweep=args.sweep, region_seeds=args.region_seeds,
+                           held_out=args.held_out, colour_space=args.colour_space, region_kw=region_kw)
+    print(f"wrote {md}")
+    return 0
+
+
+def _source(args, G):
+    from memorygan.editing.codes import load_codes
+    from memorygan.editing.directions import codes_source, seed_source
+
+    if args.codes:
+        codes = load_codes(args.codes, G)
+        return codes_source(codes), codes.names or [f"image {i}" for i in range(len(codes))]
+    seeds = args.seeds or [0]
+    return seed_source(G, seeds, args.truncation), [f"seed {s}" for s in seeds]
+
+
+def _text_scores(args, G):
+    from memorygan.editing.scorers import held_out_score, text_score
+
+    score = text_score(args.scorer, args.prompt, G, clip=args.clip, phrases=args.phrases,
+                       colour_space=args.colour_space, crops=args.crops)
+    held = held_out_score(args.held_out, args.prompt, G, phrases=args.phrases) if args.held_out else None
+    return score, held
+
+
+def _print_summary(record: dict, out) -> None:
+    s = record["summary"]
+    line = [f"{record['edit']} edit {record['prompt']!r} on {s['n']} image(s): loss {s['loss_before']:.3f} -> "
+            f"{s['loss_after']:.3f}, score {s['score_before']:.3f} -> {s['score_after']:.3f}"]
+    if "success_after" in s:
+        line.append(f"satisfied {100 * s['success_before']:.0f}% -> {100 * s['success_after']:.0f}%")
+    line.append(f"preserved outside {100 * s['preserved_outside']:.2f}%, non-target mIoU "
+                f"{s['seg_miou_nontarget']:.3f}, PSNR outside {s['psnr_outside']:.1f} dB")
+    if "held_out_after" in s:
+        line.append(f"held-out {s['held_out_before']:.3f} -> {s['held_out_after']:.3f}")
+    print("; ".join(line))
+    print(f"wrote {out}/ (strip.png, metrics.json, edited-codes.safetensors)")
+
+
+def run_text(args) -> int:
+    from memorygan.editing.text import identity_network, run_text_edit
+
+    G = _setup(args)
+    source, names = _source(args, G)
+    score, held = _text_scores(args, G)
+    identity = identity_network(args.identity)
+    if identity is None:
+        print("identity term off (no identity network given; --identity MODULE:CALLABLE turns Eq. 17 on)")
+    record = run_text_edit(G, source, names, score, args.out, held_out=held, parts=_parts(args), layers=args.layers,
+                           space=args.space, steps=args.steps, lr=args.lr, lambda_l2=args.lambda_l2,
+                           lambda_seg=args.lambda_seg, seg_on=args.seg_on, identity=identity,
+                           lambda_id=args.lambda_id, truncation=args.truncation, seed=args.seed,
+                           progress=not args.no_progress)
+    _print_summary(record, args.out)
+    return 0
+
+
+def run_region(args) -> int:
+    from memorygan.editing.region import read_mask, run_region_edit
+
+    G = _setup(args)
+    mask = read_mask(args.mask, G.config.resolution) if args.mask else None
+    source, names = _source(args, G)
+    score, held = _text_scores(args, G)
+    record = run_region_edit(G, source, names, score, args.out, held_out=held, mask=mask, parts=_parts(args),
+                             layers=args.layers, optimizer=args.optimizer, basis=args.basis,
+                             components=args.components, popsize=args.popsize, sigma0=args.sigma0,
+                             cma_iters=args.cma_iters, adam_steps=args.adam_steps, adam_lr=args.adam_lr,
+                             lambda_img=args.lambda_img, blur=args.blur, seed=args.seed,
+                             progress=not args.no_progress)
+    _print_summary(record, args.out)
+    return 0
+
+
+def run_phrases(args) -> int:
+    from memorygan.editing.phrases import PhraseBook, calibrate, load_phrasebook, phrase_table
+    from memorygan.errors import ConfigError
+
+    if args.calibrate:
+        if not args.data or not args.out:
+            raise ConfigError("--calibrate needs --data DIR (with attributes.jsonl) and --out TABLE.json")
+        book = calibrate(PhraseBook(), data=args.data, n=args.n)
+        print(f"wrote {book.save(args.out)} (calibrated on {book.source})")
+    else:
+        book = load_phrasebook(args.table)
+    print(f"references: {book.source}")
+    for phrase, group, cls in phrase_table(book):
+        ref = book.references.get(group, {}).get("lab")
+        acc = ref.accuracy.get(cls) if ref is not None else None
+        acc_text = f"  (calibration images of this class classified right: {100 * acc:.0f}%, lab)" if acc is not None \
+            else ""
+        print(f"{phrase:<22} {group} = {cls}{acc_text}")
+    return 0
 
 
 def _register_report(sub) -> None:

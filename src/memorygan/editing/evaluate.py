@@ -38,6 +38,38 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float(r) if r == r else math.nan
 
 
+def target_region(ids_before: torch.Tensor, ids_after: torch.Tensor, targets) -> torch.Tensor:
+    """(B, H, W) bool: pixels of the target parts before or after the edit (where change is allowed)."""
+    region = torch.zeros_like(ids_before, dtype=torch.bool)
+    for p in targets:
+        region |= (ids_after == p) | (ids_before == p)
+    return region
+
+
+def change_outside(image_before: torch.Tensor, image_after: torch.Tensor,
+                   region: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image (B,): the summed |image change| / 2 (mean over channels, in [0, 1]) over the pixels outside
+    `region` (B, H, W) bool, and the number of those pixels. preserved_outside = 1 - sum / count."""
+    change = (image_after - image_before).abs().mean(1).double() / 2                   # (B, H, W) in [0, 1]
+    outside = ~region
+    return (change * outside).sum((1, 2)), outside.sum((1, 2)).double()
+
+
+def part_overlap(ids_before: torch.Tensor, ids_after: torch.Tensor, parts) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image and part (B, P): intersection and union (pixels) of the part's mask before and after."""
+    inter = torch.stack([((ids_after == p) & (ids_before == p)).sum((1, 2)) for p in parts], 1) if parts else \
+        ids_before.new_zeros(ids_before.shape[0], 0)
+    union = torch.stack([((ids_after == p) | (ids_before == p)).sum((1, 2)) for p in parts], 1) if parts else \
+        ids_before.new_zeros(ids_before.shape[0], 0)
+    return inter.double(), union.double()
+
+
+def pooled_miou(inter: np.ndarray, union: np.ndarray) -> float:
+    """inter, union (P,) summed over images -> mean IoU over the parts present (union > 0); NaN when none is."""
+    present = union > 0
+    return float(np.mean(inter[present] / union[present])) if present.any() else math.nan
+
+
 def _lightness(image: torch.Tensor, ids: torch.Tensor, k: int) -> torch.Tensor:
     rgb = ((image.double() + 1) / 2).clamp(0, 1)
     luma = sum(c * rgb[:, i] for i, c in enumerate(LUMA))
@@ -81,16 +113,12 @@ def evaluate_direction(G, direction: Direction, assessor, n: int = 500, alphas=D
         ids = [o.seg.argmax(1) for o in outs]
         for j, o in enumerate(outs):
             scores[done:done + m, j] = assessor(o.image, o.seg).double().cpu().numpy()
-            region = torch.zeros_like(ids[j], dtype=torch.bool)
-            for p in targets:
-                region |= (ids[j] == p) | (ids[a0] == p)
-            change = (o.image - outs[a0].image).abs().mean(1).double() / 2               # (B, H, W) in [0, 1]
-            diff_out[j] += float((change * ~region).sum())
-            count_out[j] += float((~region).sum())
-            for p in others:
-                a, b = ids[j] == p, ids[a0] == p
-                inter[j, p] += float((a & b).sum())
-                union[j, p] += float((a | b).sum())
+            changed, count = change_outside(outs[a0].image, o.image, target_region(ids[a0], ids[j], targets))
+            diff_out[j] += float(changed.sum())
+            count_out[j] += float(count.sum())
+            i_p, u_p = part_overlap(ids[a0], ids[j], others)
+            inter[j, others] += i_p.sum(0).cpu().numpy()
+            union[j, others] += u_p.sum(0).cpu().numpy()
             for p in range(k):
                 light[done:done + m, j, p] = _lightness(o.image, ids[j], p).cpu().numpy()
         done += m
@@ -107,8 +135,7 @@ def evaluate_direction(G, direction: Direction, assessor, n: int = 500, alphas=D
     preserved = {f"{a:g}": float(1 - diff_out[j] / max(count_out[j], 1)) for j, a in enumerate(alphas)}
     miou = {}
     for j, a in enumerate(alphas):
-        present = [p for p in others if union[j, p] > 0]
-        miou[f"{a:g}"] = float(np.mean([inter[j, p] / union[j, p] for p in present])) if present else math.nan
+        miou[f"{a:g}"] = pooled_miou(inter[j, others], union[j, others])
     names = G.part_names
     leak = {}
     for p in others:

@@ -1,0 +1,424 @@
+"""Region edits: Paint-by-Word (Andonian thesis Ch. 4) with a generator split so only the region can change.
+
+The generator is split at its render input (Eqs. 4.3-4.7): the local generators and the fusion run on the optimised
+codes w and on the source codes w_s, and the two fused feature maps (and coarse masks) are blended with the
+blurred region mask m downsampled to the coarse resolution,
+
+    fused = m * fused(w) + (1 - m) * fused(w_s),   coarse_seg likewise,   x = render(fused, coarse_seg)     (4.7)
+
+Everything before the render net is per pixel (1x1 modulated layers, per-pixel fusion), so this is the thesis's
+"one style inside the mask, another outside, at every modulated layer". Only the render net (3x3 convolutions,
+pooling to its first resolution) carries anything across the mask's border, and the image-consistency term keeps
+that small. Losses:
+
+    L_sem(w) = D_score(G_{z,m}(w) restricted to m)                        (4.8: CLIP on x * m and random crops of
+                                                                           it; attribute words inside the parts' masks
+                                                                           times m)
+    L_img(w) = L1 + structure outside: mean |x - x_s| (1 - m) / 2 + (1 - SSIM of x (1 - m) and x_s (1 - m))    (4.9)
+    L(w)     = L_sem(w) + lambda_img L_img(w)                                                                  (4.10)
+
+The perceptual term of the thesis (LPIPS) needs pretrained weights that cannot be had here; SSIM (no weights)
+stands in as the structural part of d.
+
+Search space: the selected parts' codes (`editing.text.EditSpace`, parts space) in normalised coordinates,
+w = w_s + delta(x): `basis="codes"`: delta = sigma * x per code dimension (sigma: the spread of the parts' codes over
+random samples); `basis="pca"`: delta = sum_c x_c sigma_c v_c over the top `components` principal directions of
+each (part, role) code. Optimisers: CMA-ES (`cma` package; population 50, sigma0 0.5, 20 iterations; the thesis's
+choice: it avoids adversarial solutions) then Adam (lr 0.01, 100 steps), CMA-ES alone, or Adam alone. The CMA result
+is the better of its best sample and its mean. Deterministic for a seed.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from memorygan.editing.directions import Source, role_masks
+from memorygan.editing.text import EditSpace, edit_space
+from memorygan.errors import ConfigError
+
+OPTIMIZERS = ("cma+adam", "cma", "adam")
+BASES = ("pca", "codes")
+POPSIZE, SIGMA0, CMA_ITERS = 50, 0.5, 20           # Paint-by-Word's CMA-ES
+ADAM_LR, ADAM_STEPS = 0.01, 100
+LAMBDA_IMG = 10.0                                  # from the sweep in docs/text-edits.md
+BLUR = 1.0                                         # Gaussian sigma of the mask blur, in pixels at 64 px
+COVER = 0.05                                       # --mask alone: parts covering >= 5% of the mask are edited
+
+
+# ----------------------------------------------------------------------------------------------- masks
+def read_mask(path, resolution: int) -> torch.Tensor:
+    """A user mask PNG (grey levels, or the alpha / luminance of an RGB(A) file) -> (H, W) in [0, 1]."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--mask {path}: no such file")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            band = im.getchannel("A") if im.mode in ("RGBA", "LA") else im.convert("L")
+    except (UnidentifiedImageError, OSError) as e:
+        raise ConfigError(f"--mask {path}: not a readable image ({e})") from None
+    if band.size != (resolution, resolution):
+        raise ConfigError(f"--mask {path} is {band.size[0]}x{band.size[1]} but the generator draws "
+                          f"{resolution}x{resolution} images")
+    mask = torch.from_numpy(np.asarray(band, dtype=np.float32) / 255.0)
+    if float(mask.max()) < 0.5:
+        raise ConfigError(f"--mask {path} paints no pixel (white = the region to edit, black = keep)")
+    return mask
+
+
+def gaussian_blur(mask: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(B, 1, H, W) separable Gaussian blur (reflect padding); sigma 0 returns the mask."""
+    if sigma <= 0:
+        return mask
+    r = max(1, int(math.ceil(3 * sigma)))
+    x = torch.arange(-r, r + 1, device=mask.device, dtype=mask.dtype)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    k = k / k.sum()
+    m = F.pad(mask, (r, r, r, r), mode="reflect" if r < mask.shape[-1] else "replicate")
+    m = F.conv2d(m, k.view(1, 1, 1, -1))
+    return F.conv2d(m, k.view(1, 1, -1, 1))
+
+
+@dataclass
+class Region:
+    """The painted region of each source image."""
+    hard: torch.Tensor          # (B, H, W) bool: the pixels to edit (PSNR outside them)
+    soft: torch.Tensor          # (B, H, W) blurred mask in [0, 1] (scorers read inside it, consistency outside)
+    coarse: torch.Tensor        # (B, 1, Hc, Wc) the blurred mask at the fusion resolution (the blend weights)
+
+
+def make_region(G, before, mask: torch.Tensor | None = None, parts: list[int] | None = None,
+                blur: float | None = None) -> Region:
+    """From a user mask (H, W) (the same for every image) or the union of `parts`' masks in each source image."""
+    cfg = G.config
+    b = before.image.shape[0]
+    if mask is not None:
+        hard = (mask.to(G.device) >= 0.5)[None].expand(b, -1, -1)
+        soft_in = mask.to(G.device)[None, None].expand(b, 1, -1, -1).float()
+    else:
+        ids = before.seg.argmax(1)
+        hard = torch.zeros_like(ids, dtype=torch.bool)
+        for p in parts:
+            hard |= ids == p
+        if not bool(hard.flatten(1).any(1).all()):
+            empty = [i for i in range(b) if not bool(hard[i].any())]
+            raise ConfigError(f"--parts {', '.join(G.part_names[p] for p in parts)}: image {empty[0]} has no pixel of "
+                              "these parts, nothing to edit (choose other seeds or paint a --mask)")
+        soft_in = hard[:, None].float()
+    sigma = BLUR * cfg.resolution / 64 if blur is None else blur
+    soft = gaussian_blur(soft_in, sigma).clamp(0, 1)
+    soft = torch.maximum(soft, hard[:, None].float())                  # the painted pixels are fully inside
+    coarse = F.interpolate(soft, size=(cfg.coarse_size, cfg.coarse_size), mode="area")
+    return Region(hard.clone(), soft[:, 0], coarse)
+
+
+def covered_parts(G, before, mask: torch.Tensor, cover: float = COVER) -> list[int]:
+    """Parts covering at least `cover` of the painted pixels in any source image (whose codes a mask edit moves)."""
+    ids = before.seg.argmax(1)
+    m = (mask.to(G.device) >= 0.5)
+    total = m.sum().clamp(min=1)
+    return [p for p in range(G.config.num_classes)
+            if any(float(((ids[i] == p) & m).sum() / total) >= cover for i in range(ids.shape[0]))]
+
+
+# ----------------------------------------------------------------------------------------------- split generator
+def blend_render(G, hidden, depths, reference, coarse_mask: torch.Tensor, noise=None):
+    """Eq. 4.7 at the render input: fuse the edited parts, blend fused map and coarse mask with the reference
+    (`reference`: a Fusion of the source, batch 1 or B) by coarse_mask (B, 1, Hc, Wc), render. -> image, seg."""
+    fusion = G.fuse(hidden, depths)
+    m = coarse_mask.to(fusion.fused.dtype)
+    # ref + m (new - ref): equal to m new + (1 - m) ref, and bit-exact ref wherever the edit left the features alone
+    fused = reference.fused + m * (fusion.fused - reference.fused)
+    coarse_seg = reference.coarse_seg + m * (fusion.coarse_seg - reference.coarse_seg)
+    return G.render(fused, coarse_seg, noise=noise)
+
+
+@dataclass
+class SplitGenerator:
+    """G_{z,m}(w) for one source image: codes -> (image, seg), only the region can change."""
+    G: object
+    expanded: torch.Tensor       # (1, K, L, D) source codes
+    reference: object            # Fusion of the source
+    coarse: torch.Tensor         # (1, 1, Hc, Wc)
+    noise: list | None
+
+    def __call__(self, delta: torch.Tensor):
+        """delta (N, K, L, D) offsets of the expanded codes -> image (N, 3, H, W), seg (N, K, H, W)."""
+        n = delta.shape[0]
+        hidden, depths = self.G.generate_parts(self.expanded + delta)
+        noise = None if self.noise is None else [x.expand(n, -1, -1, -1) for x in self.noise]
+        return blend_render(self.G, hidden, depths, self.reference, self.coarse.expand(n, -1, -1, -1), noise)
+
+
+# ----------------------------------------------------------------------------------------------- search space
+@dataclass
+class Basis:
+    """delta = einsum(x, vectors): x (N, P*R*C) normalised coordinates -> offsets of the (part, role) codes."""
+    vectors: torch.Tensor        # (P, R, C, D): scaled directions (sigma_c v_c, or sigma_d e_d)
+    kind: str
+
+    @property
+    def dim(self) -> int:
+        p, r, c, _ = self.vectors.shape
+        return p * r * c
+
+    def theta(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, dim) -> (N, P, R, D)."""
+        p, r, c, _ = self.vectors.shape
+        return torch.einsum("nprc,prcd->nprd", x.view(-1, p, r, c).to(self.vectors.dtype), self.vectors)
+
+
+@torch.no_grad()
+def code_basis(G, es: EditSpace, kind: str = "pca", components: int = 16, n: int = 512, seed: int = 4321,
+               truncation: float = 1.0) -> Basis:
+    """The spread of the selected (part, role) codes over n random samples: per dimension (codes) or the top
+    principal directions (pca), each scaled by its standard deviation."""
+    from memorygan.models.codes import ROLE_NAMES
+
+    if kind not in BASES:
+        raise ConfigError(f"--basis must be one of {', '.join(BASES)}, got {kind!r}")
+    gen = torch.Generator().manual_seed(seed)
+    codes = []
+    for s in range(0, n, 128):
+        z = G.sample_z(min(128, n - s), generator=gen)
+        codes.append(G(z, truncation=truncation).expanded.float().cpu())
+    expanded = torch.cat(codes)                                                        # (n, K, L, D)
+    d = expanded.shape[-1]
+    vecs = []
+    for p in es.parts:
+        per_role = []
+        for r in es.roles:
+            layer = int((G.layer_roles[p] == ROLE_NAMES.index(r)).nonzero()[0])
+            w = expanded[:, p, layer].double()                                         # (n, D)
+            if kind == "codes":
+                per_role.append(torch.diag(w.std(0)))
+            else:
+                c = min(components, d, n - 1)
+                _, sv, vt = torch.linalg.svd(w - w.mean(0), full_matrices=False)
+                per_role.append((sv[:c] / math.sqrt(n - 1))[:, None] * vt[:c])       # (C, D)
+        vecs.append(torch.stack(per_role))
+    return Basis(torch.stack(vecs).float().to(G.device), kind)
+
+
+# ----------------------------------------------------------------------------------------------- losses
+def ssim_outside(x: torch.Tensor, y: torch.Tensor, outside: torch.Tensor, window: int = 7) -> torch.Tensor:
+    """(B,) 1 - mean SSIM of x and y (B, 3, H, W) in [-1, 1], both multiplied by `outside` (B, H, W)."""
+    a, b = ((x + 1) / 2) * outside[:, None], ((y + 1) / 2) * outside[:, None]
+    pad = window // 2
+    mu = lambda t: F.avg_pool2d(t, window, 1, pad, count_include_pad=False)   # noqa: E731
+    ma, mb = mu(a), mu(b)
+    va, vb, cov = mu(a * a) - ma ** 2, mu(b * b) - mb ** 2, mu(a * b) - ma * mb
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    s = ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma ** 2 + mb ** 2 + c1) * (va + vb + c2))
+    return 1 - s.mean((1, 2, 3))
+
+
+def consistency_loss(image, source_image, soft: torch.Tensor) -> torch.Tensor:
+    """Eq. 4.9 (B,): L1 outside the region (mean over the outside weight) + (1 - SSIM) of the outside images."""
+    outside = 1 - soft
+    l1 = ((image - source_image).abs().mean(1) / 2 * outside).sum((1, 2)) / outside.sum((1, 2)).clamp(min=1)
+    return l1 + ssim_outside(image, source_image, outside)
+
+
+# ----------------------------------------------------------------------------------------------- optimisation
+@dataclass
+class RegionEditResult:
+    before: object
+    after: object
+    region: Region
+    x: torch.Tensor                       # (B, dim) final coordinates
+    parts: list[int]
+    history: list = field(default_factory=list)     # per image: CMA generations and Adam curve
+    settings: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    evaluations: int = 0
+
+
+def _objective(split: SplitGenerator, basis: Basis, masks, score, soft, source_image, lambda_img,
+               x: torch.Tensor, generator=None) -> torch.Tensor:
+    """(N,) L(w) of Eq. 4.10 for coordinates x (N, dim) of one image."""
+    theta = basis.theta(x)                                                          # (N, P, R, D)
+    delta = torch.einsum("prkl,nprd->nkld", masks, theta)
+    image, seg = split(delta)
+    n = x.shape[0]
+    region = soft.expand(n, -1, -1)
+    sem = score.loss(image, seg, region, generator=generator)                       # Eq. 4.8
+    img = consistency_loss(image, source_image.expand(n, -1, -1, -1), region)       # Eq. 4.9
+    return sem + lambda_img * img                                                   # Eq. 4.10
+
+
+def run_cma(fn, dim: int, popsize: int, sigma0: float, iterations: int, seed: int, chunk: int = 50):
+    """CMA-ES from 0 (the source) in `dim` coordinates; fn maps (N, dim) float64 numpy rows to (N,) losses.
+    Returns (x (dim,), loss, history). The cma package seeds numpy's global generator; its state is restored."""
+    import numpy as np
+
+    try:
+        import cma
+    except ImportError:
+        raise ConfigError("--optimizer cma needs the cma package: pip install 'memorygan[edit]'") from None
+    state = np.random.get_state()
+    try:
+        es = cma.CMAEvolutionStrategy(np.zeros(dim), sigma0, {"popsize": popsize, "seed": seed + 1,
+                                                              "maxiter": iterations, "verbose": -9,
+                                                              "CMA_diagonal": False})
+        history = []
+        best_x, best_f = np.zeros(dim), float(fn(np.zeros((1, dim)))[0])
+        for it in range(iterations):
+            xs = np.asarray(es.ask())
+            fs = np.concatenate([fn(xs[i:i + chunk]) for i in range(0, len(xs), chunk)])
+            es.tell(list(xs), fs.tolist())
+            i = int(np.argmin(fs))
+            if fs[i] < best_f:
+                best_x, best_f = xs[i].copy(), float(fs[i])
+            history.append({"iteration": it + 1, "best": float(fs.min()), "median": float(np.median(fs)),
+                            "sigma": float(es.sigma)})
+        mean = np.asarray(es.result.xfavorite)
+        f_mean = float(fn(mean[None])[0])
+        if f_mean <= best_f:
+            best_x, best_f = mean, f_mean
+    finally:
+        np.random.set_state(state)
+    return best_x, best_f, history
+
+
+def region_edit(G, source: Source, score, mask: torch.Tensor | None = None, parts=None, layers: str = "both",
+                optimizer: str = "cma+adam", basis: str = "pca", components: int = 16, popsize: int = POPSIZE,
+                sigma0: float = SIGMA0, cma_iters: int = CMA_ITERS, adam_steps: int = ADAM_STEPS,
+                adam_lr: float = ADAM_LR, lambda_img: float = LAMBDA_IMG, blur: float | None = None,
+                seed: int = 0, basis_samples: int = 512, progress: bool = False) -> RegionEditResult:
+    """Paint-by-Word on every source image (module docstring). `mask` (H, W) in [0, 1] and/or `parts` (names/ids):
+    the region is the mask, else the parts' masks; the codes moved are `parts`, else the parts the mask covers."""
+    if optimizer not in OPTIMIZERS:
+        raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+    if mask is None and not parts:
+        raise ConfigError("a region edit needs --mask MASK.png or --parts PARTS (or both: the mask is the region, "
+                          "the parts the codes that move)")
+    if popsize < 2 or cma_iters < 1 or adam_steps < 0 or not sigma0 > 0 or not adam_lr > 0 or lambda_img < 0:
+        raise ConfigError(f"need --popsize >= 2, --cma-iters >= 1, --adam-steps >= 0, --sigma0 > 0, --adam-lr > 0, "
+                          f"--lambda-img >= 0 (got {popsize}, {cma_iters}, {adam_steps}, {sigma0}, {adam_lr}, "
+                          f"{lambda_img})")
+    if optimizer == "adam" and adam_steps < 1:
+        raise ConfigError("--optimizer adam needs --adam-steps >= 1")
+    t0 = time.perf_counter()
+    G.eval().requires_grad_(False)
+    dev = G.device
+    b = len(source)
+    expanded = source.expanded.to(dev)
+    noise = None if source.noise is None else [n.to(dev) for n in source.noise]
+    with torch.no_grad():
+        hidden, depths = G.generate_parts(expanded)
+        ref = G.fuse(hidden, depths)
+        image0, seg0 = G.render(ref.fused, ref.coarse_seg, noise=noise)
+    before = _output(G, expanded, image0, seg0)
+    part_ids = G.resolve_parts(parts, "--parts") if parts else covered_parts(G, before, mask)
+    if not part_ids:
+        raise ConfigError("--mask covers no part enough to edit (each covers < 5% of it); pass --parts")
+    es = edit_space(G, "parts", part_ids, layers)
+    region = make_region(G, before, mask, None if mask is not None else part_ids, blur)
+    B = code_basis(G, es, basis, components, basis_samples)
+    masks = role_masks(G, es.parts, es.roles)                                        # (P, R, K, L)
+    xs = torch.zeros(b, B.dim, device=dev)
+    history, evaluations = [], 0
+    gen = torch.Generator().manual_seed(seed)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=b, desc=f"region edit ({optimizer})", unit="img")
+    for i in range(b):
+        split = SplitGenerator(G, expanded[i:i + 1], _select(ref, i), region.coarse[i:i + 1],
+                               None if noise is None else [n[i:i + 1] if n.shape[0] > 1 else n for n in noise])
+        soft = region.soft[i:i + 1]
+        src_img = image0[i:i + 1]
+        rec = {}
+        x = torch.zeros(B.dim, device=dev)
+        if optimizer.startswith("cma"):
+            crop_gen = torch.Generator().manual_seed(seed * 1000 + i)
+
+            def fn(rows):
+                with torch.no_grad():
+                    xt = torch.as_tensor(rows, dtype=torch.float32, device=dev)
+                    return _objective(split, B, masks, score, soft, src_img, lambda_img, xt,
+                                      crop_gen).double().cpu().numpy()
+            xb, fb, hist = run_cma(fn, B.dim, popsize, sigma0, cma_iters, seed + i)
+            evaluations += popsize * cma_iters + 2
+            x = torch.as_tensor(xb, dtype=torch.float32, device=dev)
+            rec["cma"] = {"loss": fb, "generations": hist}
+        if optimizer != "cma" and adam_steps:
+            x = x.clone().requires_grad_(True)
+            opt = torch.optim.Adam([x], lr=adam_lr)
+            curve = []
+            for step in range(adam_steps):
+                loss = _objective(split, B, masks, score, soft, src_img, lambda_img, x[None], gen)[0]
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if (step + 1) % 10 == 0 or step + 1 == adam_steps:
+                    curve.append({"step": step + 1, "loss": float(loss.detach())})
+            evaluations += adam_steps
+            x = x.detach()
+            rec["adam"] = curve
+        xs[i] = x
+        history.append(rec)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    with torch.no_grad():
+        theta = B.theta(xs)
+        delta = torch.einsum("prkl,nprd->nkld", masks, theta)
+        hidden, depths = G.generate_parts(expanded + delta)
+        image, seg = blend_render(G, hidden, depths, ref, region.coarse, noise)
+        after = _output(G, expanded + delta, image, seg)
+    settings = {"optimizer": optimizer, "basis": basis, "components": components if basis == "pca" else None,
+                "search_dim": B.dim, "parts": [G.part_names[p] for p in es.parts], "roles": es.roles,
+                "region": "mask" if mask is not None else "parts", "popsize": popsize, "sigma0": sigma0,
+                "cma_iters": cma_iters, "adam_steps": adam_steps if optimizer != "cma" else 0, "adam_lr": adam_lr,
+                "lambda_img": lambda_img, "blur": BLUR * G.config.resolution / 64 if blur is None else blur,
+                "seed": seed, "scorer": score.describe(),
+                "consistency": "L1 + (1 - SSIM) outside the region (no perceptual network offline)"}
+    return RegionEditResult(before, after, region, xs, es.parts, history, settings, time.perf_counter() - t0,
+                            evaluations)
+
+
+def _select(fusion, i):
+    from memorygan.models.generator import Fusion
+
+    return Fusion(fusion.masks[i:i + 1], fusion.weights[i:i + 1], fusion.fused[i:i + 1])
+
+
+def _output(G, expanded, image, seg):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(image=image, seg=seg, expanded=expanded)
+
+
+def region_edit_record(G, result: RegionEditResult, score, names: list[str], held_out=None) -> dict:
+    """metrics.json of a region edit (results module docstring; PSNR outside the painted pixels)."""
+    from memorygan.editing.results import edit_metrics, public, summarise
+
+    rows = edit_metrics(result.before, result.after, result.parts, G.config.num_classes, score, held_out,
+                        region=result.region.hard, names=names)
+    return {"edit": "region", "prompt": score.prompt, **result.settings,
+            "held_out": held_out.describe() if held_out is not None else None,
+            "summary": summarise(rows), "images": public(rows), "history": result.history,
+            "evaluations": result.evaluations, "seconds": result.seconds}
+
+
+def run_region_edit(G, source: Source, names: list[str], score, out, held_out=None, **kw) -> dict:
+    """region_edit + metrics + files (the `memorygan edit region` command). Returns the metrics record."""
+    from memorygan.editing.results import write_edit
+
+    res = region_edit(G, source, score, **kw)
+    record = region_edit_record(G, res, score, names, held_out)
+    write_edit(out, G, res.before, res.after, record, names,
+               {"edit": "region", "prompt": score.prompt, "parts": [G.part_names[p] for p in res.parts]},
+               region=res.region.soft)
+    return record

@@ -1,0 +1,221 @@
+"""Text-guided part edits (StyleCLIP optimisation restricted to parts; MemoryGAN Sec. 4.6.1, Eqs. 16-18).
+
+Only the selected parts' codes move. In the parts space the variables are one offset per (part, role) added on
+every local layer of that role (`directions.role_masks`: shape and/or texture codes), theta (B, P, R, D); in the
+query space (MemoryGAN) one offset per part added to its query code inside the working memory, theta (B, P, D), so
+the parts drawn after it follow. With w = w_s + theta:
+
+    L_CLIP = D_score(G(w)_img, t) + lambda_L2 ||w - w_s||^2 + lambda_ID L_ID(w)                  (16)
+    L_ID   = 1 - <F(G(w_s)_img), F(G(w)_img)>                                                 (17)
+    L      = L_CLIP + lambda_seg ||G(w)_seg - G(w_s)_seg||^2                                    (18)
+
+D_score is the scorer's loss (CLIP: 1 - cosine; attribute words: half the squared distance to the class mean).
+||.||^2 is the squared norm of theta per image; the seg term the mean squared difference of the seg logits over (K,
+H, W) (`seg_on="all"`, Eq. 18 as written) or only over the pixels outside the target parts' soft region before or
+after (`seg_on="outside"`, for phrases that must change a part's shape, e.g. a hat appearing). The identity term
+needs an identity network F (a `module:callable` mapping images to embeddings): none ships here, so it is off unless
+one is given.
+
+Optimiser: Adam with StyleCLIP's schedule (lr 0.1, cosine ramp-down over the last 25%, linear ramp-up over the
+first 5%), 300 steps. Each image's loss is summed, so every image is edited independently of the batch it is in.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from memorygan.editing.directions import Source, check_space, role_masks
+from memorygan.errors import ConfigError
+
+STEPS, LR, LAMBDA_L2 = 300, 0.1, 0.008          # StyleCLIP's defaults
+LAMBDA_SEG = 100.0                               # from the sweep in docs/text-edits.md (1 changes nothing measurable)
+LAMBDA_ID = 0.1
+SEG_ON = ("all", "outside")
+TEXT_SPACES = ("parts", "query")
+
+
+def styleclip_lr(t: float, initial_lr: float, rampdown: float = 0.25, rampup: float = 0.05) -> float:
+    """StyleCLIP's learning-rate schedule at progress t in [0, 1]."""
+    ramp = min(1.0, (1.0 - t) / rampdown)
+    ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
+    return initial_lr * ramp * min(1.0, t / rampup)
+
+
+# ----------------------------------------------------------------------------------------------- the edit space
+@dataclass
+class EditSpace:
+    """The variables of an edit: the selected parts' codes (per role) or MemoryGAN query codes."""
+    space: str
+    parts: list[int]
+    roles: list[str]
+    truncation: float = 1.0
+
+    def theta_shape(self, G, batch: int) -> tuple[int, ...]:
+        d = G.config.latent_dim
+        return (batch, len(self.parts), len(self.roles), d) if self.space == "parts" else \
+            (batch, len(self.parts), d)
+
+    def render(self, G, source: Source, theta: torch.Tensor, return_fused: bool = False):
+        """The source moved by theta (B, ...) -> GeneratorOutput."""
+        noise = None if source.noise is None else [n.to(G.device) for n in source.noise]
+        if self.space == "parts":
+            delta = torch.einsum("prkl,bprd->bkld", role_masks(G, self.parts, self.roles).to(theta.dtype), theta)
+            return G(expanded=source.expanded.to(G.device) + delta, noise=noise, noise_mode="const",
+                     return_fused=return_fused)
+        offsets = torch.zeros(theta.shape[0], G.num_latents, theta.shape[-1], device=theta.device, dtype=theta.dtype)
+        offsets = offsets.index_add(1, torch.tensor([1 + p for p in self.parts], device=theta.device), theta)
+        return G(source.z.to(G.device), query_offsets=offsets, truncation=self.truncation, noise=noise,
+                 noise_mode="const", return_fused=return_fused)
+
+
+def edit_space(G, space: str, parts, layers: str = "both", source: Source | None = None,
+               truncation: float = 1.0) -> EditSpace:
+    """Validate the space and parts for G (and that the source has what the space needs)."""
+    if space not in TEXT_SPACES:
+        raise ConfigError(f"--space must be one of {', '.join(TEXT_SPACES)} for text and region edits, got {space!r}")
+    if not parts:
+        raise ConfigError(f"--parts: name the parts whose codes may change (parts: {', '.join(G.part_names)})")
+    part_ids, roles = check_space(G, space, parts, layers)
+    if space == "query" and source is not None and source.z is None:
+        raise ConfigError("--space query edits inside MemoryGAN's working memory and needs the controller noise z of "
+                          "the images: use --seeds (codes files from an inversion hold only expanded codes)")
+    return EditSpace(space, part_ids, roles, truncation)
+
+
+def identity_network(spec: str | None):
+    """A user identity network F(image (B, 3, H, W) in [-1, 1]) -> (B, E) from "module:callable" (None: off)."""
+    if not spec:
+        return None
+    module, _, attr = spec.partition(":")
+    if not attr:
+        raise ConfigError(f"--identity {spec!r}: give MODULE:CALLABLE (a function image -> embedding)")
+    try:
+        fn = getattr(importlib.import_module(module), attr, None)
+    except ImportError as e:
+        raise ConfigError(f"--identity {spec!r}: cannot import {module!r} ({e})") from None
+    if not callable(fn):
+        raise ConfigError(f"--identity {spec!r}: {module!r} has no callable {attr!r}")
+    return fn
+
+
+# ----------------------------------------------------------------------------------------------- the edit
+@dataclass
+class TextEditResult:
+    before: object                  # GeneratorOutput of the source
+    after: object                   # GeneratorOutput of the edit
+    theta: torch.Tensor
+    space: EditSpace
+    targets: list[int]              # parts allowed to change (edited parts + the parts the scorer reads)
+    curve: list = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def seg_weight(before_seg, seg, targets: list[int], seg_on: str) -> torch.Tensor | None:
+    """(B, H, W) weight of the seg term: None (every pixel) or 1 - the targets' soft region before or after."""
+    if seg_on == "all":
+        return None
+    from memorygan.editing.assessors import soft_mask
+
+    inside = torch.maximum(soft_mask(before_seg, targets, before_seg), soft_mask(seg, targets, seg))
+    return 1 - inside
+
+
+def text_edit(G, source: Source, score, parts, layers: str = "both", space: str = "parts", steps: int = STEPS,
+              lr: float = LR, lambda_l2: float = LAMBDA_L2, lambda_seg: float = LAMBDA_SEG, seg_on: str = "all",
+              identity=None, lambda_id: float = LAMBDA_ID, truncation: float = 1.0, seed: int = 0,
+              log_every: int = 10, progress: bool = False) -> TextEditResult:
+    """Optimise the selected parts' codes of every source image towards the prompt of `score` (module
+    docstring). G stays frozen. Deterministic for a seed (it draws CLIP's random crops)."""
+    if steps < 1 or not lr > 0 or lambda_l2 < 0 or lambda_seg < 0 or lambda_id < 0:
+        raise ConfigError(f"--steps must be >= 1, --lr > 0 and the lambdas >= 0 (got {steps}, {lr}, {lambda_l2}, "
+                          f"{lambda_seg}, {lambda_id})")
+    if seg_on not in SEG_ON:
+        raise ConfigError(f"--seg-on must be one of {', '.join(SEG_ON)}, got {seg_on!r}")
+    t0 = time.perf_counter()
+    G.eval().requires_grad_(False)
+    es = edit_space(G, space, parts, layers, source, truncation)
+    targets = sorted(set(es.parts) | set(score.parts))
+    b = len(source)
+    with torch.no_grad():
+        before = es.render(G, source, torch.zeros(es.theta_shape(G, b), device=G.device))
+        id_before = identity(before.image) if identity is not None else None
+    theta = torch.zeros(es.theta_shape(G, b), device=G.device, requires_grad=True)
+    opt = torch.optim.Adam([theta], lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    curve, acc = [], {}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=steps, desc="text edit", unit="step")
+    dims = tuple(range(1, theta.ndim))
+    for step in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = styleclip_lr(step / steps, lr)
+        out = es.render(G, source, theta)
+        terms = {"score": score.loss(out.image, out.seg, generator=gen),                           # D_score
+                 "l2": lambda_l2 * theta.pow(2).sum(dims)}                                         # Eq. 16
+        if lambda_seg > 0:
+            sq = (out.seg - before.seg).pow(2).mean(1)                                            # (B, H, W)
+            w = seg_weight(before.seg, out.seg, targets, seg_on)
+            terms["seg"] = lambda_seg * (sq.mean((1, 2)) if w is None else                        # Eq. 18
+                                         (sq * w).sum((1, 2)) / w.sum((1, 2)).clamp(min=1))
+        if identity is not None and lambda_id > 0:
+            cos = torch.nn.functional.cosine_similarity(identity(out.image), id_before, dim=-1)
+            terms["id"] = lambda_id * (1 - cos)                                                    # Eq. 17
+        loss = torch.stack(list(terms.values())).sum(0)                                            # (B,)
+        opt.zero_grad(set_to_none=True)
+        loss.sum().backward()                    # a sum: each image's gradient is its own
+        opt.step()
+        for k, v in terms.items():
+            acc.setdefault(k, []).append(float(v.detach().mean()))
+        if (step + 1) % log_every == 0 or step + 1 == steps:
+            curve.append({"step": step + 1, **{k: sum(v) / len(v) for k, v in acc.items()},
+                          "theta_norm": float(theta.detach().flatten(1).norm(dim=1).mean())})
+            acc = {}
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    with torch.no_grad():
+        after = es.render(G, source, theta.detach())
+    settings = {"space": space, "parts": [G.part_names[p] for p in es.parts], "roles": es.roles,
+                "steps": steps, "lr": lr, "schedule": "StyleCLIP cosine ramp (rampdown 0.25, rampup 0.05)",
+                "lambda_l2": lambda_l2, "lambda_seg": lambda_seg, "seg_on": seg_on,
+                "lambda_id": lambda_id if identity is not None else 0.0,
+                "identity": "on" if identity is not None else "off (no identity network given)",
+                "truncation": truncation, "seed": seed, "scorer": score.describe()}
+    return TextEditResult(before, after, theta.detach(), es, targets, curve, settings, time.perf_counter() - t0)
+
+
+def text_edit_record(G, result: TextEditResult, score, names: list[str], held_out=None) -> dict:
+    """metrics.json of a text edit: settings, summary (means, pooled preservation, success rates), per image."""
+    from memorygan.editing.results import edit_metrics, public, summarise
+
+    rows = edit_metrics(result.before, result.after, result.targets, G.config.num_classes, score, held_out,
+                        names=names)
+    return {"edit": "text", "prompt": score.prompt, **result.settings,
+            "target_parts": [G.part_names[p] for p in result.targets],
+            "held_out": held_out.describe() if held_out is not None else None,
+            "summary": summarise(rows), "images": public(rows), "curve": result.curve,
+            "seconds": result.seconds}
+
+
+def run_text_edit(G, source: Source, names: list[str], score, out, held_out=None, **kw) -> dict:
+    """text_edit + metrics + files (the `memorygan edit text` command). Returns the metrics record."""
+    from memorygan.editing.results import write_edit
+
+    res = text_edit(G, source, score, **kw)
+    record = text_edit_record(G, res, score, names, held_out)
+    write_edit(out, G, res.before, res.after, record, names,
+               {"edit": "text", "prompt": score.prompt, "space": res.space.space,
+                "parts": [G.part_names[p] for p in res.space.parts]})
+    return record
+
+
+__all__ = ["STEPS", "LR", "LAMBDA_L2", "LAMBDA_SEG", "styleclip_lr", "edit_space", "text_edit",
+           "run_text_edit", "identity_network", "TextEditResult"]

@@ -1,0 +1,221 @@
+"""The text and region editing study (`memorygan edit text-report`, docs/text-edits.md).
+
+For each generator, on the same seeds:
+
+    seg sweep     one phrase through its part's codes at several lambda_seg: score gain vs non-target mIoU
+    phrases       every phrase through its part's codes without and with the seg term (Fig. 17: score gain vs
+                  preserved pixels outside the part)
+    region        Paint-by-Word on the phrase's part region with CMA-ES + Adam and with Adam alone; a held-out scorer
+                  (the attribute scorer in the other colour space, or an assessor) measures both
+    eye colour    "blue eyes" through the eyes' codes vs the skin + hair codes (and, for MemoryGAN, the skin + hair
+                  query codes in the working memory): the paper's Sec. 4.6.1 experiment
+
+Every run is an `edit text` / `edit region` output folder under OUT/<label>/...; a run whose metrics.json exists is
+read back instead of recomputed, so the study resumes and several processes (one per generator) can share OUT.
+Writes OUT/text-edits.json, OUT/fig17.png and the markdown page.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from memorygan.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class PhraseEdit:
+    prompt: str
+    parts: str               # the codes that move (and, for region edits, the region)
+    seg_on: str = "all"
+
+
+PHRASES = (
+    PhraseEdit("red hair", "hair"),
+    PhraseEdit("blonde hair", "hair"),
+    PhraseEdit("black hair", "hair"),
+    PhraseEdit("dark skin", "skin"),
+    PhraseEdit("light skin", "skin"),
+    PhraseEdit("a big smile", "mouth", "outside"),
+)
+REGION_PHRASES = ("red hair", "blonde hair", "dark skin")
+EYES = "blue eyes"
+
+
+def _slug(text: str) -> str:
+    return "-".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
+
+
+def _fmt(x, digits=3):
+    return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"
+
+
+def _pct(x, digits=1):
+    return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{100 * x:.{digits}f}"
+
+
+def _cached(folder: Path, compute):
+    path = folder / "metrics.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    return compute()
+
+
+def run_study(G, label: str, out, seeds, steps: int = 300, lambda_seg: float = 1.0, sweep=(0.0, 1.0, 10.0, 100.0),
+              phrases=PHRASES, region_phrases=REGION_PHRASES, region_seeds=None, held_out: str = "rgb",
+              colour_space: str = "lab", region_kw: dict | None = None, log=print) -> dict:
+    """All runs of one generator (module docstring) -> {experiment: {key: metrics record}}."""
+    from memorygan.editing.directions import seed_source
+    from memorygan.editing.region import run_region_edit
+    from memorygan.editing.scorers import held_out_score, text_score
+    from memorygan.editing.text import run_text_edit
+
+    G.eval().requires_grad_(False)
+    out = Path(out) / _slug(label)
+    names = [f"seed {s}" for s in seeds]
+    source = seed_source(G, list(seeds))
+    res: dict = {"arch": G.arch, "seg_sweep": {}, "phrases": {}, "region": {}, "eye_colour": {}}
+
+    def text_run(where, prompt, parts, lam, seg_on="all", space="parts"):
+        def compute():
+            t0 = time.perf_counter()
+            score = text_score("attributes", prompt, G, colour_space=colour_space)
+            rec = run_text_edit(G, source, names, score, where, held_out=held_out_score(held_out, prompt, G),
+                                parts=parts, steps=steps, lambda_seg=lam, seg_on=seg_on, space=space)
+            log(f"[{label}] {where.relative_to(out)}: loss {rec['summary']['loss_before']:.2f} -> "
+                f"{rec['summary']['loss_after']:.2f}, satisfied {rec['summary'].get('success_after', math.nan):.2f}, "
+                f"mIoU {rec['summary']['seg_miou_nontarget']:.3f} ({time.perf_counter() - t0:.0f} s)")
+            return rec
+        return _cached(where, compute)
+
+    def folder(prompt, parts, lam, space="parts"):
+        # one folder per (phrase, parts, lambda_seg, space): the sweep and the phrase table share their runs
+        return out / "text" / f"{_slug(prompt)}-{_slug(parts)}-seg{lam:g}{'-query' if space == 'query' else ''}"
+
+    first = phrases[0]
+    for lam in sweep:
+        res["seg_sweep"][f"{first.prompt} | seg {lam:g}"] = text_run(folder(first.prompt, first.parts, lam),
+                                                                     first.prompt, first.parts, lam, first.seg_on)
+    for ph in phrases:
+        for lam in sorted({0.0, lambda_seg}):
+            res["phrases"][f"{ph.prompt} | seg {lam:g}"] = text_run(folder(ph.prompt, ph.parts, lam), ph.prompt,
+                                                                    ph.parts, lam, ph.seg_on)
+    eye_runs = [("eyes codes", "eyes", "parts"), ("skin+hair codes", "skin,hair", "parts")]
+    if G.arch == "memorygan":
+        eye_runs.append(("skin+hair query codes", "skin,hair", "query"))
+    for name, parts, space in eye_runs:
+        res["eye_colour"][name] = text_run(folder(EYES, parts, lambda_seg, space), EYES, parts, lambda_seg, "all",
+                                           space)
+    rseeds = list(region_seeds or seeds)
+    rsource = seed_source(G, rseeds)
+    rnames = [f"seed {s}" for s in rseeds]
+    by_prompt = {p.prompt: p for p in phrases}
+    for prompt in region_phrases:
+        ph = by_prompt.get(prompt, PhraseEdit(prompt, "hair"))
+        for opt in ("cma+adam", "adam"):
+            rfolder = out / "region" / f"{_slug(prompt)}-{_slug(opt)}"
+
+            def compute(folder=rfolder, prompt=prompt, ph=ph, opt=opt):
+                t0 = time.perf_counter()
+                score = text_score("attributes", prompt, G, colour_space=colour_space)
+                rec = run_region_edit(G, rsource, rnames, score, folder,
+                                      held_out=held_out_score(held_out, prompt, G), parts=ph.parts, optimizer=opt,
+                                      **(region_kw or {}))
+                log(f"[{label}] region {prompt} {opt}: PSNR outside {rec['summary']['psnr_outside']:.1f} dB, "
+                    f"satisfied {rec['summary'].get('success_after', math.nan):.2f}, held-out gain "
+                    f"{rec['summary'].get('held_out_gain', math.nan):.3f} ({time.perf_counter() - t0:.0f} s)")
+                return rec
+            res["region"][f"{prompt} | {opt}"] = _cached(rfolder, compute)
+    return res
+
+
+# ----------------------------------------------------------------------------------------------- the page
+def _text_rows(label, runs: dict) -> list[str]:
+    rows = []
+    for key, rec in runs.items():
+        s = rec["summary"]
+        rows.append(f"| {label} | {key.replace(' | ', ' | λ_')} | {_fmt(s.get('loss_reduction'), 2)} | "
+                    f"{_pct(s.get('success_before'), 0)} → {_pct(s.get('success_after'), 0)} | "
+                    f"{_pct(s.get('held_out_success_after'), 0)} | {_pct(s['preserved_outside'], 2)} | "
+                    f"{_fmt(s['seg_miou_nontarget'])} | {_fmt(s['psnr_outside'], 1)} |")
+    return rows
+
+
+TEXT_HEADER = ["| model | phrase | seg term | score gain (loss before − after) | satisfied % (before → after) | "
+               "held-out satisfied % | preserved outside % | non-target mIoU | PSNR outside target (dB) |",
+               "|---|---|---|---|---|---|---|---|---|"]
+
+
+def fig17(results: dict, path) -> None:
+    """Per edit: score gain (loss reduction) vs preserved pixels outside the target, with and without the seg term,
+    one colour per model (MemoryGAN Fig. 17)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.2), dpi=110)
+    ax = fig.subplots()
+    colours = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
+    for i, (label, res) in enumerate(results.items()):
+        for key, rec in res["phrases"].items():
+            seg = not key.endswith("seg 0")
+            xs = [r["loss_before"] - r["loss_after"] for r in rec["images"]]
+            ys = [100 * r["preserved_outside"] for r in rec["images"]]
+            ax.scatter(xs, ys, s=14, marker="o" if seg else "x", color=colours[i % 4], alpha=0.7,
+                       label=f"{label}, {'with' if seg else 'without'} seg term")
+    handles, labels = ax.get_legend_handles_labels()
+    seen = {}
+    for h, lab in zip(handles, labels):
+        seen.setdefault(lab, h)
+    ax.legend(seen.values(), seen.keys(), fontsize=8)
+    ax.set_xlabel("score gain (attribute-word loss before − after)")
+    ax.set_ylabel("preserved pixels outside the target parts (%)")
+    ax.set_title("text edits: score gain vs preservation (cf. MemoryGAN Fig. 17)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def write_markdown(results: dict, settings: dict, path) -> Path:
+    lines = ["# Text and region edits: results", "",
+             f"Settings: {json.dumps(settings)}", ""]
+    lines += ["## λ_seg sweep", "", *TEXT_HEADER]
+    for label, res in results.items():
+        lines += _text_rows(label, res["seg_sweep"])
+    lines += ["", "## Phrases (part codes), without and with the seg term", "", *TEXT_HEADER]
+    for label, res in results.items():
+        lines += _text_rows(label, res["phrases"])
+    lines += ["", "## Eye colour (\"blue eyes\")", "", *TEXT_HEADER]
+    for label, res in results.items():
+        lines += _text_rows(label, res["eye_colour"])
+    lines += ["", "## Region edits (Paint-by-Word)", "",
+              "| model | phrase | optimiser | evaluations | score gain | satisfied % | held-out gain | held-out "
+              "satisfied % | PSNR outside mask (dB, mean / min) | preserved outside % |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for label, res in results.items():
+        for key, rec in res["region"].items():
+            s = rec["summary"]
+            prompt, opt = key.split(" | ")
+            lines.append(f"| {label} | {prompt} | {opt} | {rec['evaluations'] // max(s['n'], 1)} | "
+                         f"{_fmt(s.get('loss_reduction'), 2)} | {_pct(s.get('success_after'), 0)} | "
+                         f"{_fmt(s.get('held_out_gain'), 3)} | {_pct(s.get('held_out_success_after'), 0)} | "
+                         f"{_fmt(s['psnr_outside'], 1)} / {_fmt(s['psnr_outside_min'], 1)} | "
+                         f"{_pct(s['preserved_outside'], 2)} |")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_text_report(generators: dict, out, seeds=tuple(range(8)), markdown=None, log=print, **kw) -> Path:
+    """Run (or read back) the study for {label: G}; write OUT/text-edits.json, OUT/fig17.png, the markdown page."""
+    from memorygan.analysis.figures import write_json
+    from memorygan.metrics.jsonl import jsonable
+
+    if not generators:
+        raise ConfigError("give at least one generator")
+    out = Path(out)
+    results = {label: run_study(G, label, out, seeds, log=log, **kw) for label, G in generators.items()}
+    settings = {"seeds": list(seeds), **{k: v for k, v in kw.items() if k not in ("phrases",)}}
+    write_json(jsonable({"settings": settings, "results": results}), out / "text-edits.json")
+    fig17(results, out / "fig17.png")
+    return write_markdown(results, settings, Path(markdown) if markdown else out / "README.md")

@@ -1,0 +1,197 @@
+"""Region edits (Paint-by-Word): the split generator leaves the outside alone, the blend at the render input, masks
+and their errors, the search bases, CMA-ES determinism, and the CLI."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from helpers import tiny_generator
+from PIL import Image
+
+from memorygan.cli import main
+from memorygan.editing.directions import seed_source
+from memorygan.editing.region import (
+    Region,
+    blend_render,
+    code_basis,
+    gaussian_blur,
+    make_region,
+    read_mask,
+    region_edit,
+    run_cma,
+)
+from memorygan.editing.scorers import text_score
+from memorygan.editing.text import edit_space
+from memorygan.errors import ConfigError
+
+NAMES = ["background", "skin", "eyes", "hair"]
+pytest.importorskip("cma")
+
+
+def _mask_png(path, size, box):
+    m = np.zeros((size, size), np.uint8)
+    m[box[0]:box[1], box[2]:box[3]] = 255
+    Image.fromarray(m).save(path)
+    return path
+
+
+def test_region_edit_on_non_interacting_parts_keeps_every_outside_pixel(staged_painter):
+    """Parts that do not interact, region = the hair band: after CMA-ES + Adam towards "red hair", no pixel outside
+    the band moved (PSNR capped), the hair turned red."""
+    G = staged_painter
+    score = text_score("attributes", "red hair", G)
+    src = seed_source(G, [0, 1])
+    res = region_edit(G, src, score, parts="hair", popsize=12, cma_iters=6, adam_steps=30, adam_lr=0.05,
+                      basis_samples=64, components=8)
+    hair = G.owner == 3
+    assert torch.equal(res.region.hard[0], hair)
+    assert torch.equal(res.after.image[..., ~hair], res.before.image[..., ~hair])
+    assert float((res.after.image[..., hair] - res.before.image[..., hair]).abs().max()) > 0.05
+    from memorygan.editing.region import region_edit_record
+    rec = region_edit_record(G, res, score, ["a", "b"])
+    assert rec["summary"]["psnr_outside"] == 100.0 and rec["summary"]["preserved_outside"] == 1.0
+    assert rec["summary"]["loss_after"] < rec["summary"]["loss_before"]
+    assert rec["evaluations"] == 2 * (12 * 6 + 2 + 30)
+
+
+def test_user_mask_inside_a_part_changes_only_the_mask(staged_painter, tmp_path):
+    """A painted box inside the hair band: the split generator changes pixels inside the blurred box only."""
+    G = staged_painter
+    mask = read_mask(_mask_png(tmp_path / "m.png", 32, (8, 20, 26, 30)), 32)
+    res = region_edit(G, seed_source(G, [0]), text_score("attributes", "red hair", G), mask=mask, optimizer="adam",
+                      adam_steps=20, adam_lr=0.1, basis="codes", basis_samples=64)
+    assert res.settings["parts"] == ["hair"]                             # the part the mask covers
+    changed = (res.after.image - res.before.image).abs().amax(1)[0] > 0
+    assert bool(changed.any())
+    assert not bool(changed[res.region.soft[0] == 0].any())             # nothing outside the blurred mask
+    assert not bool(changed[:, :24].any())                               # other parts' bands untouched
+
+
+def test_blend_at_the_render_input_on_a_real_generator(arch):
+    G = tiny_generator(arch, class_names=NAMES)
+    src = seed_source(G, [0, 1])
+    edited = src.expanded + 0.5 * torch.randn(src.expanded.shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        hidden, depths = G.generate_parts(src.expanded)
+        ref = G.fuse(hidden, depths)
+        h1, d1 = G.generate_parts(edited)
+        zero = torch.zeros(2, 1, 8, 8)
+        img0, seg0 = blend_render(G, h1, d1, ref, zero)
+        img1, seg1 = blend_render(G, h1, d1, ref, zero + 1)
+        assert torch.equal(img0, G(expanded=src.expanded).image) and torch.equal(seg0, G(expanded=src.expanded).seg)
+        assert torch.allclose(img1, G(expanded=edited).image, atol=1e-5)
+        half = zero.clone()
+        half[..., :4] = 1                                                # left half of the coarse grid
+        img_h, _ = blend_render(G, h1, d1, ref, half)
+        f_h = G.fuse(h1, d1)
+        want = torch.cat([f_h.fused[..., :4], ref.fused[..., 4:]], -1)
+        assert torch.allclose(G.render(want, torch.cat([f_h.coarse_seg[..., :4], ref.coarse_seg[..., 4:]], -1))[0],
+                              img_h, atol=1e-6)
+
+
+def test_masks_blur_and_errors(tmp_path):
+    G = tiny_generator("ssg", class_names=NAMES)
+    path = _mask_png(tmp_path / "m.png", 32, (4, 12, 4, 12))
+    mask = read_mask(path, 32)
+    assert mask.shape == (32, 32) and float(mask.sum()) == 64
+    with pytest.raises(ConfigError, match=r"m.png is 32x32 but the generator draws 64x64 images"):
+        read_mask(path, 64)
+    with pytest.raises(ConfigError, match="paints no pixel"):
+        read_mask(_mask_png(tmp_path / "e.png", 32, (0, 0, 0, 0)), 32)
+    (tmp_path / "t.png").write_text("not an image")
+    with pytest.raises(ConfigError, match="not a readable image"):
+        read_mask(tmp_path / "t.png", 32)
+    with pytest.raises(ConfigError, match="no such file"):
+        read_mask(tmp_path / "missing.png", 32)
+    m = torch.zeros(1, 1, 21, 21)
+    m[..., 10, 10] = 1
+    b = gaussian_blur(m, 1.5)
+    assert float(b.sum()) == pytest.approx(1.0, abs=1e-5) and float(b[0, 0, 10, 10]) < 0.2
+    assert torch.equal(gaussian_blur(m, 0), m)
+    out = G(expanded=seed_source(G, [0]).expanded)
+    reg = make_region(G, out, mask=mask)
+    assert isinstance(reg, Region) and reg.coarse.shape == (1, 1, 8, 8)
+    assert bool((reg.soft[0][mask >= 0.5] == 1).all()) and float(reg.soft[0, 20:, 20:].max()) == 0
+    score = text_score("attributes", "red hair", G)
+    with pytest.raises(ConfigError, match="needs --mask MASK.png or --parts"):
+        region_edit(G, seed_source(G, [0]), score)
+    with pytest.raises(ConfigError, match="--optimizer must be one of"):
+        region_edit(G, seed_source(G, [0]), score, parts="hair", optimizer="sgd")
+    with pytest.raises(ConfigError, match="unknown part"):
+        region_edit(G, seed_source(G, [0]), score, parts="wings")
+
+
+def test_code_basis_pca_and_codes():
+    G = tiny_generator("ssg", class_names=NAMES)
+    es = edit_space(G, "parts", "hair,skin", "both")
+    pca = code_basis(G, es, "pca", components=4, n=200)
+    assert pca.vectors.shape == (2, 2, 4, 16) and pca.dim == 16
+    v = pca.vectors[0, 0]
+    norms = v.norm(dim=1)
+    assert bool((norms[:-1] >= norms[1:] - 1e-6).all())                    # by decreasing spread
+    cos = (v / norms[:, None]) @ (v / norms[:, None]).T
+    assert torch.allclose(cos, torch.eye(4), atol=1e-4)                    # orthogonal directions
+    diag = code_basis(G, es, "codes", n=200)
+    assert diag.vectors.shape == (2, 2, 16, 16) and diag.dim == 64
+    x = torch.zeros(1, diag.dim)
+    x[0, 0] = 1.0
+    theta = diag.theta(x)
+    assert theta.shape == (1, 2, 2, 16) and float(theta[0, 0, 0, 0]) == pytest.approx(float(diag.vectors[0, 0, 0, 0]))
+    assert float(theta.abs().sum()) == pytest.approx(float(diag.vectors[0, 0, 0, 0]))
+    with pytest.raises(ConfigError, match="--basis must be one of"):
+        code_basis(G, es, "ica")
+
+
+def test_cma_is_deterministic_for_a_seed_and_leaves_numpy_alone():
+    target = np.linspace(-1, 1, 6)
+    fn = lambda x: ((x - target) ** 2).sum(1)                              # noqa: E731
+    np.random.seed(123)
+    state = np.random.get_state()[1].copy()
+    a = run_cma(fn, 6, 10, 0.5, 15, seed=0)
+    b = run_cma(fn, 6, 10, 0.5, 15, seed=0)
+    c = run_cma(fn, 6, 10, 0.5, 15, seed=1)
+    assert np.array_equal(a[0], b[0]) and a[1] == b[1] and not np.array_equal(a[0], c[0])
+    assert a[1] < 0.1 * fn(np.zeros((1, 6)))[0]                              # it optimises
+    assert np.array_equal(np.random.get_state()[1], state)
+
+
+def test_region_edit_is_deterministic_for_a_seed():
+    G = tiny_generator("memorygan", class_names=NAMES)
+    score = text_score("attributes", "red hair", G)
+    src = seed_source(G, [0])
+    kw = dict(parts="hair", optimizer="cma", popsize=6, cma_iters=3, basis_samples=64, components=4)
+    a, b = region_edit(G, src, score, seed=3, **kw), region_edit(G, src, score, seed=3, **kw)
+    c = region_edit(G, src, score, seed=4, **kw)
+    assert torch.equal(a.x, b.x) and torch.equal(a.after.image, b.after.image)
+    assert not torch.equal(a.x, c.x)
+
+
+def test_cli_region_edit(tmp_path, capsys):
+    G = tiny_generator("ssg", class_names=NAMES)
+    G.save_pretrained(tmp_path / "G")
+    mask = _mask_png(tmp_path / "m.png", 32, (0, 16, 0, 32))
+    out = tmp_path / "out"
+    rc = main(["edit", "region", "--generator", str(tmp_path / "G"), "--mask", str(mask), "--parts", "hair",
+               "--prompt", "red hair", "--seeds", "0", "--popsize", "6", "--cma-iters", "2", "--adam-steps", "3",
+               "--components", "4", "--held-out", "rgb", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    rec = json.loads((out / "metrics.json").read_text())
+    assert rec["optimizer"] == "cma+adam" and rec["region"] == "mask" and rec["popsize"] == 6
+    assert "psnr_outside" in rec["summary"] and "held_out_after" in rec["summary"]
+    assert (out / "region.png").is_file() and "region" in rec["strip_columns"]
+    small = _mask_png(tmp_path / "s.png", 16, (0, 8, 0, 8))
+    assert main(["edit", "region", "--generator", str(tmp_path / "G"), "--mask", str(small), "--prompt", "red hair",
+                 "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "is 16x16 but the generator draws 32x32 images" in err and len(err.strip().splitlines()) == 1
+    bad = [(["--parts", "wings"], "unknown part"), (["--parts", "hair", "--prompt", "purple hair"], "unknown phrase"),
+           (["--mask", str(tmp_path / "none.png")], "no such file")]
+    for extra, msg in bad:
+        args = ["edit", "region", "--generator", str(tmp_path / "G"), "--prompt", "red hair", "--out",
+                str(tmp_path / "bad"), "--no-progress", *extra]
+        if "--prompt" in extra:
+            args = args[:4] + args[6:]                                   # one --prompt only
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert msg in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "bad").exists()
