@@ -15,8 +15,8 @@ from memorygan.editing.assessors import get_assessor  # noqa: E402
 from memorygan.editing.directions import learn_direction, save_direction  # noqa: E402
 
 NAMES = ["background", "skin", "eyes", "hair"]
-ENDPOINTS = ["/generate", "/compose", "/resample_part", "/mix", "/interpolate", "/apply_direction", "/invert",
-             "/undo", "/download"]
+ENDPOINTS = ["/generate", "/compose", "/resample_part", "/mix", "/interpolate", "/apply_direction", "/text_edit",
+             "/region_edit", "/invert", "/undo", "/download"]
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +69,12 @@ def test_every_endpoint(served, tmp_path):
     assert c.predict("skin", 6, 0.5, api_name="/interpolate")[1] == "skin 0.50 of the way to seed 6"
     assert c.predict("hair-light", 0.25, api_name="/apply_direction")[1] == "hair-light alpha +0.25"
     assert c.predict(api_name="/undo")[1].startswith("undo: back to")
+    assert c.predict("red hair", ["hair"], "attributes", "parts", 5, api_name="/text_edit")[1].startswith(
+        "text edit 'red hair' on hair (parts, 5 steps): score ")
+    msg = c.predict("blonde hair", ["hair"], None, "adam", api_name="/region_edit")[1]
+    assert msg.startswith("region edit 'blonde hair' (adam, codes of hair): score ") and "PSNR outside" in msg
+    with pytest.raises(Exception, match="needs a local CLIP folder"):
+        c.predict("red hair", ["hair"], "clip", "parts", 5, api_name="/text_edit")
     from gradio_client import handle_file
     from PIL import Image
     Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(tmp_path / "upload.png")
@@ -88,3 +94,16 @@ def test_real_browser_generate_resample_direction(served, tmp_path):
     assert [s["action"] for s in result["steps"]] == ["generate", "resample part", "apply direction"]
     assert all(s["changed"] for s in result["steps"]), result
     assert (tmp_path / "demo.png").stat().st_size > 10_000
+
+
+def test_painted_mask_from_an_image_editor_value():
+    from memorygan.demo.app import painted_mask
+
+    assert painted_mask(None) is None and painted_mask({"background": None, "layers": []}) is None
+    layer = np.zeros((16, 16, 4), np.uint8)
+    assert painted_mask({"layers": [layer]}) is None                     # an empty layer paints nothing
+    layer[2:5, 3:9, 3] = 200
+    second = np.zeros((16, 16, 4), np.uint8)
+    second[10, 10, 3] = 255
+    m = painted_mask({"layers": [layer, second]})
+    assert m.shape == (16, 16) and set(zip(*np.nonzero(m))) == {(r, c) for r in range(2, 5) for c in range(3, 9)} | {(10, 10)}

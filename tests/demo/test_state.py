@@ -127,3 +127,45 @@ def test_invert_an_uploaded_image(state):
         state.invert(target, np.full((32, 32), 9, np.uint8), steps=1)
     with pytest.raises(ConfigError, match="upload an image first"):
         state.invert(None)
+
+
+def test_text_edit_moves_only_the_chosen_parts_codes(state):
+    state.generate(1)
+    before = _codes(state)
+    view = state.text_edit("red hair", ["hair"], steps=3)
+    changed = (_codes(state) != before).any(-1)[0]                 # (K, L)
+    assert changed[3].any() and not changed[[0, 1, 2]].any()
+    assert view.message.startswith("text edit 'red hair' on hair (parts, 3 steps): score ")
+    state.undo()
+    assert torch.equal(_codes(state), before)
+    with pytest.raises(ConfigError, match="--clip PATH"):
+        state.text_edit("red hair", ["hair"], scorer="clip", steps=1)
+    with pytest.raises(ConfigError, match="choose the parts"):
+        state.text_edit("red hair", [], steps=1)
+
+
+def test_region_edit_shows_the_blended_result(state):
+    from memorygan.editing.region import region_edit
+    from memorygan.editing.scorers import text_score
+    from memorygan.visualize import to_uint8
+
+    state.generate(2)
+    src = state._source(state.current)
+    budget = dict(popsize=4, cma_iters=2, adam_steps=2, seed=0)
+    view = state.region_edit("blonde hair", ["hair"], **budget)
+    assert state.current.blend is not None and "PSNR outside" in view.message
+    # the view is region_edit's own result (codes inside the region, the source outside), not a plain render
+    ref = region_edit(state.G, src, text_score("attributes", "blonde hair", state.G), parts=["hair"], **budget)
+    assert np.array_equal(view.image, to_uint8(ref.after.image)[0])
+    plain = state.G(expanded=state.current.expanded, noise_mode="const")
+    assert not np.array_equal(view.image, to_uint8(plain.image)[0])
+    # a painted mask (RGBA, another size): its alpha is the region
+    painted = np.zeros((64, 64, 4), np.uint8)
+    painted[:20, :, 3] = 255
+    view = state.region_edit("blonde hair", None, painted, **budget)
+    assert state.current.blend is not None and "codes of" in view.message
+    # the next edit continues from the edited codes, without the blend
+    state.resample_part("eyes", "texture", 3)
+    assert state.current.blend is None
+    with pytest.raises(ConfigError, match="paint a region on the image or choose parts"):
+        state.region_edit("blonde hair", None, np.zeros((8, 8), np.uint8))

@@ -96,6 +96,44 @@ def build_app(G, directions: dict | None = None, clip=None, title: str = "memory
                          api_name="apply_direction", trigger_mode="always_last")
             gr.Markdown("Directions are folders written by `memorygan edit learn|interfacegan|sefa`, loaded with "
                         "`--directions DIR` (one direction, or a folder of them).")
+        default_parts = [n for n in ("hair",) if n in names] or names[min(1, k - 1):min(2, k)]
+        with gr.Tab("Text edit"):
+            with gr.Row():
+                prompt = gr.Textbox(value="red hair", label="prompt", elem_id="prompt")
+                scorer = gr.Radio(["attributes", "clip"], value="clip" if clip else "attributes",
+                                  label="scorer (attributes: offline attribute words; clip: --clip folder)")
+            t_parts = gr.CheckboxGroup(names, value=default_parts, label="parts whose codes move")
+            with gr.Row():
+                t_space = gr.Radio(["parts", "query"] if G.arch == "memorygan" else ["parts"], value="parts",
+                                   label="space (query: MemoryGAN's working memory)")
+                t_steps = gr.Slider(5, 300, value=40, step=5, label="steps")
+            t_btn = gr.Button("Edit", elem_id="text-edit")
+            t_btn.click(wrap(lambda s, pr, ps, sc, sp, st: s.text_edit(pr, list(ps or []), sc, "both", sp, int(st))),
+                        [state, prompt, t_parts, scorer, t_space, t_steps], outs, api_name="text_edit")
+        with gr.Tab("Region edit"):
+            painter = gr.ImageEditor(label="paint the region to edit (any colour)", type="numpy", elem_id="painter",
+                                     brush=gr.Brush(colors=["#ff3030"], default_size=12), eraser=gr.Eraser())
+            paint_btn = gr.Button("Paint on the current image")
+            with gr.Row():
+                r_prompt = gr.Textbox(value="blonde hair", label="prompt")
+                r_parts = gr.CheckboxGroup(names, label="parts (the region when nothing is painted; else the codes "
+                                                        "that move: by default those the painting covers)")
+                optimizer = gr.Radio(["cma+adam", "cma", "adam"], value="cma+adam", label="optimizer")
+            r_btn = gr.Button("Edit region", elem_id="region-edit")
+            r_btn.click(wrap(lambda s, pr, ps, ed, op: s.region_edit(pr, list(ps or []) or None, painted_mask(ed),
+                                                                     optimizer=op)),
+                        [state, r_prompt, r_parts, painter, optimizer], outs, api_name="region_edit")
+
+            def to_painter(st):
+                st = session(st)
+                try:
+                    image = st.view().image
+                    f = max(1, -(-DISPLAY_HEIGHT // image.shape[0]))                  # enlarged as in the panel
+                    image = image.repeat(f, 0).repeat(f, 1)
+                except MemoryGANError as e:
+                    raise gr.Error(str(e)) from None
+                return {"background": image, "layers": [], "composite": image}, st
+            paint_btn.click(to_painter, [state], [painter, state], api_name=False)
         with gr.Tab("Invert"):
             with gr.Row():
                 upload = gr.Image(label="image (cropped and resized to the generator's size)", type="numpy")
@@ -122,6 +160,24 @@ def build_app(G, directions: dict | None = None, clip=None, title: str = "memory
         dl_btn.click(download, [state], [files, state], api_name="download")
     app.memorygan_directions = list(directions)
     return app
+
+
+def painted_mask(editor):
+    """The region painted in a gr.ImageEditor value: (H, W) uint8, non-zero where any layer has paint; None when
+    nothing is painted (or no editor value)."""
+    import numpy as np
+
+    if not isinstance(editor, dict):
+        return None
+    painted = None
+    for layer in editor.get("layers") or []:
+        if layer is None:
+            continue
+        layer = np.asarray(layer)
+        alpha = layer[..., 3] if layer.ndim == 3 and layer.shape[-1] == 4 else (layer.max(-1) if layer.ndim == 3
+                                                                                else layer)
+        painted = alpha if painted is None else np.maximum(painted, alpha)
+    return None if painted is None or not painted.any() else painted.astype(np.uint8)
 
 
 def load_directions(path) -> dict:

@@ -28,6 +28,9 @@ class Snapshot:
     z: torch.Tensor | None = None                 # the random source when it still describes the image
     noise: list[torch.Tensor] | None = None
     label: str = ""
+    # a region edit's result: `expanded` (the edited codes) inside the mask, these codes outside, blended in the
+    # fused features and at the render input (editing.region); later edits start from `expanded` without it
+    blend: tuple | None = None                    # (reference expanded (1, K, L, D), coarse mask (1, 1, h, w))
 
 
 @dataclass
@@ -114,8 +117,32 @@ class DemoState:
     @torch.no_grad()
     def _render(self, snap: Snapshot, composition_mask=None):
         noise = None if snap.noise is None else [n.to(self.G.device) for n in snap.noise]
+        if snap.blend is not None and composition_mask is None:
+            from types import SimpleNamespace
+
+            from memorygan.editing.region import blend_render
+
+            reference, coarse = snap.blend
+            ref = self.G.fuse(*self.G.generate_parts(reference.to(self.G.device)))
+            hidden, depths = self.G.generate_parts(snap.expanded.to(self.G.device))
+            image, seg = blend_render(self.G, hidden, depths, ref, coarse.to(self.G.device), noise)
+            return SimpleNamespace(image=image, seg=seg, depths=depths)
         return self.G(expanded=snap.expanded.to(self.G.device), composition_mask=composition_mask, noise=noise,
                       noise_mode="const")
+
+    def _source(self, snap: Snapshot):
+        from memorygan.editing.directions import Source
+
+        return Source(snap.expanded.to(self.G.device), None if snap.latents is None else snap.latents,
+                      None if snap.z is None else snap.z, snap.noise)
+
+    def _scorer(self, prompt: str, scorer: str):
+        from memorygan.editing.scorers import text_score
+
+        if scorer == "clip" and self.clip is None:
+            raise ConfigError("text edit: the CLIP scorer needs a local CLIP folder (start the demo with --clip PATH "
+                              "or set MEMORYGAN_CLIP); the 'attributes' scorer works offline")
+        return text_score(scorer, prompt, self.G, clip=self.clip)
 
     def _sample(self, seed: int, truncation: float):
         with torch.no_grad():
@@ -218,6 +245,73 @@ class DemoState:
             latents = out.latents if d.space == "latent" else None
             return Snapshot(out.expanded, latents, None, base.noise, f"{name} alpha {float(alpha):+.2f}")
         return self._slide(("direction", name), make)
+
+    def text_edit(self, prompt: str, parts, scorer: str = "attributes", layers: str = "both", space: str = "parts",
+                  steps: int = 40, lambda_seg: float | None = None, seed: int = 0) -> View:
+        """Text-guided edit of the chosen parts' codes (MemoryGAN Eq. 16-18, `memorygan edit text`): only those
+        codes move (`space="query"`: MemoryGAN's query codes of the parts). `steps` defaults to 40 for the demo
+        (the command's default is StyleCLIP's 300)."""
+        from memorygan.editing.text import LAMBDA_SEG, text_edit
+
+        cur = self._need_current()
+        if not parts:
+            raise ConfigError("text edit: choose the parts to edit (e.g. hair)")
+        if space == "query" and cur.z is None:
+            raise ConfigError("text edit: the query space needs an image made from a seed (this one's codes were "
+                              "edited or inverted); use the parts space")
+        score = self._scorer(prompt, scorer)
+        res = text_edit(self.G, self._source(cur), score, parts, layers=layers, space=space, steps=int(steps),
+                        lambda_seg=LAMBDA_SEG if lambda_seg is None else float(lambda_seg), seed=int(seed))
+        with torch.no_grad():
+            before = float(score.score(res.before.image, res.before.seg)[0])
+            after = float(score.score(res.after.image, res.after.seg)[0])
+        names = ", ".join(self.G.part_names[k] for k in res.space.parts)
+        self._commit(Snapshot(res.after.expanded.detach(), None, None, cur.noise,
+                              f"text edit {prompt!r} on {names} ({space}, {int(steps)} steps): score {before:.3f} "
+                              f"-> {after:.3f}"))
+        return self.view(message=self.current.label)
+
+    def region_edit(self, prompt: str, parts=None, mask: np.ndarray | None = None, scorer: str = "attributes",
+                    optimizer: str = "cma+adam", popsize: int = 12, cma_iters: int = 6, adam_steps: int = 30,
+                    seed: int = 0) -> View:
+        """Paint-by-Word (`memorygan edit region`): `mask` (H, W) painted on the image (any size; non-zero = the
+        region) and/or `parts` (their masks are the region when no mask is painted; else the codes that move).
+        The result keeps the source outside the region (blended in the fused features and at the render input).
+        The budget defaults to a small one for interactive use (the command: population 50, 20 iterations, 100
+        Adam steps)."""
+        from PIL import Image
+
+        from memorygan.editing.region import region_edit
+        from memorygan.editing.results import psnr_outside
+
+        cur = self._need_current()
+        region = None
+        if mask is not None:
+            m = np.asarray(mask)
+            if m.ndim == 3:
+                m = m[..., -1] if m.shape[-1] == 4 else m.max(-1)         # painted alpha, or any colour
+            if m.ndim != 2:
+                raise ConfigError(f"region edit: expected a painted mask (H, W), got shape {m.shape}")
+            size = self.G.config.resolution
+            m = np.asarray(Image.fromarray((m > 0).astype(np.uint8) * 255).resize((size, size), Image.NEAREST))
+            if m.max() > 0:
+                region = torch.from_numpy(m.astype(np.float32) / 255).to(self.G.device)
+        if region is None and not parts:
+            raise ConfigError("region edit: paint a region on the image or choose parts")
+        score = self._scorer(prompt, scorer)
+        src = self._source(cur)
+        res = region_edit(self.G, src, score, mask=region, parts=parts or None, optimizer=optimizer,
+                          popsize=int(popsize), cma_iters=int(cma_iters), adam_steps=int(adam_steps), seed=int(seed))
+        with torch.no_grad():
+            before = float(score.score(res.before.image, res.before.seg)[0])
+            after = float(score.score(res.after.image, res.after.seg)[0])
+            psnr = float(psnr_outside(res.before.image, res.after.image, ~res.region.hard)[0])
+        names = ", ".join(self.G.part_names[k] for k in res.parts)
+        self._commit(Snapshot(res.after.expanded.detach(), None, None, cur.noise,
+                              f"region edit {prompt!r} ({optimizer}, codes of {names}): score {before:.3f} -> "
+                              f"{after:.3f}, PSNR outside {psnr:.1f} dB",
+                              blend=(src.expanded.detach(), res.region.coarse[:1].detach())))
+        return self.view(message=self.current.label)
 
     def invert(self, image: np.ndarray, mask: np.ndarray | None = None, steps: int = 200) -> View:
         """Invert an uploaded image (H, W, 3 uint8; optional mask of class ids (H, W)) into expanded codes (the
