@@ -54,13 +54,18 @@ def main():
         G, _ = memorygan.load(f"/work/exp/runs/t100-{arch}")
         G.eval()
         kfold = E / f"final-known-{arch}"
+        if not (kfold / "summary.json").is_file():
+            print(f"(skipped {arch}: {kfold} is not finished)")
+            continue
         true = load_codes(kfold / "targets/codes.safetensors", G)
         names = true.names
         rec = recovered(kfold, names, G)
         hfold = E / f"final-heldout-{arch}"
-        hnames = sorted(p.name for p in hfold.iterdir() if (p / "metrics.json").is_file())
-        hrec = recovered(hfold, hnames, G)
-        pfold = E / f"final-heldout-{arch}-pti"
+        hnames = sorted(p.name for p in hfold.iterdir() if (p / "metrics.json").is_file()) if hfold.is_dir() else []
+        hrec = recovered(hfold, hnames, G) if hnames else None
+        pfold = E / f"final-heldout-{arch}-pti4"             # PTI of all 4 held-out images (eval-final2.sh)
+        if not (pfold / "summary.json").is_file():
+            pfold = E / f"final-heldout-{arch}-pti"          # the first image only (eval-final.sh)
         pnames = sorted(p.name for p in pfold.iterdir() if (p / "metrics.json").is_file()) if pfold.is_dir() else []
         for k, dpath in enumerate(dirs):
             d = load_direction(dpath, G)
@@ -71,6 +76,8 @@ def main():
             r.update(generator=arch, direction=str(dpath), random_samples_slope=random_slope(dpath))
             (out / f"known-{arch}-{dpath.name}.json").write_text(json.dumps(r, indent=2) + "\n")
             known_rows.append((arch, dpath.name, r))
+            if hrec is None:
+                continue
             # (2) held-out: recovered codes under the source generator (all projected images) and, for the images
             # PTI tuned, under each image's tuned copy
             views = [EditView("source G", G, hrec, d)]
@@ -86,7 +93,7 @@ def main():
                 r2["pti"][n] = compare_edits(pv, A, ALPHAS, names=[n])
             (out / f"heldout-{arch}-{dpath.name}.json").write_text(json.dumps(r2, indent=2) + "\n")
             held_rows.append((arch, dpath.name, r2))
-            if args.figure and k == 0:
+            if args.figure and k == 0 and hrec is not None:
                 from memorygan.visualize import to_uint8
                 for i in range(min(2, len(names))):
                     for label, src in (("true", Source(true.expanded[i:i + 1])), ("recovered", rec.select(slice(i, i + 1)))):
@@ -128,12 +135,13 @@ def main():
             print(f"| {arch} | {name} | {r['random_samples_slope']:.2f} | {s['slope_mean']:.2f} ({fmt_list(s['slope'])}) "
                   f"| {tail} |")
     if args.figure and fig_rows:
-        from memorygan.analysis.figures import label_rows, save_png
+        from memorygan.analysis.figures import label_rows
         from memorygan.visualize import grid
         figure = label_rows(grid(fig_rows), fig_labels, fig_rows[0].shape[1], width=170)
         from PIL import Image
         im = Image.fromarray(figure)
-        im.resize((2 * im.width, 2 * im.height), Image.NEAREST).save(args.figure, optimize=True)
+        im = im.resize((2 * im.width, 2 * im.height), Image.NEAREST)
+        im.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(args.figure, optimize=True)   # ~160 KB
         print(f"wrote {args.figure} (columns: alpha {', '.join(f'{a:g}' for a in ALPHAS)})")
 
 
