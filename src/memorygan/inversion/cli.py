@@ -1,21 +1,11 @@
 """CLI: `memorygan invert` (DESIGN 6, Inversion). Parses the arguments and calls `inversion.invert_command`."""
 from __future__ import annotations
 
-import argparse
 import sys
 
+from memorygan.argtypes import non_negative_int as _non_negative_int
 from memorygan.argtypes import positive_int, seed_list
 from memorygan.devices import add_device_argument
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
-    return v
 
 
 def register(subparsers) -> None:
