@@ -328,7 +328,7 @@ def ratios(results: dict, ks, precs) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--official", required=True, help="a checkout of the official SemanticStyleGAN code")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, auto (default: the GPU when there is one)")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--ks", default="13,100")
@@ -341,6 +341,8 @@ def main(argv=None) -> int:
     ap.add_argument("--default-malloc", action="store_true", help="without memorygan.allocator's tuning")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    from memorygan.devices import resolve_device
+    a.device = resolve_device(a.device, announce=not a.worker)
     if a.threads:
         torch.set_num_threads(a.threads)
     if a.worker:
