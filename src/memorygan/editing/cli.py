@@ -250,7 +250,7 @@ def _register_text(sub, common) -> None:
     p.add_argument("--adam-steps", type=int, default=ADAM_STEPS)
     p.add_argument("--components", type=_positive, default=16)
     p.add_argument("--lambda-img", type=float, default=LAMBDA_IMG)
-    p.add_argument("--device", default="cpu")
+    add_device_argument(p)
     p.add_argument("--threads", type=_positive)
     p.set_defaults(func=run_text_report)
 
