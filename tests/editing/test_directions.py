@@ -210,3 +210,26 @@ def test_combine_reports(tmp_path):
     assert "| SSG | skin + hair codes |" in text
     with pytest.raises(ConfigError, match="no editing.json"):
         combine_reports([tmp_path], tmp_path / "x.md")
+
+
+def test_editing_report_records_a_method_that_fails_and_goes_on(tmp_path, monkeypatch):
+    """SSG's dead mouth generator gave no SeFa eigenvector that moves the mouth's area: the study must say so in its
+    row and go on (it aborted), and a rerun keeps the failure instead of repeating it."""
+    from memorygan.editing import baselines
+    from memorygan.editing.report import ATTRIBUTES, write_editing_report
+
+    def no_sefa(G, A, *a, **k):
+        raise ConfigError(f"the sefa direction does not move the assessor {A.spec!r}")
+    monkeypatch.setattr(baselines, "sefa", no_sefa)
+    G = tiny_generator("ssg", num_classes=5, class_names=["background", "skin", "eyes", "mouth", "hair"],
+                       transparent_classes=[])
+    kw = dict(n=2, steps=1, batch=2, interfacegan_n=12, strip_seeds=(0,), scale_n=4, calibrate_n=2,
+              attributes=ATTRIBUTES[:1])
+    md = write_editing_report({"SSG": G}, tmp_path, log=lambda *a: None, **kw)
+    text = md.read_text()
+    assert "| hair lightness | SeFa, part codes | failed: the sefa direction does not move the assessor " \
+           "'lightness:hair' |" in text
+    assert "| hair lightness | InterFaceGAN, part codes | " in text and "## Eye colour" in text
+    lines = []
+    write_editing_report({"SSG": G}, tmp_path, log=lines.append, **kw)
+    assert any("sefa-part-codes: finished earlier" in line for line in lines)

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from memorygan.errors import ConfigError
+from memorygan.errors import ConfigError, MemoryGANError
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,8 @@ def _fmt(x, digits=3):
 
 
 def _row(label, method, rec):
+    if "failed" in rec:
+        return f"| {label} | {method} | failed: {rec['failed']} | | | | | | |"
     at = rec["at"]
     return (f"| {label} | {method} | {_fmt(rec['slope'], 2)} | {_fmt(rec['spearman'])} | "
             f"{_fmt(rec['monotone_fraction'], 2)} | {_fmt(at['score_gain'], 2)} | "
@@ -115,7 +117,15 @@ def write_editing_report(generators: dict, out, markdown=None, smile_regressor=N
                 if rec is None:
                     log(f"[{label}] {attr.label}: {method}")
                     t0 = time.perf_counter()
-                    d = make()
+                    try:
+                        d = make()
+                    except MemoryGANError as e:      # e.g. SeFa finds no eigenvector that moves the assessor
+                        log(f"[{label}] {attr.label}: {method} failed: {e}")
+                        rec = {"failed": str(e), "settings": settings, "generator": generator_fingerprint(G)}
+                        sub.mkdir(parents=True, exist_ok=True)
+                        write_json(rec, sub / "evaluation.json")
+                        runs[method] = rec
+                        continue
                     save_direction(d, sub)
                     rec = evaluate_direction(G, d, A, n, target_parts=[attr.part])
                     rec["seconds"] = time.perf_counter() - t0
