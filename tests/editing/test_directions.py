@@ -204,8 +204,12 @@ def test_combine_reports(tmp_path):
         G = tiny_generator(arch, num_classes=5, class_names=names, transparent_classes=[])
         write_editing_report({arch.upper(): G}, tmp_path / arch, n=2, steps=1, batch=2, interfacegan_n=12,
                              strip_seeds=(0,), scale_n=4, calibrate_n=2, attributes=ATTRIBUTES[:1], log=lambda *a: None)
-    md = combine_reports([tmp_path / "memorygan", tmp_path / "ssg"], tmp_path / "editing.md", "memorygan edit ...")
+    import shutil
+    shutil.move(tmp_path / "ssg", tmp_path / "moved" / "ssg")         # a study folder moved (e.g. into docs/)
+    md = combine_reports([tmp_path / "memorygan", tmp_path / "moved" / "ssg"], tmp_path / "editing.md",
+                         "memorygan edit ...")
     text = md.read_text()
+    assert "(moved/ssg/ssg/hair-lightness-learned-part-codes/strip.png)" in text
     assert "## MEMORYGAN (memorygan)" in text and "## SSG (ssg)" in text and "memorygan edit ..." in text
     assert "| SSG | skin + hair codes |" in text
     with pytest.raises(ConfigError, match="no editing.json"):

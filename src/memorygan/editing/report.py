@@ -239,10 +239,22 @@ def run_report_cli(args) -> int:
 
 
 def load_record(out) -> dict:
-    path = Path(out) / "editing.json"
+    """A study's editing.json, with its strip paths pointing into `out` (so a study folder can be moved or copied,
+    e.g. into docs/, and combined from there)."""
+    out = Path(out)
+    path = out / "editing.json"
     if not path.is_file():
         raise ConfigError(f"{out}: no editing.json (not an output folder of `memorygan edit report`)")
-    return json.loads(path.read_text())
+    record = json.loads(path.read_text())
+    for res in record["results"].values():
+        recs = [rec for runs in res["attributes"].values() for rec in runs.values()] + list(res["eye_colour"].values())
+        for rec in recs:
+            if rec.get("strip"):
+                strip = Path(rec["strip"])
+                here = out / Path(*strip.parts[-3:])          # <label>/<direction>/strip.png inside this folder
+                if here.is_file():
+                    rec["strip"] = str(here)
+    return record
 
 
 def combine_reports(outs, markdown, command: str | None = None) -> Path:
