@@ -89,7 +89,7 @@ def test_every_device_flag_defaults_to_auto():
     commands = {p for p, _ in found}
     for cmd in ("memorygan train", "memorygan generate", "memorygan quickstart", "memorygan probe train",
                 "memorygan metrics", "memorygan analyze report", "memorygan analyze compose", "memorygan invert",
-                "memorygan edit learn", "memorygan demo"):
+                "memorygan edit learn", "memorygan demo", "memorygan report", "memorygan edit text-report"):
         assert cmd in commands, cmd
     train_default = [d for p, d in found if p == "memorygan train"]
     assert train_default == [None]                            # train: None -> TrainOptions.device ("auto")

@@ -145,7 +145,7 @@ def write_report(run, out=None, seeds: int = 16, composition_seeds: tuple[int, .
 
 
 def evaluate_checkpoints(run, probe=None, num_samples: int = 1000, seed: int = 123, out_name: str = METRICS_LOG,
-                         progress: bool = True) -> list[dict]:
+                         progress: bool = True, device: str = "cpu") -> list[dict]:
     """Domain metrics of every complete checkpoint of a run (for runs trained without a probe, or with other
     settings), written to RUN/`out_name` (replacing it, atomically, holding the run's lock) with each checkpoint's
     step, kimg and training minutes."""
@@ -160,11 +160,11 @@ def evaluate_checkpoints(run, probe=None, num_samples: int = 1000, seed: int = 1
             raise CheckpointError(f"{run}: no checkpoints to evaluate")
         data = run_dataset(run)
         probe = probe or opts.probe or Path(data) / "probe"
-        dm = DomainMetrics(probe, data)
+        dm = DomainMetrics(probe, data, device=device)
         rows = []
         for ckpt in ckpts:
             state = read_training_state(ckpt)
-            G, _ = memorygan.load(ckpt / "generator")
+            G, _ = memorygan.load(ckpt / "generator", device=device)
             m = dm.evaluate(G, num_samples=num_samples, seed=seed)
             row = {"step": int(state["step"]), "kimg": state["images"] / 1000,
                    "train_minutes": state["train_seconds"] / 60}

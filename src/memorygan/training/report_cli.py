@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from memorygan.devices import add_device_argument
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("report", help="report of a training run (or comparison plot of several runs)")
@@ -15,6 +17,7 @@ def register(subparsers) -> None:
     p.add_argument("--num", type=int, default=1000, help="generated images per checkpoint for --evaluate")
     p.add_argument("--x", choices=["minutes", "kimg"], default="minutes",
                    help="x axis of the comparison plot: training minutes or images seen (kimg)")
+    add_device_argument(p)
     p.set_defaults(func=run_report)
 
 
@@ -24,7 +27,7 @@ def run_report(args) -> int:
 
     if args.evaluate:
         for run in args.runs:
-            evaluate_checkpoints(run, args.probe, args.num)
+            evaluate_checkpoints(run, args.probe, args.num, device=args.device)
 
     if len(args.runs) == 1:
         out = write_report(args.runs[0], args.out)
