@@ -280,7 +280,7 @@ def test_report_evaluate_skips_incomplete_checkpoints_and_takes_the_lock(opts_fo
     seen = []
 
     class Domain:
-        def __init__(self, probe, data):
+        def __init__(self, probe, data, device=None):
             pass
 
         def evaluate(self, G, num_samples, seed):
