@@ -362,7 +362,7 @@ def calibrate(book: PhraseBook, data=None, n: int | None = 2000, size: int = 64,
             g = book.groups[gname]
             parts = [_part_id(book, g, p, k) for p in g.parts]
             lab = [g.label(r) for r in recs]
-            keep = torch.tensor([c is not None for c in lab])
+            keep = torch.tensor([c is not None for c in lab], device=image.device)   # calibration runs on the CPU
             if g.feature != "area":
                 keep &= part_area(seg, parts[:1]) >= MIN_AREA
             for s in SPACES:
@@ -391,7 +391,7 @@ def calibrate(book: PhraseBook, data=None, n: int | None = 2000, size: int = 64,
             f = torch.cat(feats[(gname, s)]).double()
             classes, means, counts, resid = [], [], [], []
             for c in g.classes:
-                sel = torch.tensor([x == c for x in lab], dtype=torch.bool)
+                sel = torch.tensor([x == c for x in lab], dtype=torch.bool, device=f.device)
                 if int(sel.sum()) == 0:
                     continue
                 classes.append(c)
@@ -404,7 +404,7 @@ def calibrate(book: PhraseBook, data=None, n: int | None = 2000, size: int = 64,
             std = torch.cat(resid).pow(2).mean(0).sqrt().clamp(min=1e-3)
             mean = torch.stack(means)
             nearest = (((f[:, None] - mean[None]) / std) ** 2).sum(-1).argmin(1)
-            truth = torch.tensor([classes.index(x) if x in classes else -1 for x in lab])
+            truth = torch.tensor([classes.index(x) if x in classes else -1 for x in lab], device=f.device)
             accuracy = {c: float((nearest[truth == i] == i).double().mean()) for i, c in enumerate(classes)}
             book.references[gname][s] = Reference(classes, mean.float(), std.float(), counts, accuracy)
     book.source = f"{'dataset ' + str(data) if data is not None else f'{n} procedural portraits'}" + \
