@@ -81,7 +81,9 @@ class StagedNonInteracting(NonInteracting):
         m = torch.softmax(depths, dim=1)
         return Fusion(m, m, (m[:, :, None] * hidden).sum(1))
 
-    def render(self, fused, coarse_seg, noise_mode="const", noise=None):
+    def render(self, fused, coarse_seg, noise_mode="const", noise=None, mix=None):
+        if mix is not None:                                  # one "layer": the output
+            fused, coarse_seg = mix(0, fused), mix(1, coarse_seg)
         return fused, coarse_seg
 
     def forward(self, z=None, *, latents=None, expanded=None, **kw):

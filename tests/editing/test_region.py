@@ -18,6 +18,7 @@ from memorygan.editing.region import (
     make_region,
     read_mask,
     region_edit,
+    render_reference,
     run_cma,
 )
 from memorygan.editing.scorers import text_score
@@ -67,26 +68,33 @@ def test_user_mask_inside_a_part_changes_only_the_mask(staged_painter, tmp_path)
     assert not bool(changed[:, :24].any())                               # other parts' bands untouched
 
 
-def test_blend_at_the_render_input_on_a_real_generator(arch):
+def test_split_at_every_layer_on_a_real_generator(arch):
+    """The split generator on a real render net: mask 0 is the source bit for bit, mask 1 the edit; a left-half mask
+    keeps every right-half pixel (image and seg) exactly, which blending at the render input alone does not (its 3x3
+    convolutions carry the edit across the border)."""
     G = tiny_generator(arch, class_names=NAMES)
     src = seed_source(G, [0, 1])
     edited = src.expanded + 0.5 * torch.randn(src.expanded.shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        hidden, depths = G.generate_parts(src.expanded)
-        ref = G.fuse(hidden, depths)
+        ref, img_s, seg_s = render_reference(G, *G.generate_parts(src.expanded))
+        assert len(ref.trace) == G.render_net.mix_points
+        assert torch.equal(img_s, G(expanded=src.expanded).image)
         h1, d1 = G.generate_parts(edited)
-        zero = torch.zeros(2, 1, 8, 8)
+        zero = torch.zeros(2, 1, 32, 32)
         img0, seg0 = blend_render(G, h1, d1, ref, zero)
         img1, seg1 = blend_render(G, h1, d1, ref, zero + 1)
-        assert torch.equal(img0, G(expanded=src.expanded).image) and torch.equal(seg0, G(expanded=src.expanded).seg)
+        assert torch.equal(img0, img_s) and torch.equal(seg0, seg_s)
         assert torch.allclose(img1, G(expanded=edited).image, atol=1e-5)
+        assert torch.allclose(seg1, G(expanded=edited).seg, atol=1e-5)
         half = zero.clone()
-        half[..., :4] = 1                                                # left half of the coarse grid
-        img_h, _ = blend_render(G, h1, d1, ref, half)
-        f_h = G.fuse(h1, d1)
-        want = torch.cat([f_h.fused[..., :4], ref.fused[..., 4:]], -1)
-        assert torch.allclose(G.render(want, torch.cat([f_h.coarse_seg[..., :4], ref.coarse_seg[..., 4:]], -1))[0],
-                              img_h, atol=1e-6)
+        half[..., :16] = 1                                               # left half of the image
+        img_h, seg_h = blend_render(G, h1[1:], d1[1:], ref.select(1), half[1:])
+        assert torch.equal(img_h[..., 16:], img_s[1:, ..., 16:]) and torch.equal(seg_h[..., 16:], seg_s[1:, ..., 16:])
+        assert float((img_h[..., :16] - img_s[1:, ..., :16]).abs().max()) > 1e-2
+        f_h = G.fuse(h1[1:], d1[1:])                                     # the render-input blend alone leaks
+        want = torch.cat([f_h.fused[..., :4], ref.fusion.fused[1:, ..., 4:]], -1)
+        leak, _ = G.render(want, torch.cat([f_h.coarse_seg[..., :4], ref.fusion.coarse_seg[1:, ..., 4:]], -1))
+        assert float((leak[..., 16:] - img_s[1:, ..., 16:]).abs().max()) > 1e-3
 
 
 def test_masks_blur_and_errors(tmp_path):

@@ -30,7 +30,7 @@ class Snapshot:
     label: str = ""
     # a region edit's result: `expanded` (the edited codes) inside the mask, these codes outside, blended in the
     # fused features and at the render input (editing.region); later edits start from `expanded` without it
-    blend: tuple | None = None                    # (reference expanded (1, K, L, D), coarse mask (1, 1, h, w))
+    blend: tuple | None = None                    # (reference expanded (1, K, L, D), region mask (1, 1, H, W))
 
 
 @dataclass
@@ -120,12 +120,12 @@ class DemoState:
         if snap.blend is not None and composition_mask is None:
             from types import SimpleNamespace
 
-            from memorygan.editing.region import blend_render
+            from memorygan.editing.region import blend_render, render_reference
 
-            reference, coarse = snap.blend
-            ref = self.G.fuse(*self.G.generate_parts(reference.to(self.G.device)))
+            reference, mask = snap.blend
+            ref = render_reference(self.G, *self.G.generate_parts(reference.to(self.G.device)), noise=noise)[0]
             hidden, depths = self.G.generate_parts(snap.expanded.to(self.G.device))
-            image, seg = blend_render(self.G, hidden, depths, ref, coarse.to(self.G.device), noise)
+            image, seg = blend_render(self.G, hidden, depths, ref, mask.to(self.G.device), noise)
             return SimpleNamespace(image=image, seg=seg, depths=depths)
         return self.G(expanded=snap.expanded.to(self.G.device), composition_mask=composition_mask, noise=noise,
                       noise_mode="const")
@@ -276,7 +276,7 @@ class DemoState:
                     seed: int = 0) -> View:
         """Paint-by-Word (`memorygan edit region`): `mask` (H, W) painted on the image (any size; non-zero = the
         region) and/or `parts` (their masks are the region when no mask is painted; else the codes that move).
-        The result keeps the source outside the region (blended in the fused features and at the render input).
+        The result keeps the source outside the region (blended in the fused features and at every render layer).
         The budget defaults to a small one for interactive use (the command: population 50, 20 iterations, 100
         Adam steps)."""
         from PIL import Image
@@ -310,7 +310,7 @@ class DemoState:
         self._commit(Snapshot(res.after.expanded.detach(), None, None, cur.noise,
                               f"region edit {prompt!r} ({optimizer}, codes of {names}): score {before:.3f} -> "
                               f"{after:.3f}, PSNR outside {psnr:.1f} dB",
-                              blend=(src.expanded.detach(), res.region.coarse[:1].detach())))
+                              blend=(src.expanded.detach(), res.region.soft[:1, None].detach())))
         return self.view(message=self.current.label)
 
     def invert(self, image: np.ndarray, mask: np.ndarray | None = None, steps: int = 200) -> View:

@@ -1,15 +1,19 @@
 """Region edits: Paint-by-Word (Andonian thesis Ch. 4) with a generator split so only the region can change.
 
-The generator is split at its render input (Eqs. 4.3-4.7): the local generators and the fusion run on the optimised
+The generator is split at every layer (Eqs. 4.3-4.7): the local generators and the fusion run on the optimised
 codes w and on the source codes w_s, and the two fused feature maps (and coarse masks) are blended with the
-blurred region mask m downsampled to the coarse resolution,
+blurred region mask m downsampled to the coarse resolution; the render net then runs on the blend, and each of its
+activations (both convolutions of every block, the rgb and seg skips) is blended again with the source's activation
+by m at that resolution:
 
-    fused = m * fused(w) + (1 - m) * fused(w_s),   coarse_seg likewise,   x = render(fused, coarse_seg)     (4.7)
+    fused = m * fused(w) + (1 - m) * fused(w_s),   coarse_seg likewise                                       (4.7)
+    a_l   = m_l * a_l(blend) + (1 - m_l) * a_l(w_s)       at every render layer l
 
-Everything before the render net is per pixel (1x1 modulated layers, per-pixel fusion), so this is the thesis's
-"one style inside the mask, another outside, at every modulated layer". Only the render net (3x3 convolutions,
-pooling to its first resolution) carries anything across the mask's border, and the image-consistency term keeps
-that small. Losses:
+Everything before the render net is per pixel (1x1 modulated layers, per-pixel fusion), so the first line is the
+thesis's "one style inside the mask, another outside, at every modulated layer". The render net has no styles; its
+3x3 convolutions would carry the edit across the mask's border (measured: 28-30 dB outside with the blend at the
+render input alone), so the split also holds its activations: wherever m is 0 the image and the segmentation are
+the source's, bit for bit, and only the blur band of m (BLUR) changes outside the painted pixels. Losses:
 
     L_sem(w) = D_score(G_{z,m}(w) restricted to m)                        (4.8: CLIP on x * m and random crops of
                                                                            it; attribute words inside the parts' masks
@@ -130,15 +134,66 @@ def covered_parts(G, before, mask: torch.Tensor, cover: float = COVER) -> list[i
 
 
 # ----------------------------------------------------------------------------------------------- split generator
-def blend_render(G, hidden, depths, reference, coarse_mask: torch.Tensor, noise=None):
-    """Eq. 4.7 at the render input: fuse the edited parts, blend fused map and coarse mask with the reference
-    (`reference`: a Fusion of the source, batch 1 or B) by coarse_mask (B, 1, Hc, Wc), render. -> image, seg."""
+@dataclass
+class Reference:
+    """The source image's side of the split: its fusion and every render activation (`RenderNet.forward`'s mix
+    points), batch 1 or B."""
+    fusion: object
+    trace: list
+
+    def select(self, i: int) -> "Reference":
+        from memorygan.models.generator import Fusion
+
+        f = self.fusion
+        return Reference(Fusion(f.masks[i:i + 1], f.weights[i:i + 1], f.fused[i:i + 1]),
+                         [t[i:i + 1] for t in self.trace])
+
+
+def render_reference(G, hidden, depths, noise=None):
+    """Fuse and render the source, recording the render activations. -> (Reference, image, seg)."""
     fusion = G.fuse(hidden, depths)
-    m = coarse_mask.to(fusion.fused.dtype)
+    trace = []
+
+    def record(i, t):
+        trace.append(t.detach())
+        return t
+
+    image, seg = G.render(fusion.fused, fusion.coarse_seg, noise=noise, mix=record)
+    return Reference(fusion, trace), image, seg
+
+
+class LayerBlend:
+    """mix(i, t) for `G.render`: t -> ref_i + m (t - ref_i), m the region mask (B, 1, H, W) area-resampled to t's
+    resolution. Equal to m t + (1 - m) ref_i, and bit-exact ref_i wherever m is 0."""
+
+    def __init__(self, trace: list, mask: torch.Tensor):
+        self.trace, self.mask, self._masks = trace, mask, {}
+
+    def at(self, size, dtype) -> torch.Tensor:
+        key = (tuple(size), dtype)
+        if key not in self._masks:
+            m = self.mask if tuple(self.mask.shape[-2:]) == tuple(size) else \
+                F.interpolate(self.mask, size=tuple(size), mode="area")
+            self._masks[key] = m.to(dtype)
+        return self._masks[key]
+
+    def __call__(self, i: int, t: torch.Tensor) -> torch.Tensor:
+        ref = self.trace[i]
+        return ref + self.at(t.shape[-2:], t.dtype) * (t - ref)
+
+
+def blend_render(G, hidden, depths, reference: Reference, mask: torch.Tensor, noise=None):
+    """Eq. 4.7 at every layer: fuse the edited parts, blend the fused map and coarse mask with the source's
+    (`reference`, batch 1 or B) by `mask` (B, 1, H, W) at the coarse resolution, then render blending every render
+    activation with the source's at its resolution. Wherever the mask is 0 the output is the source's, bit for bit.
+    -> image, seg."""
+    fusion = G.fuse(hidden, depths)
+    ref = reference.fusion
+    m = F.interpolate(mask, size=tuple(ref.fused.shape[-2:]), mode="area").to(fusion.fused.dtype)
     # ref + m (new - ref): equal to m new + (1 - m) ref, and bit-exact ref wherever the edit left the features alone
-    fused = reference.fused + m * (fusion.fused - reference.fused)
-    coarse_seg = reference.coarse_seg + m * (fusion.coarse_seg - reference.coarse_seg)
-    return G.render(fused, coarse_seg, noise=noise)
+    fused = ref.fused + m * (fusion.fused - ref.fused)
+    coarse_seg = ref.coarse_seg + m * (fusion.coarse_seg - ref.coarse_seg)
+    return G.render(fused, coarse_seg, noise=noise, mix=LayerBlend(reference.trace, mask))
 
 
 @dataclass
@@ -146,8 +201,8 @@ class SplitGenerator:
     """G_{z,m}(w) for one source image: codes -> (image, seg), only the region can change."""
     G: object
     expanded: torch.Tensor       # (1, K, L, D) source codes
-    reference: object            # Fusion of the source
-    coarse: torch.Tensor         # (1, 1, Hc, Wc)
+    reference: Reference         # the source's fusion and render activations
+    mask: torch.Tensor           # (1, 1, H, W) the blurred region
     noise: list | None
 
     def __call__(self, delta: torch.Tensor):
@@ -155,7 +210,7 @@ class SplitGenerator:
         n = delta.shape[0]
         hidden, depths = self.G.generate_parts(self.expanded + delta)
         noise = None if self.noise is None else [x.expand(n, -1, -1, -1) for x in self.noise]
-        return blend_render(self.G, hidden, depths, self.reference, self.coarse.expand(n, -1, -1, -1), noise)
+        return blend_render(self.G, hidden, depths, self.reference, self.mask, noise)
 
 
 # ----------------------------------------------------------------------------------------------- search space
@@ -314,9 +369,7 @@ def region_edit(G, source: Source, score, mask: torch.Tensor | None = None, part
     expanded = source.expanded.to(dev)
     noise = None if source.noise is None else [n.to(dev) for n in source.noise]
     with torch.no_grad():
-        hidden, depths = G.generate_parts(expanded)
-        ref = G.fuse(hidden, depths)
-        image0, seg0 = G.render(ref.fused, ref.coarse_seg, noise=noise)
+        ref, image0, seg0 = render_reference(G, *G.generate_parts(expanded), noise=noise)
     before = _output(G, expanded, image0, seg0)
     part_ids = G.resolve_parts(parts, "--parts") if parts else covered_parts(G, before, mask)
     if not part_ids:
@@ -333,7 +386,7 @@ def region_edit(G, source: Source, score, mask: torch.Tensor | None = None, part
         from tqdm import tqdm
         bar = tqdm(total=b, desc=f"region edit ({optimizer})", unit="img")
     for i in range(b):
-        split = SplitGenerator(G, expanded[i:i + 1], _select(ref, i), region.coarse[i:i + 1],
+        split = SplitGenerator(G, expanded[i:i + 1], ref.select(i), region.soft[i:i + 1, None],
                                None if noise is None else [n[i:i + 1] if n.shape[0] > 1 else n for n in noise])
         soft = region.soft[i:i + 1]
         src_img = image0[i:i + 1]
@@ -375,7 +428,7 @@ def region_edit(G, source: Source, score, mask: torch.Tensor | None = None, part
         theta = B.theta(xs)
         delta = torch.einsum("prkl,nprd->nkld", masks, theta)
         hidden, depths = G.generate_parts(expanded + delta)
-        image, seg = blend_render(G, hidden, depths, ref, region.coarse, noise)
+        image, seg = blend_render(G, hidden, depths, ref, region.soft[:, None], noise)
         after = _output(G, expanded + delta, image, seg)
     settings = {"optimizer": optimizer, "basis": basis, "components": components if basis == "pca" else None,
                 "search_dim": B.dim, "parts": [G.part_names[p] for p in es.parts], "roles": es.roles,
@@ -386,12 +439,6 @@ def region_edit(G, source: Source, score, mask: torch.Tensor | None = None, part
                 "consistency": "L1 + (1 - SSIM) outside the region (no perceptual network offline)"}
     return RegionEditResult(before, after, region, xs, es.parts, history, settings, time.perf_counter() - t0,
                             evaluations)
-
-
-def _select(fusion, i):
-    from memorygan.models.generator import Fusion
-
-    return Fusion(fusion.masks[i:i + 1], fusion.weights[i:i + 1], fusion.fused[i:i + 1])
 
 
 def _output(G, expanded, image, seg):

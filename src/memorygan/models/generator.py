@@ -203,10 +203,11 @@ class CompositionalGenerator(nn.Module, metaclass=ABCMeta):
         return Fusion(m, weights, self.fuse_parts(hidden, weights))
 
     def render(self, fused: torch.Tensor, coarse_seg: torch.Tensor, noise_mode: str = "const",
-               noise: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               noise: list[torch.Tensor] | None = None, mix=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Stage 3, rendering: fused (B, C_coarse, Hc, Wc), coarse_seg (B, K, Hc, Wc) in [-1, 1] -> image
-        (B, 3, H, W), seg (B, K, H, W). `noise` (explicit maps, see `noise_shapes`) overrides `noise_mode`."""
-        return self.render_net(fused, coarse_seg, noise_mode, noise)
+        (B, 3, H, W), seg (B, K, H, W). `noise` (explicit maps, see `noise_shapes`) overrides `noise_mode`.
+        `mix(i, t) -> t` sees every render activation in order (`RenderNet.forward`; region edits)."""
+        return self.render_net(fused, coarse_seg, noise_mode, noise, mix)
 
     def noise_shapes(self) -> list[tuple[int, int, int, int]]:
         """Shapes (1, 1, H, W) of the render net's noise maps, in the order `render(noise=...)` takes them."""

@@ -71,8 +71,11 @@ class RenderNet(nn.Module):
         return out
 
     def forward(self, fused: torch.Tensor, coarse_seg: torch.Tensor, noise_mode: str = "const",
-                noise: list[torch.Tensor] | None = None):
-        """`noise`: explicit maps (see `noise_shapes`), e.g. optimised by an inversion; otherwise `noise_mode`."""
+                noise: list[torch.Tensor] | None = None, mix=None):
+        """`noise`: explicit maps (see `noise_shapes`), e.g. optimised by an inversion; otherwise `noise_mode`.
+        `mix(i, t) -> t`, if given, sees (and may replace) every activation in order: for block b, i = 4b and 4b+1
+        the two conv outputs, 4b+2 the rgb skip, 4b+3 the seg skip (`mix_points` of them). Region edits use it to
+        record a source's activations and to blend an edit with them at every layer (`editing.region`)."""
         if noise is not None:
             noises = self.check_noise(noise, fused.shape[0])
         else:
@@ -84,9 +87,19 @@ class RenderNet(nn.Module):
             if x.shape[-1] == self.coarse_size:
                 x = torch.cat([x, fused], dim=1)
             x = self.convs[2 * b](x, noises[2 * b])
+            if mix is not None:
+                x = mix(4 * b, x)
             x = self.convs[2 * b + 1](x, noises[2 * b + 1])
+            if mix is not None:
+                x = mix(4 * b + 1, x)
             rgb = self.to_rgbs[b](x, rgb)
             seg = self.to_segs[b](x, seg)
             if self.residual_refine and x.shape[-1] == self.coarse_size:  # residual refine of the coarse mask
                 seg = seg + coarse_seg.to(seg.dtype)
+            if mix is not None:
+                rgb, seg = mix(4 * b + 2, rgb), mix(4 * b + 3, seg)
         return rgb, seg
+
+    @property
+    def mix_points(self) -> int:
+        return 4 * self.num_blocks
