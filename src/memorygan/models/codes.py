@@ -81,13 +81,15 @@ def check_mix_choice(choice: torch.Tensor, batch: int | None = None, num_classes
                          f"[{int(choice.min())}, {int(choice.max())}]")
 
 
-def mix_selector(choice: torch.Tensor, roles: torch.Tensor) -> torch.Tensor:
+def mix_selector(choice: torch.Tensor, roles: torch.Tensor, check: bool = True) -> torch.Tensor:
     """Boolean (B, K, L): True where layer l of part k takes its code from the second source.
 
     choice: (B, K) in {0, 1, 2}; roles: (K, L) from `layer_roles`. Base layers always come from the first source;
-    shape layers from the second when choice == 2, texture layers when choice >= 1.
+    shape layers from the second when choice == 2, texture layers when choice >= 1. `check=False` skips the range
+    check (it reads the values back: a host sync on a GPU) for choices already checked.
     """
-    check_mix_choice(choice)
+    if check:
+        check_mix_choice(choice)
     roles = roles.to(choice.device)
     shape_from_2 = (choice == 2)[:, :, None]
     texture_from_2 = (choice >= 1)[:, :, None]

@@ -129,16 +129,16 @@ class RealData:
         self._perms: dict[int, torch.Tensor] = {}
         self.k = dataset.num_classes
 
-    def perm(self, epoch: int) -> torch.Tensor:
+    def perm(self, epoch: int) -> list[int]:
         if epoch not in self._perms:
             if len(self._perms) > 4:
                 self._perms.clear()
             g = torch.Generator().manual_seed(seed_for(self.seed, PHASES["data"], epoch))
-            self._perms[epoch] = torch.randperm(self.n, generator=g)
+            self._perms[epoch] = torch.randperm(self.n, generator=g).tolist()     # a CPU draw, read once
         return self._perms[epoch]
 
     def indices(self, start: int, count: int) -> list[int]:
-        return [int(self.perm(p // self.n)[p % self.n]) for p in range(start, start + count)]
+        return [self.perm(p // self.n)[p % self.n] for p in range(start, start + count)]
 
     def _item(self, i: int):
         if self.cache is not None and i in self.cache:
@@ -242,7 +242,7 @@ class Trainer:
             self.nonfinite_total = 0
             self.last_checkpoint: Path | None = None
             self.metrics_log: list[dict] = []
-            self._acc: dict[str, list[float]] = {}
+            self._acc: dict[str, list] = {}          # stat -> floats or device scalars (`_record`)
             self._interrupted = False
             self._tb = None
             self._bar = None
@@ -406,9 +406,24 @@ class Trainer:
 
     # ------------------------------------------------------------------ logging
     def _record(self, **values) -> None:
+        """Accumulate stats for the next log line. Tensors stay where they are (no host sync per step); they are
+        read back together in `_stats_means`."""
         for k, v in values.items():
             if v is not None:
-                self._acc.setdefault(k, []).append(float(v.detach()) if torch.is_tensor(v) else float(v))
+                self._acc.setdefault(k, []).append(v.detach().float().reshape(()) if torch.is_tensor(v) else float(v))
+
+    def _stats_means(self) -> dict[str, float]:
+        """The mean of every accumulated stat, the device tensors read back in one transfer."""
+        means, pending = {}, {}
+        for k, vals in self._acc.items():
+            if all(not torch.is_tensor(v) for v in vals):
+                means[k] = float(np.mean(vals))
+            else:
+                pending[k] = torch.stack([v if torch.is_tensor(v) else torch.tensor(v, device=self.device)
+                                          for v in vals]).to(self.device).mean()
+        if pending:
+            means.update(zip(pending, torch.stack(list(pending.values())).tolist()))
+        return means
 
     def _tensorboard(self):
         if self._tb is None and self.is_main:
@@ -421,7 +436,7 @@ class Trainer:
 
     def _write_stats(self, step_seconds: float) -> None:
         row = {"step": self.step, "kimg": self.images / 1000, "train_minutes": self.train_seconds / 60}
-        row.update({k: float(np.mean(v)) for k, v in sorted(self._acc.items())})
+        row.update(sorted(self._stats_means().items()))
         row["lr"] = self.g_opt.param_groups[0]["lr"]
         row["sec_per_step"] = step_seconds
         row["sec_per_kimg"] = step_seconds / (self.opts.batch / 1000)
@@ -530,18 +545,17 @@ class Trainer:
     def _finish_phase(self, name: str, module: torch.nn.Module, opt, losses: list[torch.Tensor]) -> bool:
         """Average gradients over processes and step, unless some loss or gradient is non-finite anywhere."""
         params = [p for p in module.parameters()]
-        ok = all(bool(torch.isfinite(l).all()) for l in losses)
+        finite = torch.stack([torch.isfinite(l).all() for l in losses]).all()
         dist.average_gradients(params)
         grads = [p.grad for p in params if p.grad is not None]
         norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])) \
             if grads else torch.zeros((), device=self.device)
-        ok = ok and bool(torch.isfinite(norm))
-        bad = float(dist.all_sum(torch.tensor(0.0 if ok else 1.0, device=self.device)))  # NCCL: on the GPU
-        if bad > 0:
+        bad = dist.all_sum((~(finite & torch.isfinite(norm))).float())     # on the device (NCCL: on the GPU)
+        if bad.item() > 0:                         # the one host read of the phase: whether to step
             opt.zero_grad(set_to_none=True)
             self._nonfinite_phase = self._nonfinite_phase or name
             return False
-        self._record(**{f"grad_norm_{name}": float(norm)})
+        self._record(**{f"grad_norm_{name}": norm})
         if self.opts.clip_grad is not None:
             torch.nn.utils.clip_grad_norm_(params, self.opts.clip_grad)
         opt.step()
@@ -610,7 +624,8 @@ class Trainer:
             if self._finish_phase("Greg", G, self.g_opt, losses):
                 lengths = torch.cat(lengths).float()
                 tot = dist.all_sum(torch.stack([lengths.sum(), lengths.new_tensor(float(lengths.numel()))]))
-                self.pl_mean = self.pl_mean + o.pl_decay * (float(tot[0] / tot[1]) - self.pl_mean)
+                # the running mean stays on the device (a tensor from here on; a float in checkpoints)
+                self.pl_mean = self.pl_mean + o.pl_decay * (tot[0] / tot[1] - self.pl_mean)
                 self._record(pl_mean=self.pl_mean)
         G.requires_grad_(False)
 
@@ -696,8 +711,10 @@ class Trainer:
             step_seconds = 0.0
             while True:
                 stopped_by = self._done()
-                flag = dist.all_sum(torch.tensor(1.0 if (stopped_by or self._interrupted) else 0.0, device=self.device))
-                if float(flag) > 0:
+                stop = bool(stopped_by or self._interrupted)
+                if dist.world_size() > 1:                # every process stops at the same step
+                    stop = float(dist.all_sum(torch.tensor(float(stop), device=self.device))) > 0
+                if stop:
                     stopped_by = stopped_by or "interrupt"
                     break
                 t0 = time.perf_counter()
