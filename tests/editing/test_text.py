@@ -11,7 +11,14 @@ from helpers import tiny_generator
 from memorygan.cli import main
 from memorygan.editing.directions import seed_source
 from memorygan.editing.scorers import text_score
-from memorygan.editing.text import edit_space, identity_network, run_text_edit, styleclip_lr, text_edit
+from memorygan.editing.text import (
+    edit_space,
+    identity_network,
+    run_text_edit,
+    seg_term,
+    styleclip_lr,
+    text_edit,
+)
 from memorygan.errors import ConfigError
 
 NAMES = ["background", "skin", "eyes", "hair"]
@@ -73,6 +80,23 @@ def test_seg_term_keeps_the_masks(arch):
     assert outside.settings["seg_on"] == "outside"
     with pytest.raises(ConfigError, match="--seg-on must be one of"):
         text_edit(G, src, score, "hair", steps=1, seg_on="everywhere")
+    parts = text_edit(G, src, score, "hair", steps=2, lambda_seg=100.0, seg_norm="parts")
+    assert parts.settings["seg_norm"] == "parts"
+    with pytest.raises(ConfigError, match="--seg-norm must be one of"):
+        text_edit(G, src, score, "hair", steps=1, seg_norm="classes")
+
+
+def test_seg_term_by_pixels_and_by_parts_by_hand():
+    """2 x 2 image, class 0 on three pixels, class 1 on one; the logits change by 2 (both channels) on the class-1
+    pixel only: squared difference 4 there. By pixels 4 / 4 = 1; by parts (0 + 4) / 2 = 2. Weighted outside the
+    target part 1, only class 0's pixels count: 0."""
+    before = torch.tensor([[[[1.0, 1.0], [1.0, -1.0]], [[-1.0, -1.0], [-1.0, 1.0]]]])      # (1, 2, 2, 2)
+    after = before.clone()
+    after[0, :, 1, 1] += 2.0
+    assert float(seg_term(before, after, [], "all", "pixels")[0]) == pytest.approx(1.0)
+    assert float(seg_term(before, after, [], "all", "parts")[0]) == pytest.approx(2.0)
+    assert float(seg_term(before, after, [1], "outside", "parts")[0]) == pytest.approx(0.0, abs=1e-3)
+    assert float(seg_term(before, before, [], "all", "parts")[0]) == 0.0
 
 
 def test_identity_term_uses_the_given_network(monkeypatch):

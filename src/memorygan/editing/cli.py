@@ -147,7 +147,7 @@ def _register_text(sub, common) -> None:
     """`edit text`, `edit region`, `edit phrases` (text and region edits, DESIGN 6)."""
     from memorygan.editing.region import ADAM_LR, ADAM_STEPS, BASES, CMA_ITERS, LAMBDA_IMG, OPTIMIZERS, POPSIZE, SIGMA0
     from memorygan.editing.scorers import SCORERS
-    from memorygan.editing.text import LAMBDA_ID, LAMBDA_L2, LAMBDA_SEG, LR, SEG_ON, STEPS, TEXT_SPACES
+    from memorygan.editing.text import LAMBDA_ID, LAMBDA_L2, LAMBDA_SEG, LR, SEG_NORMS, SEG_ON, STEPS, TEXT_SPACES
 
     text = argparse.ArgumentParser(add_help=False)
     text.add_argument("--prompt", required=True, help="the text to edit towards, e.g. \"a person with red hair\"")
@@ -187,13 +187,16 @@ def _register_text(sub, common) -> None:
                    help=f"Eq. 18 segmentation term; 0 turns it off (default {LAMBDA_SEG}, docs/text-edits.md)")
     p.add_argument("--seg-on", choices=SEG_ON, default="all",
                    help="seg term over every pixel (Eq. 18) or only outside the target parts (for shape phrases)")
+    p.add_argument("--seg-norm", choices=SEG_NORMS, default="pixels",
+                   help="pixels: mean over the pixels (Eq. 18 as written); parts: mean over each part's pixels, then "
+                        "over the parts, so small parts weigh as much as large ones")
     p.add_argument("--identity", help="identity network MODULE:CALLABLE (image -> embedding) for Eq. 17; off without")
     p.add_argument("--lambda-id", type=float, default=LAMBDA_ID)
     p.set_defaults(func=run_text)
 
     p = sub.add_parser("region", parents=[common, text], help="region edit (Paint-by-Word: split generator, CMA-ES)",
                        description="Edit only a painted region: the optimised codes act inside the blurred mask "
-                                   "and the source codes outside (blended at the render input); scorer inside, L1 "
+                                   "and the source codes outside (blended in the fused map and at every render layer); scorer inside, L1 "
                                    "+ SSIM consistency outside; CMA-ES then Adam. Writes the outputs of `edit "
                                    "text` plus region.png; metrics.json adds psnr_outside.")
     p.add_argument("--mask", help="PNG at the generator's resolution: white = edit, black = keep")
@@ -317,7 +320,8 @@ def run_text(args) -> int:
         print("identity term off (no identity network given; --identity MODULE:CALLABLE turns Eq. 17 on)")
     record = run_text_edit(G, source, names, score, args.out, held_out=held, parts=_parts(args), layers=args.layers,
                            space=args.space, steps=args.steps, lr=args.lr, lambda_l2=args.lambda_l2,
-                           lambda_seg=args.lambda_seg, seg_on=args.seg_on, identity=identity,
+                           lambda_seg=args.lambda_seg, seg_on=args.seg_on, seg_norm=args.seg_norm,
+                           identity=identity,
                            lambda_id=args.lambda_id, truncation=args.truncation, seed=args.seed,
                            progress=not args.no_progress)
     _print_summary(record, args.out)

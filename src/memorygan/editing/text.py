@@ -35,6 +35,7 @@ STEPS, LR, LAMBDA_L2 = 300, 0.1, 0.008          # StyleCLIP's defaults
 LAMBDA_SEG = 100.0                               # from the sweep in docs/text-edits.md (1 changes nothing measurable)
 LAMBDA_ID = 0.1
 SEG_ON = ("all", "outside")
+SEG_NORMS = ("pixels", "parts")
 TEXT_SPACES = ("parts", "query")
 
 
@@ -125,8 +126,26 @@ def seg_weight(before_seg, seg, targets: list[int], seg_on: str) -> torch.Tensor
     return 1 - inside
 
 
+def seg_term(before_seg, seg, targets: list[int], seg_on: str = "all", seg_norm: str = "pixels") -> torch.Tensor:
+    """(B,) ||G(w)_seg - G(w_s)_seg||^2 of Eq. 18: the squared difference of the seg logits, mean over the K
+    channels, then over the pixels (`pixels`: Eq. 18 as written, a part weighs its area) or over each part's pixels
+    in the source and then over the parts present (`parts`: every part weighs the same, as in a mean IoU), both
+    weighted by `seg_weight`."""
+    sq = (seg - before_seg).pow(2).mean(1)                                                     # (B, H, W)
+    w = seg_weight(before_seg, seg, targets, seg_on)
+    w = torch.ones_like(sq) if w is None else w
+    if seg_norm == "pixels":
+        return (sq * w).sum((1, 2)) / w.sum((1, 2)).clamp(min=1e-6)
+    onehot = torch.nn.functional.one_hot(before_seg.argmax(1), seg.shape[1]).permute(0, 3, 1, 2).to(sq.dtype)
+    area = (onehot * w[:, None]).sum((2, 3))                                                   # (B, K)
+    per_part = (onehot * (sq * w)[:, None]).sum((2, 3)) / area.clamp(min=1e-6)
+    present = (area > 0.5).to(sq.dtype)                                                       # half a pixel or more
+    return (per_part * present).sum(1) / present.sum(1).clamp(min=1)
+
+
 def text_edit(G, source: Source, score, parts, layers: str = "both", space: str = "parts", steps: int = STEPS,
               lr: float = LR, lambda_l2: float = LAMBDA_L2, lambda_seg: float = LAMBDA_SEG, seg_on: str = "all",
+              seg_norm: str = "pixels",
               identity=None, lambda_id: float = LAMBDA_ID, truncation: float = 1.0, seed: int = 0,
               log_every: int = 10, progress: bool = False) -> TextEditResult:
     """Optimise the selected parts' codes of every source image towards the prompt of `score` (module
@@ -136,6 +155,8 @@ def text_edit(G, source: Source, score, parts, layers: str = "both", space: str 
                           f"{lambda_seg}, {lambda_id})")
     if seg_on not in SEG_ON:
         raise ConfigError(f"--seg-on must be one of {', '.join(SEG_ON)}, got {seg_on!r}")
+    if seg_norm not in SEG_NORMS:
+        raise ConfigError(f"--seg-norm must be one of {', '.join(SEG_NORMS)}, got {seg_norm!r}")
     t0 = time.perf_counter()
     G.eval().requires_grad_(False)
     es = edit_space(G, space, parts, layers, source, truncation)
@@ -160,10 +181,7 @@ def text_edit(G, source: Source, score, parts, layers: str = "both", space: str 
         terms = {"score": score.loss(out.image, out.seg, generator=gen),                           # D_score
                  "l2": lambda_l2 * theta.pow(2).sum(dims)}                                         # Eq. 16
         if lambda_seg > 0:
-            sq = (out.seg - before.seg).pow(2).mean(1)                                            # (B, H, W)
-            w = seg_weight(before.seg, out.seg, targets, seg_on)
-            terms["seg"] = lambda_seg * (sq.mean((1, 2)) if w is None else                        # Eq. 18
-                                         (sq * w).sum((1, 2)) / w.sum((1, 2)).clamp(min=1))
+            terms["seg"] = lambda_seg * seg_term(before.seg, out.seg, targets, seg_on, seg_norm)  # Eq. 18
         if identity is not None and lambda_id > 0:
             cos = torch.nn.functional.cosine_similarity(identity(out.image), id_before, dim=-1)
             terms["id"] = lambda_id * (1 - cos)                                                    # Eq. 17
@@ -186,6 +204,7 @@ def text_edit(G, source: Source, score, parts, layers: str = "both", space: str 
     settings = {"space": space, "parts": [G.part_names[p] for p in es.parts], "roles": es.roles,
                 "steps": steps, "lr": lr, "schedule": "StyleCLIP cosine ramp (rampdown 0.25, rampup 0.05)",
                 "lambda_l2": lambda_l2, "lambda_seg": lambda_seg, "seg_on": seg_on,
+                "seg_norm": seg_norm,
                 "lambda_id": lambda_id if identity is not None else 0.0,
                 "identity": "on" if identity is not None else "off (no identity network given)",
                 "truncation": truncation, "seed": seed, "scorer": score.describe()}

@@ -60,6 +60,15 @@ def modulated_conv2d_fast(x: torch.Tensor, weight: torch.Tensor, styles: torch.T
         w = _modulate_weight(weight, styles.expand(n, i), demodulate)[..., 0, 0]  # (N, O, I)
         return torch.bmm(w, x.reshape(n, i, -1)).reshape(n, o, *x.shape[2:])
     scale = 1.0 / math.sqrt(i * k * k)
+    if styles.shape[0] == 1:
+        # one style for the whole batch (the render net's learned constant): fold style and demodulation into the
+        # weight instead of scaling the activations twice (two full passes over the largest tensors saved)
+        w = weight * (styles * scale).reshape(1, i, 1, 1)
+        if demodulate:
+            w = w * torch.rsqrt(w.pow(2).sum(dim=[1, 2, 3]) + 1e-8).reshape(o, 1, 1, 1)
+        if upsample:
+            return F.conv_transpose2d(x, w.transpose(0, 1), stride=2, padding=0)
+        return F.conv2d(x, w, padding=k // 2)
     x = x * (styles * scale).reshape(-1, i, 1, 1)
     if upsample:
         out = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2, padding=0)
