@@ -351,3 +351,21 @@ def test_memorygan_query_offsets_are_carried_through_the_working_memory():
         G(z, query_offsets=torch.zeros(1, 4, 16))
     with pytest.raises(ValueError, match="pass them with z"):
         G(queries=a.queries, query_offsets=off)
+
+
+def test_render_net_channels_last_gives_the_same_output(arch):
+    """NHWC activations (the default under autocast) change the memory layout only: the same image and seg in fp32,
+    returned contiguous; the bf16 result stays within bf16 rounding of the fp32 one."""
+    G = tiny_generator(arch).eval()
+    z = G.sample_z(2, seed=0)
+    with torch.no_grad():
+        G.render_net.channels_last = False
+        ref = G(z)
+        G.render_net.channels_last = True
+        nhwc = G(z)
+        G.render_net.channels_last = None                        # auto: NHWC under autocast
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            auto = G(z)
+    assert nhwc.image.is_contiguous() and nhwc.seg.is_contiguous() and auto.image.is_contiguous()
+    assert torch.allclose(nhwc.image, ref.image, atol=1e-5) and torch.allclose(nhwc.seg, ref.seg, atol=1e-5)
+    assert float((auto.image.float() - ref.image).abs().max()) < 0.1
