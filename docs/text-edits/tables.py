@@ -1,15 +1,17 @@
 """The tables of docs/text-edits.md from the study folder (`memorygan edit text-report --out STUDY`) and the
 supplementary runs (`docs/text-edits/extra.sh EXTRA`).
 
-    python docs/text-edits/tables.py [STUDY] [EXTRA]      (defaults /work/exp/text/study2, .../study2-extra)
+    python docs/text-edits/tables.py [STUDY] [EXTRA] [SEGNORM]   (defaults /work/exp/text/study3, .../study3-extra,
+                                                                   .../segnorm: docs/text-edits/segnorm.sh)
 """
 import json
 import math
 import sys
 from pathlib import Path
 
-STUDY = Path(sys.argv[1] if len(sys.argv) > 1 else "/work/exp/text/study2")
-EXTRA = Path(sys.argv[2] if len(sys.argv) > 2 else "/work/exp/text/study2-extra")
+STUDY = Path(sys.argv[1] if len(sys.argv) > 1 else "/work/exp/text/study3")
+EXTRA = Path(sys.argv[2] if len(sys.argv) > 2 else "/work/exp/text/study3-extra")
+SEGNORM = Path(sys.argv[3] if len(sys.argv) > 3 else "/work/exp/text/segnorm")
 FOLDERS = {"MemoryGAN": "memorygan", "SSG": "ssg"}
 
 
@@ -128,6 +130,15 @@ def main():
         ho = sum(r["summary"]["held_out_gain"] * r["summary"]["n"] for r in recs) / p["n"]
         print(f"| {label} | {opt} | {p['n']} | {pct(p['success'])} | {pct(p['held_out_success'])} | {f(ho)} | "
               f"{f(p['psnr'], 1)} / {f(p['psnr_min'], 1)} | {pct(p['psnr35'])} % |")
+    if SEGNORM.is_dir():
+        print("\n## seg term per part (--seg-norm parts), red hair, hair codes\n")
+        print(HEAD)
+        for label, folder in FOLDERS.items():
+            for p in sorted((SEGNORM / folder).glob("*/metrics.json"), key=lambda q: (("texture" in q.parent.name),
+                                                                                        q.parent.name)):
+                rec = json.loads(p.read_text())
+                roles = "texture" if rec["roles"] == ["texture"] else "shape + texture"
+                print(text_row(label, f"{roles}, λ_seg {rec['lambda_seg']:g}, {rec['steps']} steps", rec["summary"]))
 
 
 if __name__ == "__main__":

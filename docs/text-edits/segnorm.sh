@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The per-part seg term (--seg-norm parts) of docs/text-edits.md: "red hair" through the hair codes (both roles or
+# the texture codes only) at several lambda_seg, 40 steps (the study's) and 300 (StyleCLIP's default), seeds 0-3,
+# held-out scorer: attribute words in RGB. One process, one thread.
+# Usage: bash docs/text-edits/segnorm.sh OUT (default /work/exp/text/segnorm); then
+#        python docs/text-edits/tables.py STUDY EXTRA OUT   (the seg-norm table)
+set -euo pipefail
+OUT=${1:-/work/exp/text/segnorm}
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+export PYTHONPATH="$(cd "$(dirname "$0")/../.." && pwd)/src${PYTHONPATH:+:$PYTHONPATH}"   # this checkout
+run() {   # run ARCH NAME ARGS...
+  local arch=$1 name=$2; shift 2
+  local d=$OUT/$arch/$name
+  mkdir -p "$OUT/$arch"
+  [ -f "$d/metrics.json" ] || python -m memorygan edit text --generator "/work/exp/runs/t100-$arch" --prompt "red hair" \
+    --parts hair --seeds 0-3 --seg-norm parts --held-out rgb --threads 1 --no-progress --out "$d" "$@" > "$d.log" 2>&1
+}
+for arch in memorygan ssg; do
+  for lam in 100 1000 10000; do run $arch red-hair-parts$lam --steps 40 --lambda-seg $lam; done
+  for lam in 1000 10000; do
+    run $arch red-hair-texture-parts$lam --steps 40 --layers texture --lambda-seg $lam
+    run $arch red-hair-parts$lam-300steps --steps 300 --lambda-seg $lam
+  done
+  for lam in 1000 3000; do run $arch red-hair-texture-parts$lam-300steps --steps 300 --layers texture --lambda-seg $lam; done
+done
