@@ -19,6 +19,7 @@ object with the times, the page faults and the ratios official / memorygan (> 1:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import math
@@ -90,12 +91,13 @@ def official_args(size, k, latent=512, local_channel=64, coarse_channel=512, coa
 
 def build_official(ssg, args, seed=0):
     torch.manual_seed(seed)
-    G = ssg.SemanticGenerator(args.size, args.latent, args.n_mlp, channel_multiplier=args.channel_multiplier,
-                              seg_dim=args.seg_dim, local_layers=args.local_layers, local_channel=args.local_channel,
-                              base_layers=args.base_layers, depth_layers=args.depth_layers,
-                              coarse_size=args.coarse_size, coarse_channel=args.coarse_channel,
-                              min_feat_size=args.min_feat_size, residual_refine=True, detach_texture=False,
-                              transparent_dims=())
+    with contextlib.redirect_stdout(sys.stderr):        # it prints its latent sizes; stdout is this script's JSON
+        G = ssg.SemanticGenerator(args.size, args.latent, args.n_mlp, channel_multiplier=args.channel_multiplier,
+                                  seg_dim=args.seg_dim, local_layers=args.local_layers,
+                                  local_channel=args.local_channel, base_layers=args.base_layers,
+                                  depth_layers=args.depth_layers, coarse_size=args.coarse_size,
+                                  coarse_channel=args.coarse_channel, min_feat_size=args.min_feat_size,
+                                  residual_refine=True, detach_texture=False, transparent_dims=())
     with torch.no_grad():                 # non-trivial modulation / biases / noise weights, as after training
         g = torch.Generator().manual_seed(seed + 1)
         for name, p in G.named_parameters():

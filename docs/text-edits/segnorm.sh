@@ -23,3 +23,10 @@ for arch in memorygan ssg; do
   done
   for lam in 1000 3000; do run $arch red-hair-texture-parts$lam-300steps --steps 300 --layers texture --lambda-seg $lam; done
 done
+# the margin seg term (--seg-loss margin: only a move towards another label costs), per part
+for arch in memorygan ssg; do
+  for lam in 10 100 1000; do
+    run $arch red-hair-margin-parts$lam --steps 40 --seg-loss margin --lambda-seg $lam
+    run $arch red-hair-margin-parts$lam-300steps --steps 300 --seg-loss margin --lambda-seg $lam
+  done
+done

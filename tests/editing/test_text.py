@@ -99,6 +99,21 @@ def test_seg_term_by_pixels_and_by_parts_by_hand():
     assert float(seg_term(before, before, [], "all", "parts")[0]) == 0.0
 
 
+def test_margin_seg_term_costs_only_moves_towards_another_label():
+    """One pixel, label 0 with margin 2 in the source (kept: min(2, SEG_MARGIN = 1) = 1). A larger margin or any
+    change that keeps margin >= 1 is free; margin 0.2 costs (1 - 0.2)^2; a flipped label (margin -1) costs 4."""
+    before = torch.tensor([1.0, -1.0]).view(1, 2, 1, 1)
+    for after, want in (([3.0, -1.0], 0.0), ([0.0, -1.0], 0.0), ([0.2, 0.0], 0.64), ([0.0, 1.0], 4.0)):
+        got = float(seg_term(before, torch.tensor(after).view(1, 2, 1, 1), [], seg_loss="margin")[0])
+        assert got == pytest.approx(want, abs=1e-6), after
+    after = torch.tensor([0.2, 0.0]).view(1, 2, 1, 1).requires_grad_(True)
+    seg_term(before, after, [], seg_loss="margin").sum().backward()
+    assert after.grad[0, 0, 0, 0] < 0 < after.grad[0, 1, 0, 0]          # pushes the source's label back up
+    G = tiny_generator("ssg", class_names=NAMES)
+    with pytest.raises(ConfigError, match="--seg-loss must be one of"):
+        text_edit(G, seed_source(G, [0]), text_score("attributes", "red hair", G), "hair", steps=1, seg_loss="ce")
+
+
 def test_identity_term_uses_the_given_network(monkeypatch):
     mod = types.ModuleType("fake_identity")
     calls = []

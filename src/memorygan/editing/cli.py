@@ -147,7 +147,8 @@ def _register_text(sub, common) -> None:
     """`edit text`, `edit region`, `edit phrases` (text and region edits, DESIGN 6)."""
     from memorygan.editing.region import ADAM_LR, ADAM_STEPS, BASES, CMA_ITERS, LAMBDA_IMG, OPTIMIZERS, POPSIZE, SIGMA0
     from memorygan.editing.scorers import SCORERS
-    from memorygan.editing.text import LAMBDA_ID, LAMBDA_L2, LAMBDA_SEG, LR, SEG_NORMS, SEG_ON, STEPS, TEXT_SPACES
+    from memorygan.editing.text import (LAMBDA_ID, LAMBDA_L2, LAMBDA_SEG, LR, SEG_LOSSES, SEG_NORMS, SEG_ON, STEPS,
+                                        TEXT_SPACES)
 
     text = argparse.ArgumentParser(add_help=False)
     text.add_argument("--prompt", required=True, help="the text to edit towards, e.g. \"a person with red hair\"")
@@ -190,15 +191,19 @@ def _register_text(sub, common) -> None:
     p.add_argument("--seg-norm", choices=SEG_NORMS, default="pixels",
                    help="pixels: mean over the pixels (Eq. 18 as written); parts: mean over each part's pixels, then "
                         "over the parts, so small parts weigh as much as large ones")
+    p.add_argument("--seg-loss", choices=SEG_LOSSES, default="l2",
+                   help="l2: squared change of the seg logits (Eq. 18); margin: only a pixel's move towards another "
+                        "label than the source's costs")
     p.add_argument("--identity", help="identity network MODULE:CALLABLE (image -> embedding) for Eq. 17; off without")
     p.add_argument("--lambda-id", type=float, default=LAMBDA_ID)
     p.set_defaults(func=run_text)
 
     p = sub.add_parser("region", parents=[common, text], help="region edit (Paint-by-Word: split generator, CMA-ES)",
                        description="Edit only a painted region: the optimised codes act inside the blurred mask "
-                                   "and the source codes outside (blended in the fused map and at every render layer); scorer inside, L1 "
-                                   "+ SSIM consistency outside; CMA-ES then Adam. Writes the outputs of `edit "
-                                   "text` plus region.png; metrics.json adds psnr_outside.")
+                                   "and the source codes outside (blended in the fused map and at every render "
+                                   "layer); scorer inside, L1 + SSIM consistency outside; CMA-ES then Adam. "
+                                   "Writes the outputs of `edit text` plus region.png; metrics.json adds "
+                                   "psnr_outside.")
     p.add_argument("--mask", help="PNG at the generator's resolution: white = edit, black = keep")
     p.add_argument("--parts", help="the region (without --mask) and the codes that move (default with --mask: the "
                                    "parts covering >= 5%% of it)")
@@ -321,6 +326,7 @@ def run_text(args) -> int:
     record = run_text_edit(G, source, names, score, args.out, held_out=held, parts=_parts(args), layers=args.layers,
                            space=args.space, steps=args.steps, lr=args.lr, lambda_l2=args.lambda_l2,
                            lambda_seg=args.lambda_seg, seg_on=args.seg_on, seg_norm=args.seg_norm,
+                           seg_loss=args.seg_loss,
                            identity=identity,
                            lambda_id=args.lambda_id, truncation=args.truncation, seed=args.seed,
                            progress=not args.no_progress)
