@@ -30,3 +30,6 @@ for arch in memorygan ssg; do
     run $arch red-hair-margin-parts$lam-300steps --steps 300 --seg-loss margin --lambda-seg $lam
   done
 done
+for arch in ssg memorygan; do
+  for lam in 3000 10000; do run $arch red-hair-margin-parts$lam-300steps --steps 300 --seg-loss margin --lambda-seg $lam; done
+done

@@ -108,10 +108,12 @@ def main():
     region_all = {}
     for label, r in results.items():
         runs = [(key.split(" | ")[0], key.split(" | ")[1], rec) for key, rec in r["region"].items()]
-        for opt in ("cma+adam", "adam"):
-            p = EXTRA / FOLDERS[label] / "region" / f"red-hair-{opt.replace('+', '-')}-full" / "metrics.json"
-            if p.is_file():
-                runs.append(("red hair", opt + " (full budget)", json.loads(p.read_text())))
+        for prompt in ("red hair", "blonde hair", "dark skin"):
+            for opt in ("cma+adam", "adam"):
+                p = (EXTRA / FOLDERS[label] / "region" / f"{prompt.replace(' ', '-')}-{opt.replace('+', '-')}-full"
+                     / "metrics.json")
+                if p.is_file():
+                    runs.append((prompt, opt + " (full budget)", json.loads(p.read_text())))
         for prompt, opt, rec in runs:
             s = rec["summary"]
             region_all.setdefault((label, opt), []).append(rec)
@@ -120,12 +122,10 @@ def main():
                   f"{f(s['loss_reduction'], 2)} | {pct(s.get('success_after'))} | {f(s.get('held_out_gain'))} | "
                   f"{pct(s.get('held_out_success_after'))} | {f(s['psnr_outside'], 1)} / {f(s['psnr_outside_min'], 1)}"
                   f" | {ok35}/{s['n']} |")
-    print("\n## region pooled (study budget: 3 phrases x seeds)\n")
+    print("\n## region pooled (3 phrases x seeds, per budget)\n")
     print("| model | optimiser | edits | satisfied % | held-out satisfied % | mean held-out gain | PSNR outside mean / "
           "min | images >= 35 dB |\n|---|---|---|---|---|---|---|---|")
     for (label, opt), recs in region_all.items():
-        if "full" in opt:
-            continue
         p = pooled(recs)
         ho = sum(r["summary"]["held_out_gain"] * r["summary"]["n"] for r in recs) / p["n"]
         print(f"| {label} | {opt} | {p['n']} | {pct(p['success'])} | {pct(p['held_out_success'])} | {f(ho)} | "

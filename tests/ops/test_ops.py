@@ -119,3 +119,23 @@ def test_modules_route_reference_and_fast_paths_equal():
     fixed.use_reference = True
     assert a.shape == (3, 5, 8, 8)
     assert torch.allclose(a, fixed(x, None), atol=1e-5)
+
+
+def test_biased_leaky_relu_in_place_without_autograd_is_bit_identical():
+    from memorygan.ops import BiasedLeakyReLU
+
+    act = BiasedLeakyReLU(4, inplace_inference=True)
+    with torch.no_grad():
+        act.bias.copy_(torch.randn(4))
+    x = torch.randn(3, 4, 5, 5)
+    want = BiasedLeakyReLU(4)
+    want.bias = act.bias
+    ref = want(x)                                                    # out of place (training path)
+    y = x.clone()
+    with torch.no_grad():
+        out = act(y)
+    assert torch.equal(out, ref) and out.data_ptr() == y.data_ptr()  # same values, in the caller's tensor
+    g = x.clone().requires_grad_(True)
+    out = act(g * 1.0)                                               # with autograd: out of place, differentiable
+    out.sum().backward()
+    assert torch.equal(out.detach(), ref) and g.grad is not None

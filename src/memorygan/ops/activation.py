@@ -19,11 +19,19 @@ def bias_leaky_relu(x: torch.Tensor, bias: torch.Tensor | None = None, negative_
 
 
 class BiasedLeakyReLU(nn.Module):
-    """Leaky ReLU with a learned per-channel bias (init 0), times sqrt(2)."""
+    """Leaky ReLU with a learned per-channel bias (init 0), times sqrt(2).
 
-    def __init__(self, channels: int):
+    `inplace_inference=True` (for layers that pass their own fresh convolution output): without autograd, work in
+    place in that tensor: three passes over it and no new allocation instead of three new tensors. At K = 100 the
+    local generators' activations are 200 x 64 x 64 x 64 floats (210 MB) per layer, where this is most of the cost."""
+
+    def __init__(self, channels: int, inplace_inference: bool = False):
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(channels))
+        self.inplace_inference = inplace_inference
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.inplace_inference and not torch.is_grad_enabled():
+            x.add_(self.bias.reshape(1, -1, *([1] * (x.ndim - 2))).to(x.dtype))
+            return F.leaky_relu_(x, 0.2).mul_(SQRT2)
         return bias_leaky_relu(x, self.bias)

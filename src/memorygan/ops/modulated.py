@@ -106,7 +106,7 @@ class StyledLayer(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, latent_dim: int, kernel_size: int = 1):
         super().__init__()
         self.conv = ModulatedConv(in_ch, out_ch, kernel_size, latent_dim)
-        self.activate = BiasedLeakyReLU(out_ch)
+        self.activate = BiasedLeakyReLU(out_ch, inplace_inference=True)     # applied to its own conv output
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return self.activate(self.conv(x, w))
@@ -130,7 +130,7 @@ class FixedStyleConv(nn.Module):
             p = (len(blur_kernel) - 2) - (kernel_size - 1)
             self.blur_pad = ((p + 1) // 2 + 1, p // 2 + 1)
         self.noise = NoiseInjection()
-        self.activate = BiasedLeakyReLU(out_ch)
+        self.activate = BiasedLeakyReLU(out_ch, inplace_inference=True)     # applied to its own conv output
         self.use_reference = False
 
     def forward(self, x: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
