@@ -33,3 +33,15 @@ done
 for arch in ssg memorygan; do
   for lam in 3000 10000; do run $arch red-hair-margin-parts$lam-300steps --steps 300 --seg-loss margin --lambda-seg $lam; done
 done
+# the six phrases of the study with the margin seg term, per part, lambda_seg 1000 (40 steps, as the study)
+for arch in memorygan ssg; do
+  for spec in "red hair:hair:all" "blonde hair:hair:all" "black hair:hair:all" "dark skin:skin:all" \
+              "light skin:skin:all" "a big smile:mouth:outside"; do
+    IFS=: read -r prompt parts on <<< "$spec"
+    d=$OUT/$arch/six/${prompt// /-}-margin-parts1000
+    mkdir -p "$OUT/$arch/six"
+    [ -f "$d/metrics.json" ] || python -m memorygan edit text --generator "/work/exp/runs/t100-$arch" --prompt "$prompt" \
+      --parts "$parts" --seeds 0-3 --steps 40 --seg-on "$on" --seg-norm parts --seg-loss margin --lambda-seg 1000 \
+      --held-out rgb --threads 1 --no-progress --out "$d" > "$d.log" 2>&1
+  done
+done

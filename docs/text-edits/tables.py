@@ -134,11 +134,25 @@ def main():
         print("\n## seg term per part (--seg-norm parts), red hair, hair codes\n")
         print(HEAD)
         for label, folder in FOLDERS.items():
-            for p in sorted((SEGNORM / folder).glob("*/metrics.json"), key=lambda q: (("texture" in q.parent.name),
-                                                                                        q.parent.name)):
-                rec = json.loads(p.read_text())
+            recs = [json.loads(p.read_text()) for p in (SEGNORM / folder).glob("*/metrics.json")]
+            recs.sort(key=lambda r: (r["roles"] == ["texture"], r.get("seg_loss", "l2") == "margin", r["lambda_seg"],
+                                     r["steps"]))
+            for rec in recs:
                 roles = "texture" if rec["roles"] == ["texture"] else "shape + texture"
-                print(text_row(label, f"{roles}, λ_seg {rec['lambda_seg']:g}, {rec['steps']} steps", rec["summary"]))
+                loss = rec.get("seg_loss", "l2")
+                print(text_row(label, f"{roles}, {loss}, λ_seg {rec['lambda_seg']:g}, {rec['steps']} steps",
+                               rec["summary"]))
+        print("\n## six phrases, margin seg term per part, λ_seg 1000 (40 steps)\n")
+        print(HEAD)
+        for label, folder in FOLDERS.items():
+            recs = [json.loads(p.read_text()) for p in sorted((SEGNORM / folder / "six").glob("*/metrics.json"))]
+            for rec in recs:
+                print(text_row(label, rec["prompt"], rec["summary"]))
+            if recs:
+                p = pooled(recs)
+                print(f"| {label} | pooled ({p['n']} edits) | {f(p['gain'], 2)} | {pct(p['success'])} | "
+                      f"{pct(p['held_out_success'])} | {pct(p['preserved'], 2)} | {f(p['miou'])} | "
+                      f"{pct(p['kept'], 2)} | {f(p['psnr'], 1)} |")
 
 
 if __name__ == "__main__":

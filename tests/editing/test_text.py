@@ -202,3 +202,11 @@ def test_text_report_runs_resumes_and_writes_the_page(tmp_path):
     n = len(logs)
     write_text_report({"MG": G}, tmp_path, log=logs.append, **kw)          # everything is read back
     assert len(logs) == n
+    text_dir = tmp_path / "mg" / "text"                                     # the default term names its folders
+    assert (text_dir / "red-hair-hair-seg10-margin-parts").is_dir() and (text_dir / "red-hair-hair-seg0").is_dir()
+    assert json.loads((text_dir / "red-hair-hair-seg10-margin-parts" / "metrics.json").read_text())["seg_loss"] \
+        == "margin"
+    write_text_report({"MG": G}, tmp_path, log=logs.append, **dict(kw, seg_loss="l2", seg_norm="pixels"))
+    assert (text_dir / "red-hair-hair-seg10").is_dir()                      # Eq. 18 as written: the plain name
+    assert len(logs) > n                                                    # new runs; λ_seg 0 read back
+    assert not any("seg0" in line for line in logs[n:])

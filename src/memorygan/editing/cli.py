@@ -147,8 +147,8 @@ def _register_text(sub, common) -> None:
     """`edit text`, `edit region`, `edit phrases` (text and region edits, DESIGN 6)."""
     from memorygan.editing.region import ADAM_LR, ADAM_STEPS, BASES, CMA_ITERS, LAMBDA_IMG, OPTIMIZERS, POPSIZE, SIGMA0
     from memorygan.editing.scorers import SCORERS
-    from memorygan.editing.text import (LAMBDA_ID, LAMBDA_L2, LAMBDA_SEG, LR, SEG_LOSSES, SEG_NORMS, SEG_ON, STEPS,
-                                        TEXT_SPACES)
+    from memorygan.editing.text import (LAMBDA_ID, LAMBDA_L2, LAMBDA_SEG, LR, SEG_LOSS, SEG_LOSSES, SEG_NORM,
+                                        SEG_NORMS, SEG_ON, STEPS, TEXT_SPACES)
 
     text = argparse.ArgumentParser(add_help=False)
     text.add_argument("--prompt", required=True, help="the text to edit towards, e.g. \"a person with red hair\"")
@@ -188,12 +188,13 @@ def _register_text(sub, common) -> None:
                    help=f"Eq. 18 segmentation term; 0 turns it off (default {LAMBDA_SEG}, docs/text-edits.md)")
     p.add_argument("--seg-on", choices=SEG_ON, default="all",
                    help="seg term over every pixel (Eq. 18) or only outside the target parts (for shape phrases)")
-    p.add_argument("--seg-norm", choices=SEG_NORMS, default="pixels",
-                   help="pixels: mean over the pixels (Eq. 18 as written); parts: mean over each part's pixels, then "
-                        "over the parts, so small parts weigh as much as large ones")
-    p.add_argument("--seg-loss", choices=SEG_LOSSES, default="l2",
-                   help="l2: squared change of the seg logits (Eq. 18); margin: only a pixel's move towards another "
-                        "label than the source's costs")
+    p.add_argument("--seg-norm", choices=SEG_NORMS, default=SEG_NORM,
+                   help=f"pixels: mean over the pixels (Eq. 18 as written); parts: mean over each part's pixels, then "
+                        f"over the parts, so small parts weigh as much as large ones (default {SEG_NORM})")
+    p.add_argument("--seg-loss", choices=SEG_LOSSES, default=SEG_LOSS,
+                   help=f"l2: squared change of the seg logits (Eq. 18); margin: only a pixel's move towards another "
+                        f"label than the source's costs (default {SEG_LOSS}; Eq. 18 exactly: --seg-loss l2 --seg-norm "
+                        f"pixels --lambda-seg 100)")
     p.add_argument("--identity", help="identity network MODULE:CALLABLE (image -> embedding) for Eq. 17; off without")
     p.add_argument("--lambda-id", type=float, default=LAMBDA_ID)
     p.set_defaults(func=run_text)
@@ -249,8 +250,10 @@ def _register_text(sub, common) -> None:
     p.add_argument("--region-seeds", type=_seeds, help="images per region edit (default: --seeds)")
     p.add_argument("--steps", type=_positive, default=STEPS)
     p.add_argument("--lambda-seg", type=float, default=LAMBDA_SEG, help="the seg weight of the 'with' runs")
-    p.add_argument("--sweep", type=lambda t: [float(x) for x in t.split(",") if x.strip()], default=[0, 1, 10, 100],
-                   help="lambda_seg values of the sweep (default 0,1,10,100)")
+    p.add_argument("--seg-loss", choices=SEG_LOSSES, default=SEG_LOSS, help="the seg term of every run (edit text)")
+    p.add_argument("--seg-norm", choices=SEG_NORMS, default=SEG_NORM, help="the seg term of every run (edit text)")
+    p.add_argument("--sweep", type=lambda t: [float(x) for x in t.split(",") if x.strip()],
+                   default=[0, 100, 1000, 10000], help="lambda_seg values of the sweep (default 0,100,1000,10000)")
     p.add_argument("--held-out", default="rgb", help="held-out scorer (default rgb: the attribute scorer in RGB)")
     p.add_argument("--colour-space", choices=["lab", "rgb"], default="lab")
     p.add_argument("--popsize", type=_positive, default=POPSIZE)
@@ -274,7 +277,8 @@ def run_text_report(args) -> int:
     region_kw = {"popsize": args.popsize, "cma_iters": args.cma_iters, "adam_steps": args.adam_steps,
                  "components": args.components, "lambda_img": args.lambda_img}
     md = write_text_report(gens, args.out, seeds=args.seeds, markdown=args.markdown, steps=args.steps,
-                           lambda_seg=args.lambda_seg, sweep=args.sweep, region_seeds=args.region_seeds,
+                           lambda_seg=args.lambda_seg, seg_loss=args.seg_loss, seg_norm=args.seg_norm,
+                           sweep=args.sweep, region_seeds=args.region_seeds,
                            held_out=args.held_out, colour_space=args.colour_space, region_kw=region_kw)
     print(f"wrote {md}")
     return 0

@@ -22,7 +22,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from memorygan.editing.text import LAMBDA_SEG, SEG_LOSS, SEG_NORM
 from memorygan.errors import ConfigError
+
+SWEEP = (0.0, 100.0, 1000.0, 10000.0)          # lambda_seg of the sweep (the default term's scale)
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,9 @@ def _cached(folder: Path, compute):
     return compute()
 
 
-def run_study(G, label: str, out, seeds, steps: int = 300, lambda_seg: float = 1.0, sweep=(0.0, 1.0, 10.0, 100.0),
-              phrases=PHRASES, region_phrases=REGION_PHRASES, region_seeds=None, held_out: str = "rgb",
+def run_study(G, label: str, out, seeds, steps: int = 300, lambda_seg: float = LAMBDA_SEG, sweep=SWEEP,
+              seg_loss: str = SEG_LOSS, seg_norm: str = SEG_NORM, phrases=PHRASES, region_phrases=REGION_PHRASES,
+              region_seeds=None, held_out: str = "rgb",
               colour_space: str = "lab", region_kw: dict | None = None, log=print) -> dict:
     """All runs of one generator (module docstring) -> {experiment: {key: metrics record}}."""
     from memorygan.editing.directions import seed_source
@@ -83,16 +87,21 @@ def run_study(G, label: str, out, seeds, steps: int = 300, lambda_seg: float = 1
             t0 = time.perf_counter()
             score = text_score("attributes", prompt, G, colour_space=colour_space)
             rec = run_text_edit(G, source, names, score, where, held_out=held_out_score(held_out, prompt, G),
-                                parts=parts, steps=steps, lambda_seg=lam, seg_on=seg_on, space=space)
+                                parts=parts, steps=steps, lambda_seg=lam, seg_on=seg_on, seg_loss=seg_loss,
+                                seg_norm=seg_norm, space=space)
             log(f"[{label}] {where.relative_to(out)}: loss {rec['summary']['loss_before']:.2f} -> "
                 f"{rec['summary']['loss_after']:.2f}, satisfied {rec['summary'].get('success_after', math.nan):.2f}, "
                 f"mIoU {rec['summary']['seg_miou_nontarget']:.3f} ({time.perf_counter() - t0:.0f} s)")
             return rec
         return _cached(where, compute)
 
+    term = "" if (seg_loss, seg_norm) == ("l2", "pixels") else f"-{seg_loss}-{seg_norm}"
+
     def folder(prompt, parts, lam, space="parts"):
-        # one folder per (phrase, parts, lambda_seg, space): the sweep and the phrase table share their runs
-        return out / "text" / f"{_slug(prompt)}-{_slug(parts)}-seg{lam:g}{'-query' if space == 'query' else ''}"
+        # one folder per (phrase, parts, lambda_seg, seg term, space): the sweep and the phrase table share their
+        # runs; Eq. 18 as written (l2, pixels) keeps the plain name, λ_seg 0 is the same run whatever the term
+        return out / "text" / (f"{_slug(prompt)}-{_slug(parts)}-seg{lam:g}{term if lam else ''}"
+                               f"{'-query' if space == 'query' else ''}")
 
     first = phrases[0]
     for lam in sweep:
