@@ -45,3 +45,9 @@ for arch in memorygan ssg; do
       --held-out rgb --threads 1 --no-progress --out "$d" > "$d.log" 2>&1
   done
 done
+# colour through the texture codes only, with the margin term per part
+for arch in ssg memorygan; do
+  for steps in 40 300; do
+    run $arch red-hair-texture-margin-parts1000-${steps}steps --steps $steps --layers texture --seg-loss margin --lambda-seg 1000
+  done
+done
