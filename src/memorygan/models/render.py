@@ -11,6 +11,13 @@ from memorygan.config import GeneratorConfig
 from memorygan.ops import NOISE_MODES, FixedStyleConv, ToOutput
 
 
+def _under_autocast(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except RuntimeError:               # a device type without autocast (e.g. "meta" for MAC counting)
+        return False
+
+
 class RenderNet(nn.Module):
     """forward(fused (B, C_coarse, Hc, Wc), coarse_seg (B, K, Hc, Wc) in [-1,1], noise_mode)
     -> image (B, 3, H, W), seg (B, K, H, W)."""
@@ -83,8 +90,7 @@ class RenderNet(nn.Module):
             noises = self.check_noise(noise, fused.shape[0])
         else:
             noises = self.noises(fused.shape[0], noise_mode, fused.device, fused.dtype)
-        channels_last = torch.is_autocast_enabled(fused.device.type) if self.channels_last is None \
-            else self.channels_last
+        channels_last = _under_autocast(fused.device.type) if self.channels_last is None else self.channels_last
         if channels_last:
             fused = fused.contiguous(memory_format=torch.channels_last)
         x = F.adaptive_avg_pool2d(fused, self.min_feat_size) if fused.shape[-1] != self.min_feat_size else fused
