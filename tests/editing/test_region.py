@@ -1,4 +1,4 @@
-"""Region edits (Paint-by-Word): the split generator leaves the outside alone, the blend at the render input, masks
+"""Region edits (Paint-by-Word): the split generator leaves the outside alone, the blend at every render layer, masks
 and their errors, the search bases, CMA-ES determinism, and the CLI."""
 import json
 

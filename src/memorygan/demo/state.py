@@ -29,7 +29,7 @@ class Snapshot:
     noise: list[torch.Tensor] | None = None
     label: str = ""
     # a region edit's result: `expanded` (the edited codes) inside the mask, these codes outside, blended in the
-    # fused features and at the render input (editing.region); later edits start from `expanded` without it
+    # fused features and at every render layer (editing.region); later edits start from `expanded` without it
     blend: tuple | None = None                    # (reference expanded (1, K, L, D), region mask (1, 1, H, W))
 
 
