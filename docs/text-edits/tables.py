@@ -130,6 +130,22 @@ def main():
         ho = sum(r["summary"]["held_out_gain"] * r["summary"]["n"] for r in recs) / p["n"]
         print(f"| {label} | {opt} | {p['n']} | {pct(p['success'])} | {pct(p['held_out_success'])} | {f(ho)} | "
               f"{f(p['psnr'], 1)} / {f(p['psnr_min'], 1)} | {pct(p['psnr35'])} % |")
+    print("\n## region edits, full budget, measured by assessors (extra 4)\n")
+    print("| model | phrase | optimiser | satisfied % | held-out assessor | before → after (mean) | gain | "
+          "PSNR outside (dB) |\n|---|---|---|---|---|---|---|---|")
+    for label, folder in FOLDERS.items():
+        for prompt in ("red hair", "blonde hair"):
+            for opt in ("cma+adam", "adam"):
+                p = (EXTRA / folder / "region-assessor" / f"{prompt.replace(' ', '-')}-{opt.replace('+', '-')}-full"
+                     / "metrics.json")
+                if not p.is_file():
+                    continue
+                rec = json.loads(p.read_text())
+                s = rec["summary"]
+                print(f"| {label} | {prompt} | {opt} | {pct(s.get('success_after'))} | {rec['held_out']} | "
+                      f"{f(s['held_out_before'])} → {f(s['held_out_after'])} | {f(s['held_out_gain'])} | "
+                      f"{f(s['psnr_outside'], 1)} |")
+
     if SEGNORM.is_dir():
         print("\n## seg term per part (--seg-norm parts), red hair, hair codes\n")
         print(HEAD)
