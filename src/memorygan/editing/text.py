@@ -150,17 +150,17 @@ def seg_term(before_seg, seg, targets: list[int], seg_on: str = "all", seg_norm:
     costs, and a change that keeps every label is free (what the non-target mIoU measures). Then the mean over the
     pixels (`pixels`: a part weighs its area) or over each part's pixels in the source and then over the parts
     present (`parts`: every part weighs the same, as in a mean IoU), both weighted by `seg_weight`."""
+    labels = before_seg.argmax(1)                                                              # (B, H, W)
     if seg_loss == "l2":
-        per_pixel = (seg - before_seg).pow(2).mean(1)                                          # (B, H, W)
+        per_pixel = (seg - before_seg).pow(2).mean(1)
     else:
-        labels = before_seg.argmax(1)
         keep = seg_margin(before_seg, labels).clamp(max=SEG_MARGIN)
         per_pixel = torch.relu(keep - seg_margin(seg, labels)).pow(2)
     w = seg_weight(before_seg, seg, targets, seg_on)
     w = torch.ones_like(per_pixel) if w is None else w
     if seg_norm == "pixels":
         return (per_pixel * w).sum((1, 2)) / w.sum((1, 2)).clamp(min=1e-6)
-    onehot = torch.nn.functional.one_hot(before_seg.argmax(1), seg.shape[1]).permute(0, 3, 1, 2).to(per_pixel.dtype)
+    onehot = torch.nn.functional.one_hot(labels, seg.shape[1]).permute(0, 3, 1, 2).to(per_pixel.dtype)
     area = (onehot * w[:, None]).sum((2, 3))                                                   # (B, K)
     per_part = (onehot * (per_pixel * w)[:, None]).sum((2, 3)) / area.clamp(min=1e-6)
     present = (area > 0.5).to(per_pixel.dtype)                                                # half a pixel or more
