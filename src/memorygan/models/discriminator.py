@@ -6,9 +6,10 @@ import math
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from memorygan.config import DiscriminatorConfig
-from memorygan.ops import BiasedLeakyReLU, EqualConv2d, EqualLinear, blur, make_kernel
+from memorygan.ops import SQRT2, BiasedLeakyReLU, EqualConv2d, EqualLinear, blur, folded_leaky_relu, make_kernel
 
 
 class ConvLayer(nn.Module):
@@ -29,8 +30,12 @@ class ConvLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.downsample:
             x = blur(x, self.blur_kernel, self.blur_pad)
-        x = self.conv(x)
-        return self.act(x) if self.act is not None else x
+        if self.act is None:
+            return self.conv(x)
+        # the activation's gain and bias folded into the conv (ops/activation.py): conv, then one leaky ReLU pass
+        c = self.conv
+        y = F.conv2d(x, c.weight * (c.scale * SQRT2), self.act.folded_bias(), stride=c.stride, padding=c.padding)
+        return folded_leaky_relu(y, inplace=not torch.is_grad_enabled())
 
 
 class ResBlock(nn.Module):

@@ -1,4 +1,11 @@
-"""Biased leaky ReLU with gain: `lrelu(x + b, 0.2) * sqrt(2)` (StyleGAN2 `fused_leaky_relu`)."""
+"""Biased leaky ReLU with gain: `lrelu(x + b, 0.2) * sqrt(2)` (StyleGAN2 `fused_leaky_relu`).
+
+The leaky ReLU is positively homogeneous, so `lrelu(x + b) * g = lrelu(g x + g b)` for a gain g > 0: a layer whose
+input comes from a linear op (conv, matmul) can fold the gain into that op's weight and the bias into its bias
+(`BiasedLeakyReLU.folded_bias`), and then only apply `lrelu` (`folded_leaky_relu`): one pass over the activation
+instead of three (bias add, leaky ReLU, gain), in training and inference alike, and two kernels fewer per layer on a
+GPU. StyleGAN2's CUDA `fused_bias_act` does the same in one kernel; this gets it from the ops PyTorch has.
+"""
 from __future__ import annotations
 
 import math
@@ -18,6 +25,12 @@ def bias_leaky_relu(x: torch.Tensor, bias: torch.Tensor | None = None, negative_
     return F.leaky_relu(x, negative_slope) * gain
 
 
+def folded_leaky_relu(y: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    """The activation of a layer whose linear op already applied the gain and the bias (see the module docstring).
+    `inplace` only where `y` is the caller's own fresh tensor and autograd is off."""
+    return F.leaky_relu_(y, 0.2) if inplace else F.leaky_relu(y, 0.2)
+
+
 class BiasedLeakyReLU(nn.Module):
     """Leaky ReLU with a learned per-channel bias (init 0), times sqrt(2).
 
@@ -29,6 +42,12 @@ class BiasedLeakyReLU(nn.Module):
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(channels))
         self.inplace_inference = inplace_inference
+
+    def folded_bias(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """bias * sqrt(2) (C,): the bias to give the linear op before `folded_leaky_relu` (whose weight is scaled by
+        sqrt(2) too)."""
+        b = self.bias * SQRT2
+        return b if dtype is None else b.to(dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.inplace_inference and not torch.is_grad_enabled():

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from memorygan.ops.activation import bias_leaky_relu
+from memorygan.ops.activation import SQRT2, folded_leaky_relu
 
 
 class PixelNorm(nn.Module):
@@ -35,9 +35,9 @@ class EqualLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight * self.scale
-        if self.activation:
-            y = F.linear(x, w)
-            return bias_leaky_relu(y, self.bias * self.lr_mul if self.bias is not None else None)
+        if self.activation:                    # gain and bias folded into the linear map (ops/activation.py)
+            b = self.bias * (self.lr_mul * SQRT2) if self.bias is not None else None
+            return folded_leaky_relu(F.linear(x, w * SQRT2, b))
         b = self.bias * self.lr_mul if self.bias is not None else None
         return F.linear(x, w, b)
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from memorygan.ops.activation import BiasedLeakyReLU
+from memorygan.ops.activation import SQRT2, BiasedLeakyReLU, folded_leaky_relu
 from memorygan.ops.equalized import EqualLinear
 from memorygan.ops.noise import NoiseInjection
 from memorygan.ops.upfirdn import blur, make_kernel, upsample2x
@@ -48,17 +48,28 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
 
 
 def modulated_conv2d_fast(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True,
-                          upsample: bool = False) -> torch.Tensor:
-    """Same result as `modulated_conv2d`, computed by modulating activations (no per-sample weights)."""
+                          upsample: bool = False, gain: float = 1.0,
+                          bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Same result as `modulated_conv2d` (times `gain`, plus `bias` (O,) if given), computed by modulating
+    activations (no per-sample weights). Gain and bias go into the convolution itself (its weight and bias), which
+    is how a following `folded_leaky_relu` gets them for free. `bias` is refused with `upsample`: there the blur comes
+    between the convolution and the bias."""
     n, i = x.shape[:2]
     o, _, k, _ = weight.shape
+    if bias is not None and upsample:
+        raise ValueError("modulated_conv2d_fast: bias with upsample=True would be added before the blur; add it after")
     weight = weight.to(x.dtype)
     styles = styles.to(x.dtype)
+    bias = bias.to(x.dtype) if bias is not None else None
     if k == 1 and not upsample:
         # 1x1 (local generators): per-sample (O, I) weights are tiny; one batched matmul beats a shared conv
         # with modulated activations by ~4x on CPU (benchmarks/bench_generator.py, modulated_conv_1x1).
         w = _modulate_weight(weight, styles.expand(n, i), demodulate)[..., 0, 0]  # (N, O, I)
-        return torch.bmm(w, x.reshape(n, i, -1)).reshape(n, o, *x.shape[2:])
+        if gain != 1.0:
+            w = w * gain
+        flat = x.reshape(n, i, -1)
+        out = torch.bmm(w, flat) if bias is None else torch.baddbmm(bias.reshape(1, o, 1), w, flat)
+        return out.reshape(n, o, *x.shape[2:])
     scale = 1.0 / math.sqrt(i * k * k)
     if styles.shape[0] == 1:
         # one style for the whole batch (the render net's learned constant): fold style and demodulation into the
@@ -66,9 +77,11 @@ def modulated_conv2d_fast(x: torch.Tensor, weight: torch.Tensor, styles: torch.T
         w = weight * (styles * scale).reshape(1, i, 1, 1)
         if demodulate:
             w = w * torch.rsqrt(w.pow(2).sum(dim=[1, 2, 3]) + 1e-8).reshape(o, 1, 1, 1)
+        if gain != 1.0:
+            w = w * gain
         if upsample:
             return F.conv_transpose2d(x, w.transpose(0, 1), stride=2, padding=0)
-        return F.conv2d(x, w, padding=k // 2)
+        return F.conv2d(x, w, bias, padding=k // 2)
     x = x * (styles * scale).reshape(-1, i, 1, 1)
     if upsample:
         out = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2, padding=0)
@@ -77,8 +90,10 @@ def modulated_conv2d_fast(x: torch.Tensor, weight: torch.Tensor, styles: torch.T
     if demodulate:
         # sum_{i,kh,kw} (W s scale)^2 = (s^2 scale^2) @ sum_{kh,kw} W^2
         d = torch.rsqrt((styles * scale).pow(2) @ weight.pow(2).sum(dim=[2, 3]).t() + 1e-8)  # (N or 1, O)
-        out = out * d.reshape(-1, o, 1, 1)
-    return out
+        out = out * (d * gain).reshape(-1, o, 1, 1)
+    elif gain != 1.0:
+        out = out * gain
+    return out if bias is None else out + bias.reshape(1, o, 1, 1)
 
 
 class ModulatedConv(nn.Module):
@@ -109,7 +124,13 @@ class StyledLayer(nn.Module):
         self.activate = BiasedLeakyReLU(out_ch, inplace_inference=True)     # applied to its own conv output
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        return self.activate(self.conv(x, w))
+        conv = self.conv
+        if conv.use_reference:
+            return self.activate(conv(x, w))
+        # gain and bias folded into the batched matmul (baddbmm), then one leaky ReLU pass: in place without autograd
+        y = modulated_conv2d_fast(x, conv.weight, conv.modulation(w), demodulate=conv.demodulate, gain=SQRT2,
+                                  bias=self.activate.folded_bias())
+        return folded_leaky_relu(y, inplace=not torch.is_grad_enabled())
 
 
 class FixedStyleConv(nn.Module):
@@ -134,12 +155,25 @@ class FixedStyleConv(nn.Module):
         self.use_reference = False
 
     def forward(self, x: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
-        fn = modulated_conv2d if self.use_reference else modulated_conv2d_fast
-        out = fn(x, self.weight, self.modulation, demodulate=True, upsample=self.upsample)
+        if self.use_reference:                 # the official order: conv, blur, + noise, + bias, lrelu * sqrt(2)
+            out = modulated_conv2d(x, self.weight, self.modulation, demodulate=True, upsample=self.upsample)
+            if self.upsample:
+                out = blur(out, self.blur_kernel, self.blur_pad, gain=4.0)
+            return self.activate(self.noise(out, noise))
+        # the same sum with the gain sqrt(2) in the conv weight and the bias in the conv (or, after an upsampling
+        # conv, in the blur): conv, [blur], + sqrt(2) * noise, lrelu. Each step after the conv works in its own fresh
+        # output, in place when autograd is off.
+        inplace = not torch.is_grad_enabled()
+        bias = self.activate.folded_bias()
         if self.upsample:
-            out = blur(out, self.blur_kernel, self.blur_pad, gain=4.0)
-        out = self.noise(out, noise)
-        return self.activate(out)
+            out = modulated_conv2d_fast(x, self.weight, self.modulation, demodulate=True, upsample=True, gain=SQRT2)
+            out = blur(out, self.blur_kernel, self.blur_pad, gain=4.0, bias=bias)
+        else:
+            out = modulated_conv2d_fast(x, self.weight, self.modulation, demodulate=True, gain=SQRT2, bias=bias)
+        if noise is not None:
+            n = noise.to(out.dtype) * (self.noise.weight * SQRT2).to(out.dtype)
+            out = out.add_(n) if inplace else out + n
+        return folded_leaky_relu(out, inplace)
 
 
 class ToOutput(nn.Module):
