@@ -6,7 +6,10 @@
 
 Each measured step is a full training step (D main, G main, and the lazy regularisers at their intervals, so
 over `steps` steps R1 and path length run as often as in training when steps is a multiple of 16); the first
-`--warmup` steps are not timed. Each run also gives the minor page faults per step.
+`--warmup` steps are not timed. Each run also gives the minor page faults per step and, counted over as many
+further steps (not timed), the ATen operations dispatched per step, forward and backward (`aten_ops_per_step`): each
+is at least one kernel launch on a GPU, where a small model's step is bound by them rather than by arithmetic, so
+this is the CPU-side measure of that overhead (`--no-count-ops` skips it).
 
 `--device` defaults to the GPU when torch sees one. On the CPU, `--allocator both` runs everything twice in fresh
 processes, with glibc's default allocator settings and with those the CLI applies (memorygan.allocator), and
@@ -25,6 +28,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from memorygan.allocator import minor_faults, tune_allocator
 from memorygan.data.synth import synthesize
@@ -35,7 +39,20 @@ from memorygan.training.options import TrainOptions
 SCALES = {"small": ("memorygan-small", "ssg-small", 64, 8), "paper": ("memorygan-256", "ssg-256", 256, 2)}
 
 
-def measure(data: Path, preset: str, batch: int, steps: int, warmup: int, bf16: bool, device: str, tmp: Path) -> dict:
+class OpCounter(TorchDispatchMode):
+    """Counts the ATen operations dispatched while active (views included: they cost a dispatch, not a kernel)."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def measure(data: Path, preset: str, batch: int, steps: int, warmup: int, bf16: bool, device: str, tmp: Path,
+            count_ops: bool = True) -> dict:
     out = tmp / f"{preset}-{'bf16' if bf16 else 'fp32'}"
     opts = TrainOptions(data=str(data), preset=preset, out=str(out), steps=warmup + steps, batch=batch, bf16=bf16,
                         device=device, progress=False, sample_every=0, checkpoint_every=0, log_every=10 ** 9,
@@ -51,9 +68,17 @@ def measure(data: Path, preset: str, batch: int, steps: int, warmup: int, bf16: 
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
+    faults = (minor_faults() - f0) / steps
+    ops = None
+    if count_ops:                       # the next `steps` steps (the same regulariser pattern for steps % 16 == 0)
+        tr.opts.steps += steps
+        with OpCounter() as counter:
+            for _ in range(steps):
+                tr.train_step()
+        ops = counter.count / steps
     return {"preset": preset, "precision": "bf16" if bf16 else "fp32", "batch": batch, "steps": steps,
-            "sec_per_step": dt / steps, "images_per_sec": batch * steps / dt,
-            "faults_per_step": (minor_faults() - f0) / steps}
+            "sec_per_step": dt / steps, "images_per_sec": batch * steps / dt, "faults_per_step": faults,
+            "aten_ops_per_step": ops}
 
 
 def main(argv=None) -> dict:
@@ -68,6 +93,8 @@ def main(argv=None) -> dict:
                          "processes with the speed-up")
     ap.add_argument("--precisions", default="fp32,bf16")
     ap.add_argument("--out", default=None, help="also write the JSON here")
+    ap.add_argument("--no-count-ops", dest="count_ops", action="store_false",
+                    help="skip counting the ATen ops per step (an untimed second pass of --steps steps)")
     args = ap.parse_args(argv)
     args.device = resolve_device(args.device)
     if args.device == "cpu" and args.allocator == "both":
@@ -84,17 +111,22 @@ def main(argv=None) -> dict:
             data = tmp / f"data{size}"
             synthesize("portraits", data, n=max(16, batch), size=size, seed=0)
             steps = args.steps or (16 if scale == "small" else 3)
-            by = {}
+            by, ops = {}, {}
             precisions = args.precisions.split(",")
             for precision in precisions:
                 for preset in (mg, ssg):
-                    r = measure(data, preset, batch, steps, args.warmup, precision == "bf16", args.device, tmp)
+                    r = measure(data, preset, batch, steps, args.warmup, precision == "bf16", args.device, tmp,
+                                args.count_ops)
                     r["scale"] = scale
                     results["runs"].append(r)
                     by[(preset, precision)] = r["images_per_sec"]
+                    ops[(preset, precision)] = r["aten_ops_per_step"]
                     print(json.dumps(r), flush=True)
             for precision in precisions:
                 results["ratios"][f"{scale}_{precision}_memorygan_over_ssg"] = by[(mg, precision)] / by[(ssg, precision)]
+                if args.count_ops:
+                    results["ratios"][f"{scale}_{precision}_ops_memorygan_over_ssg"] = \
+                        ops[(mg, precision)] / ops[(ssg, precision)]
             if "bf16" in precisions and "fp32" in precisions:
                 for preset in (mg, ssg):
                     results["ratios"][f"{preset}_bf16_over_fp32"] = by[(preset, "bf16")] / by[(preset, "fp32")]

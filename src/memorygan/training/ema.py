@@ -65,6 +65,8 @@ def update_ema(ema_model: nn.Module, model: nn.Module, beta: float) -> None:
         p_ema = ema_params[name]
         if p_ema.shape != p.shape:
             raise ValueError(f"parameter {name}: ema_model has shape {tuple(p_ema.shape)}, model {tuple(p.shape)}")
-        p_ema.copy_(p.detach().lerp(p_ema, beta))
+    # one multi-tensor op over all parameters (a kernel per parameter and two ops each before)
+    names = list(params)
+    torch._foreach_lerp_([ema_params[n] for n in names], [params[n] for n in names], 1.0 - beta)
     for name, b in buffers.items():
         ema_buffers[name].copy_(b)

@@ -48,7 +48,7 @@ from memorygan.training import distributed as dist
 from memorygan.training.ema import ema_beta, ema_copy, update_ema
 from memorygan.training import phases
 from memorygan.training.mixing import mixing_coin, random_partwise_mix
-from memorygan.training.optim import make_discriminator_optimizer, make_generator_optimizer
+from memorygan.training.optim import make_discriminator_optimizer, make_generator_optimizer, total_norm
 from memorygan.training.options import TrainOptions
 
 PHASES = {"D": 0, "Dreg": 1, "G": 2, "Greg": 3, "data": 4}
@@ -548,8 +548,7 @@ class Trainer:
         finite = torch.stack([torch.isfinite(l).all() for l in losses]).all()
         dist.average_gradients(params)
         grads = [p.grad for p in params if p.grad is not None]
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])) \
-            if grads else torch.zeros((), device=self.device)
+        norm = total_norm(grads) if grads else torch.zeros((), device=self.device)
         bad = dist.all_sum((~(finite & torch.isfinite(norm))).float())     # on the device (NCCL: on the GPU)
         if bad.item() > 0:                         # the one host read of the phase: whether to step
             opt.zero_grad(set_to_none=True)
