@@ -44,7 +44,7 @@ class _FIR(torch.autograd.Function):
     its adjoint, the grouped transposed convolution back to `size`). The gradient of each is the other, at every
     order, built from this Function again: R1 and the path-length penalty differentiate through the blurs twice,
     and PyTorch's generic double backward of a grouped convolution loops over the groups (a slice and a convolution
-    per channel): before this, about two thirds of the ops of a training step (docs/performance.md). `bias` (C,),
+    per channel): before this, a quarter of the ops of a step with every regulariser (docs/performance.md). `bias` (C,),
     only without `transpose`, is added by the convolution."""
 
     @staticmethod
