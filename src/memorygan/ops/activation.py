@@ -43,11 +43,10 @@ class BiasedLeakyReLU(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
         self.inplace_inference = inplace_inference
 
-    def folded_bias(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+    def folded_bias(self) -> torch.Tensor:
         """bias * sqrt(2) (C,): the bias to give the linear op before `folded_leaky_relu` (whose weight is scaled by
-        sqrt(2) too)."""
-        b = self.bias * SQRT2
-        return b if dtype is None else b.to(dtype)
+        sqrt(2) too); the op casts it to its input's dtype."""
+        return self.bias * SQRT2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.inplace_inference and not torch.is_grad_enabled():
