@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from memorygan.config import GeneratorConfig
-from memorygan.ops import StyledLayer, ToOutput
+from memorygan.ops import StyledLayer, ToOutput, folded_leaky_relu
 
 
 class LocalGenerator(nn.Module):
@@ -18,6 +18,11 @@ class LocalGenerator(nn.Module):
 
     forward(pos (N|1, C_local, H, W), codes (N, L, D)) -> feat (N, C_coarse, H, W), depth (N, 1, H, W) or None.
     """
+
+    # Inference on the CPU runs the samples in chunks of about this many bytes of activation per torch thread (a
+    # core's L2 cache) through all layers, so a chunk stays in the cores' caches from layer to layer (see
+    # `_hidden_chunked`). None: always one batched pass.
+    cpu_chunk_bytes: int | None = 2 << 20
 
     def __init__(self, cfg: GeneratorConfig, has_depth: bool = True):
         super().__init__()
@@ -38,6 +43,10 @@ class LocalGenerator(nn.Module):
         n, num_layers, _ = codes.shape
         assert num_layers == self.num_layers, f"expected {self.num_layers} layer codes, got {num_layers}"
         x = pos.to(codes.dtype)
+        dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+        chunk = self._cpu_chunk(x, n, dtype)
+        if chunk is not None:
+            return self._hidden_chunked(x.to(dtype), codes, chunk)
         if x.shape[0] != n:
             x = x.expand(n, *x.shape[1:])
         depth = None
@@ -46,3 +55,47 @@ class LocalGenerator(nn.Module):
             if i == self.depth_layers - 1 and self.to_depth is not None:
                 depth = self.to_depth(x)
         return x, depth
+
+    def _cpu_chunk(self, x: torch.Tensor, n: int, dtype: torch.dtype) -> int | None:
+        """Samples per chunk for `_hidden_chunked`, or None for the batched pass: with autograd (the graph of many
+        chunks costs more than it saves), off the CPU (a GPU wants one large batched matmul per layer), with the
+        reference ops, or when the whole batch is one chunk anyway."""
+        if (self.cpu_chunk_bytes is None or torch.is_grad_enabled() or x.device.type != "cpu"
+                or any(layer.conv.use_reference or layer.conv.weight.shape[-1] != 1 for layer in self.layers)):
+            return None
+        per_sample = max(x[0].numel(), self.layers[0].conv.weight.shape[0] * x[0, 0].numel()) * dtype.itemsize
+        chunk = max(1, self.cpu_chunk_bytes * torch.get_num_threads() // per_sample)
+        return chunk if chunk < n else None
+
+    def _hidden_chunked(self, pos: torch.Tensor, codes: torch.Tensor, chunk: int):
+        """`hidden` without autograd on the CPU, `chunk` samples at a time through all the layers.
+
+        The layers are 1x1 (a per-sample matrix times every pixel), so each sample's path through them is
+        independent. MemoryGAN runs B*K samples as one batch (200 at K = 100, 256 px: 210 MB per layer): layer by layer
+        every activation goes out to memory and back, and the small matmuls (inner dimension 64) wait on it (about 20
+        GMAC/s on one core). One sample's activations (64 x 64 x 64 floats, 1 MiB) stay in a core's L2 cache through
+        all ten layers, which gets the matmuls to the speed of the render net's convolutions. The maths is the
+        batched pass's (`StyledLayer.folded`), in the same order."""
+        n = codes.shape[0]
+        folded = [layer.folded(codes[:, i], pos.dtype) for i, layer in enumerate(self.layers)]
+        x = pos
+        c, h, w = x.shape[1:]
+        hidden = depth = None
+        for s in range(0, n, chunk):
+            e = min(n, s + chunk)
+            y = (x[s:e] if x.shape[0] == n else x.expand(e - s, c, h, w)).reshape(e - s, c, h * w)
+            for i, (mats, bias) in enumerate(folded):
+                if e - s == 1:   # one sample: a plain matmul (addmm is 10-20 % faster than a batch-of-one baddbmm)
+                    y = torch.addmm(bias[0], mats[s], y[0]).unsqueeze(0)
+                else:
+                    y = torch.baddbmm(bias, mats[s:e], y)
+                y = folded_leaky_relu(y, inplace=True)
+                if i == self.depth_layers - 1 and self.to_depth is not None:
+                    d = self.to_depth(y.view(e - s, -1, h, w))
+                    if depth is None:
+                        depth = d.new_empty(n, *d.shape[1:])
+                    depth[s:e] = d
+            if hidden is None:
+                hidden = y.new_empty(n, y.shape[1], h, w)
+            hidden[s:e] = y.view(e - s, -1, h, w)
+        return hidden, depth

@@ -47,6 +47,14 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     return out.reshape(n, o, *out.shape[2:])
 
 
+def modulated_1x1_matrices(weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True,
+                           gain: float = 1.0) -> torch.Tensor:
+    """The per-sample matrices of a modulated 1x1 conv, times `gain`: weight (O, I, 1, 1), styles (N, I) -> (N, O, I),
+    in the styles' dtype. `out[n] = matrices[n] @ x[n]` over the pixels is the conv."""
+    w = _modulate_weight(weight.to(styles.dtype), styles, demodulate)[..., 0, 0]
+    return w * gain if gain != 1.0 else w
+
+
 def modulated_conv2d_fast(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True,
                           upsample: bool = False, gain: float = 1.0,
                           bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -64,9 +72,7 @@ def modulated_conv2d_fast(x: torch.Tensor, weight: torch.Tensor, styles: torch.T
     if k == 1 and not upsample:
         # 1x1 (local generators): per-sample (O, I) weights are tiny; one batched matmul beats a shared conv
         # with modulated activations by ~4x on CPU (benchmarks/bench_generator.py, modulated_conv_1x1).
-        w = _modulate_weight(weight, styles.expand(n, i), demodulate)[..., 0, 0]  # (N, O, I)
-        if gain != 1.0:
-            w = w * gain
+        w = modulated_1x1_matrices(weight, styles.expand(n, i), demodulate, gain)
         flat = x.reshape(n, i, -1)
         out = torch.bmm(w, flat) if bias is None else torch.baddbmm(bias.reshape(1, o, 1), w, flat)
         return out.reshape(n, o, *x.shape[2:])
@@ -131,6 +137,16 @@ class StyledLayer(nn.Module):
         y = modulated_conv2d_fast(x, conv.weight, conv.modulation(w), demodulate=conv.demodulate, gain=SQRT2,
                                   bias=self.activate.folded_bias())
         return folded_leaky_relu(y, inplace=not torch.is_grad_enabled())
+
+    def folded(self, w: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """The 1x1 layer as per-sample matrices (N, O, I) with the activation's gain, and the folded bias (1, O, 1),
+        both in `dtype`: `folded_leaky_relu(baddbmm(bias, matrices, x))` over flattened pixels x (N, I, P) is
+        `forward` (the fast path; `LocalGenerator` runs it chunk by chunk)."""
+        conv = self.conv
+        if conv.weight.shape[-1] != 1:
+            raise ValueError("StyledLayer.folded: only 1x1 layers are a per-sample matrix")
+        mats = modulated_1x1_matrices(conv.weight, conv.modulation(w).to(dtype), conv.demodulate, SQRT2)
+        return mats, self.activate.folded_bias().to(dtype).reshape(1, -1, 1)
 
 
 class FixedStyleConv(nn.Module):
