@@ -72,18 +72,17 @@ class LocalGenerator(nn.Module):
 
         The layers are 1x1 (a per-sample matrix times every pixel), so each sample's path through them is
         independent. MemoryGAN runs B*K samples as one batch (200 at K = 100, 256 px: 210 MB per layer): layer by layer
-        every activation goes out to memory and back, and the small matmuls (inner dimension 64) wait on it (about 20
-        GMAC/s on one core). One sample's activations (64 x 64 x 64 floats, 1 MiB) stay in a core's L2 cache through
-        all ten layers, which gets the matmuls to the speed of the render net's convolutions. The maths is the
-        batched pass's (`StyledLayer.folded`), in the same order."""
+        every activation goes out to memory and back, and the small matmuls (inner dimension 64) wait on it (28 GMAC/s
+        on one core, measured). A chunk of a few samples (64 x 64 x 64 floats, 1 MiB, each) stays in the cores' L2
+        caches through all ten layers: 32-38 GMAC/s, against the render net's 45 (docs/performance.md). The maths is
+        the batched pass's (`StyledLayer.folded`), in the same order."""
         n = codes.shape[0]
         folded = [layer.folded(codes[:, i], pos.dtype) for i, layer in enumerate(self.layers)]
-        x = pos
-        c, h, w = x.shape[1:]
+        c, h, w = pos.shape[1:]
         hidden = depth = None
         for s in range(0, n, chunk):
             e = min(n, s + chunk)
-            y = (x[s:e] if x.shape[0] == n else x.expand(e - s, c, h, w)).reshape(e - s, c, h * w)
+            y = (pos[s:e] if pos.shape[0] == n else pos.expand(e - s, c, h, w)).reshape(e - s, c, h * w)
             for i, (mats, bias) in enumerate(folded):
                 if e - s == 1:   # one sample: a plain matmul (addmm is 10-20 % faster than a batch-of-one baddbmm)
                     y = torch.addmm(bias[0], mats[s], y[0]).unsqueeze(0)
