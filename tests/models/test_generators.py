@@ -377,6 +377,28 @@ def test_render_net_channels_last_gives_the_same_output(arch):
     assert float((auto.image.float() - ref.image).abs().max()) < 0.1
 
 
+def test_render_net_layout_auto_choice(arch, monkeypatch):
+    """channels_last=None: NHWC under autocast and in CPU fp32 inference with the Winograd convolutions on, NCHW with
+    autograd or with them switched off."""
+    from memorygan.ops import FixedStyleConv
+
+    G = tiny_generator(arch).eval()
+    z = G.sample_z(1, seed=0)
+    seen = []
+    G.render_net.convs[0].register_forward_hook(
+        lambda m, inp, out: seen.append(inp[0].is_contiguous(memory_format=torch.channels_last)
+                                        and not inp[0].is_contiguous()))
+    with torch.no_grad():
+        G(z)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            G(z)
+    G(z)
+    monkeypatch.setattr(FixedStyleConv, "cpu_winograd", False)
+    with torch.no_grad():
+        G(z)
+    assert seen == [True, True, False, False]
+
+
 @pytest.mark.parametrize("arch", ["memorygan", "ssg"])
 def test_fast_paths_compute_the_official_order_exactly_in_float64(arch):
     """Every layer's fast path (gain and bias folded into the convolution, noise added scaled, shared-style weight

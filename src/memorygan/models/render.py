@@ -47,8 +47,10 @@ class RenderNet(nn.Module):
             self.to_segs.append(ToOutput(out_ch, cfg.num_classes))
             in_ch = out_ch
         self.num_blocks = len(self.to_rgbs)
-        # NHWC activations: None (default) = under autocast only, where they measured 12% faster on the CPU in bf16
-        # (and are what tensor-core convolutions want); fp32 gained nothing (docs/performance.md). True / False force.
+        # NHWC activations. None (default): under autocast, where they measured 12% faster on the CPU in bf16 (and
+        # are what tensor-core convolutions want), and in CPU fp32 inference, where the Winograd convolutions
+        # (ops/winograd.py) work and return NHWC anyway (2-4% faster than starting in NCHW). Direct fp32 convolutions
+        # gained nothing from NHWC (docs/performance.md). True / False force.
         self.channels_last: bool | None = None
 
     def noise_shapes(self) -> list[tuple[int, int, int, int]]:
@@ -90,7 +92,11 @@ class RenderNet(nn.Module):
             noises = self.check_noise(noise, fused.shape[0])
         else:
             noises = self.noises(fused.shape[0], noise_mode, fused.device, fused.dtype)
-        channels_last = _under_autocast(fused.device.type) if self.channels_last is None else self.channels_last
+        channels_last = self.channels_last
+        if channels_last is None:
+            channels_last = _under_autocast(fused.device.type) or (
+                fused.device.type == "cpu" and fused.dtype == torch.float32 and not torch.is_grad_enabled()
+                and FixedStyleConv.cpu_winograd)
         if channels_last:
             fused = fused.contiguous(memory_format=torch.channels_last)
         x = F.adaptive_avg_pool2d(fused, self.min_feat_size) if fused.shape[-1] != self.min_feat_size else fused
