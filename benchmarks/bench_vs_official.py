@@ -173,13 +173,15 @@ def build(impl, ssg_mod, args, device):
 
 @torch.no_grad()
 def agreement(ssg_mod, args, device) -> dict:
-    """max |official - memorygan| of image and seg from the same one-z-per-image input (fp32)."""
+    """max |official - memorygan| of image and seg from the same one-z-per-image input (fp32), without autograd:
+    the path that is timed (on the CPU memorygan's render convolutions run by Winograd there)."""
     off = build_official(ssg_mod, args).to(device)
     ours = import_copy(off.cpu(), args).to(device)
     off = off.to(device)
     z = torch.randn(2, args.latent, generator=torch.Generator().manual_seed(5)).to(device)
-    rgb, seg = off([z], randomize_noise=False)
-    out = ours(z, noise_mode="const")
+    with torch.no_grad():
+        rgb, seg = off([z], randomize_noise=False)
+        out = ours(z, noise_mode="const")
     return {"image": float((rgb - out.image).abs().max()), "seg": float((seg - out.seg).abs().max())}
 
 

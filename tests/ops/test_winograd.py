@@ -94,6 +94,34 @@ class _Spy:
         monkeypatch.setattr(winograd, "conv3x3_winograd", spy)
 
 
+@pytest.fixture(autouse=True)
+def _any_size_pays_off(monkeypatch, request):
+    """The layers here are tiny: let FixedStyleConv take Winograd at any size (except where a test checks the
+    thresholds themselves)."""
+    if "thresholds" not in request.node.name:
+        monkeypatch.setattr(winograd, "MIN_CHANNELS", 0)
+        monkeypatch.setattr(winograd, "MIN_MACS", 0)
+
+
+def test_thresholds_of_worthwhile_follow_the_measured_boundary(monkeypatch):
+    assert winograd.MIN_CHANNELS == 128 and winograd.MIN_MACS == 2e9
+    big = torch.empty(1, 512, 32, 32)
+    assert winograd.worthwhile(big, 512)                               # memorygan-256's 32 x 32 layer, batch 1
+    assert not winograd.worthwhile(torch.empty(8, 128, 32, 32), 128)   # 1.2 GMAC: measured 0.67x
+    assert not winograd.worthwhile(torch.empty(64, 64, 64, 64), 64)    # 64 channels: too narrow at any size
+    assert not winograd.worthwhile(torch.empty(8, 512, 64, 64), 64)    # a narrow output too (9.7 GMAC)
+    assert winograd.worthwhile(torch.empty(4, 128, 64, 64), 128)       # 2.4 GMAC: measured 1.25x
+
+
+def test_fixed_style_conv_skips_winograd_below_the_thresholds(monkeypatch):
+    spy = _Spy(monkeypatch)
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 128)
+    monkeypatch.setattr(winograd, "MIN_MACS", 0)
+    with torch.no_grad():
+        _layer()(torch.randn(2, 6, 8, 8), None)
+    assert spy.calls == 0
+
+
 def _layer(upsample=False):
     torch.manual_seed(0)
     layer = FixedStyleConv(6, 5, 3, upsample=upsample)
@@ -156,3 +184,19 @@ def test_filters_follow_every_kind_of_weight_update():
     opt.step()
     with torch.no_grad():
         assert torch.allclose(layer(x, None), _reference(layer, x, None), atol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["memorygan", "ssg"])
+def test_generators_sample_with_winograd_within_its_error_of_the_direct_path(arch, monkeypatch):
+    from helpers import tiny_generator
+
+    spy = _Spy(monkeypatch)
+    G = tiny_generator(arch).eval()
+    wino = G.sample(2, seed=0)
+    n_stride1 = sum(1 for c in G.render_net.convs if not c.upsample)
+    assert spy.calls == n_stride1 > 0
+    monkeypatch.setattr(FixedStyleConv, "cpu_winograd", False)
+    direct = G.sample(2, seed=0)
+    assert spy.calls == n_stride1
+    assert not torch.equal(wino.image, direct.image)
+    assert torch.allclose(wino.image, direct.image, atol=1e-4) and torch.allclose(wino.seg, direct.seg, atol=1e-4)

@@ -179,13 +179,14 @@ class FixedStyleConv(nn.Module):
         self.use_reference = False
 
     # CPU inference runs the stride-1 3x3 convs by Winograd F(4x4, 3x3) (ops/winograd.py): 4x fewer multiplications,
-    # 1.3-2.7x faster per layer at fp32 on this project's reference CPU. fp32 only, no autograd. False: always direct.
+    # 1.3-2.7x faster per layer at fp32 on this project's reference CPU, where the layer is big enough for that
+    # (`winograd.worthwhile`). fp32 only, no autograd. False: always direct.
     cpu_winograd: bool = True
 
     def _use_winograd(self, x: torch.Tensor) -> bool:
         return (self.cpu_winograd and x.device.type == "cpu" and self.weight.shape[-1] == 3
                 and not torch.is_autocast_enabled("cpu") and self.weight.dtype == torch.float32
-                and winograd.supports(x))
+                and winograd.supports(x) and winograd.worthwhile(x, self.weight.shape[0]))
 
     def winograd_filters(self) -> torch.Tensor:
         """`winograd_weight` of the folded weight (style, demodulation and the activation's gain sqrt(2) in it):

@@ -77,6 +77,21 @@ def supports(x: torch.Tensor) -> bool:
         and x.shape[2] > 0 and x.shape[3] > 0
 
 
+# Below these a layer is faster direct (benchmarks/bench_winograd.py, 1 thread, fp32): 128 -> 128 channels at 32 x 32,
+# batch 8 (1.2 GMAC) ran 0.67x and 64 -> 64 at 64 x 64, batch 8, 0.76x; the same shapes at 2.4 GMAC 1.12-1.25x,
+# and the memorygan-256 layers (4.8-19 GMAC per batch of 2, 128-512 channels) 1.3-2.7x. The per-call Python work
+# (~400 small ops) and the GEMM's efficiency at small channel counts set the threshold.
+MIN_CHANNELS = 128
+MIN_MACS = 2e9
+
+
+def worthwhile(x: torch.Tensor, out_channels: int) -> bool:
+    """Whether a 3x3 conv of `x` (N, C, H, W) to `out_channels` is measured faster by Winograd than direct: at least
+    `MIN_CHANNELS` in and out, and `MIN_MACS` direct multiply-accumulates."""
+    n, c, h, w = x.shape
+    return min(c, out_channels) >= MIN_CHANNELS and n * 9 * c * out_channels * h * w >= MIN_MACS
+
+
 def _band_rows(tile_rows: int, bytes_per_row: int, band_bytes: int) -> int:
     """The largest divisor of `tile_rows` whose band of transformed tiles fits in `band_bytes` (at least 1)."""
     best = 1
