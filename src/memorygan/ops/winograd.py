@@ -18,7 +18,6 @@ fp32-only.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 TILE = 4          # output tile m
 ALPHA = TILE + 2  # input tile m + r - 1
@@ -120,10 +119,15 @@ def conv3x3_winograd(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None
         raise RuntimeError("conv3x3_winograd has no autograd; use F.conv2d where gradients are needed")
     o = u.shape[2]
     th, tw = h // TILE, w // TILE
-    xp = F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1))        # (N, H+2, W+2, C), contiguous NHWC
+    xh = x.permute(0, 2, 3, 1)                                      # NHWC view (a copy-free one for channels_last)
     u = u.to(x.dtype)
     out = x.new_empty(n, h, w, o)
     rows = _band_rows(th, ALPHA * ALPHA * n * tw * c * x.element_size(), band_bytes)
+    # the band's input rows, zero-padded, in NHWC: the padding and the layout change happen band by band, so the
+    # extra memory stays at the band's size (a padded copy of the whole input would double a large batch's)
+    xb = x.new_empty(n, TILE * rows + 2, w + 2, c)
+    xb[:, :, 0].zero_()
+    xb[:, :, w + 1].zero_()
     t_h = x.new_empty(ALPHA, n, rows, w + 2, c)
     tmp_h = x.new_empty(n, rows, w + 2, c)
     v = x.new_empty(ALPHA * ALPHA, n, rows, tw, c)
@@ -136,7 +140,13 @@ def conv3x3_winograd(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None
     cspan = TILE * (tw - 1) + 1
     for r0 in range(0, th, rows):
         top = TILE * r0
-        _input_1d([xp[:, top + k: top + k + span: TILE] for k in range(ALPHA)], list(t_h), tmp_h)
+        lo, hi = max(top - 1, 0), min(top + TILE * rows + 1, h)      # input rows top-1 .. top+4 rows, inside x
+        xb[:, lo - top + 1: hi - top + 1, 1: w + 1] = xh[:, lo:hi]
+        if lo > top - 1:
+            xb[:, 0].zero_()
+        if hi < top + TILE * rows + 1:
+            xb[:, -1].zero_()
+        _input_1d([xb[:, k: k + span: TILE] for k in range(ALPHA)], list(t_h), tmp_h)
         for p in range(ALPHA):
             _input_1d([t_h[p, :, :, k: k + cspan: TILE] for k in range(ALPHA)],
                       [v[ALPHA * p + q] for q in range(ALPHA)], tmp_v)
