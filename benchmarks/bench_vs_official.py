@@ -254,12 +254,12 @@ def worker(spec: str, a) -> dict:
     parts = spec.split(":")
     if parts[0] == "train":
         t, f = time_and_faults(train_step_fn(parts[1], ssg_mod, a.device), a.train_reps)
-        return {"seconds_per_step": t, "faults_per_step": f}
+        return {"seconds_per_step": t, "faults_per_step": f, "threads": torch.get_num_threads()}
     impl, k, prec = parts[1], int(parts[2]), parts[3]
     args = official_args(a.size, k)
     G = build(impl, ssg_mod, args, a.device)
     t, f = time_and_faults(forward_fn(impl, G, a.batch, a.device, prec == "bf16"), a.reps)
-    return {"seconds_per_image": t / a.batch, "faults_per_forward": f}
+    return {"seconds_per_image": t / a.batch, "faults_per_forward": f, "threads": torch.get_num_threads()}
 
 
 def alone(specs, a) -> dict:
@@ -269,6 +269,8 @@ def alone(specs, a) -> dict:
                "--batch", str(a.batch), "--reps", str(a.reps), "--train-reps", str(a.train_reps), "--worker", spec]
         if a.default_malloc:
             cmd.append("--default-malloc")
+        if a.threads:               # before 2026-11-30 this was not passed on: "alone" ran at torch's default
+            cmd += ["--threads", str(a.threads)]
         res = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
         if res.returncode:
             raise SystemExit(f"worker {spec} failed:\n{res.stderr[-3000:]}")
