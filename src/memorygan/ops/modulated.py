@@ -210,7 +210,7 @@ class FixedStyleConv(nn.Module):
             out = modulated_conv2d_fast(x, self.weight, self.modulation, demodulate=True, upsample=True, gain=SQRT2)
             out = blur(out, self.blur_kernel, self.blur_pad, gain=4.0, bias=bias)
         elif inplace and self._use_winograd(x):
-            out = winograd.conv3x3_winograd(x, self.winograd_filters(), bias.to(x.dtype))
+            out = winograd.conv3x3_winograd(x, self.winograd_filters(), bias)
         else:
             out = modulated_conv2d_fast(x, self.weight, self.modulation, demodulate=True, gain=SQRT2, bias=bias)
         if noise is not None:
