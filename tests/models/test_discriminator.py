@@ -57,3 +57,52 @@ def test_wrong_input_shapes_are_refused(tiny_dconfig):
     with pytest.raises(ValueError, match="seg"):
         D(torch.randn(2, 3, 32, 32), torch.randn(2, 5, 32, 32))
     assert isinstance(tiny_dconfig, DiscriminatorConfig)
+
+
+def _official_conv_layer(layer, x):
+    """rosinality/SemanticStyleGAN `ConvLayer`: [Blur], EqualConv2d (weight * scale, conv bias only without
+    activation), then FusedLeakyReLU (x + bias, leaky ReLU 0.2, * sqrt 2)."""
+    import math
+
+    import torch.nn.functional as F
+    from memorygan.ops.upfirdn import upfirdn2d
+    if layer.downsample:
+        x = upfirdn2d(x, layer.blur_kernel, pad=layer.blur_pad)
+    c = layer.conv
+    x = F.conv2d(x, c.weight * c.scale, c.bias, stride=c.stride, padding=c.padding)
+    if layer.act is not None:
+        x = F.leaky_relu(x + layer.act.bias.reshape(1, -1, 1, 1), 0.2) * math.sqrt(2)
+    return x
+
+
+def test_res_block_equals_the_official_order():
+    """The block folds 1 / sqrt 2 into both paths' convolutions (and the activation's bias and gain into conv2):
+    the official `(conv2(conv1(x)) + skip(x)) / sqrt 2`, values and gradients, with non-zero biases."""
+    import math
+
+    from memorygan.models.discriminator import ResBlock
+    torch.manual_seed(0)
+    block = ResBlock(6, 8)
+    with torch.no_grad():
+        block.conv1.act.bias.normal_()
+        block.conv2.act.bias.normal_()
+    x = torch.randn(2, 6, 16, 16, requires_grad=True)
+    want = (_official_conv_layer(block.conv2, _official_conv_layer(block.conv1, x))
+            + _official_conv_layer(block.skip, x)) / math.sqrt(2)
+    got = block(x)
+    assert got.shape == (2, 8, 8, 8)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    probe = torch.randn_like(want)
+    params = [x] + list(block.parameters())
+    g_want = torch.autograd.grad((want * probe).sum(), params)
+    g_got = torch.autograd.grad((got * probe).sum(), params)
+    for a, b in zip(g_got, g_want):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    with torch.no_grad():                      # the in-place inference path too
+        torch.testing.assert_close(block(x), want, atol=1e-5, rtol=1e-5)
+
+
+def test_conv_layer_gain_must_be_positive():
+    from memorygan.models.discriminator import ConvLayer
+    with pytest.raises(ValueError, match="gain must be positive"):
+        ConvLayer(3, 4, 3, gain=-1.0)

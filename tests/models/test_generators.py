@@ -118,6 +118,18 @@ def test_per_part_coordinates_move_a_part(arch):
     assert not torch.allclose(moved.depths[:, 1], out.depths[:, 1], atol=1e-3)
 
 
+def test_default_grid_features_are_the_grids_fourier_features(arch):
+    """The default grid's Fourier features are kept as a buffer: the same position features as computing them from
+    `coords`, also after a dtype change, and the projection still learns."""
+    G = tiny_generator(arch)
+    torch.testing.assert_close(G.positions(None), G.positions(G.coords), atol=0, rtol=0)
+    G.double()
+    assert G.positions(None).dtype == torch.float64
+    torch.testing.assert_close(G.positions(None), G.positions(G.coords), atol=0, rtol=0)
+    G.positions(None).sum().backward()
+    assert G.pos_embed.weight.grad.abs().sum() > 0
+
+
 def test_gradients_reach_every_parameter(arch):
     G = tiny_generator(arch)
     G.train()
@@ -145,11 +157,17 @@ def test_memorygan_controller_gets_gradient_from_image_alone():
 def test_memorygan_runs_one_shared_local_generator_as_one_batch():
     G = tiny_generator("memorygan")
     calls, feat_calls = [], []
-    for layer in G.memory.layers:
-        layer.register_forward_hook(lambda m, inp, out: calls.append(inp[1].shape[0]))
+    layer_matrices = G.memory.layer_matrices
+
+    def spy(codes, dtype):
+        mats, bias = layer_matrices(codes, dtype)
+        calls.append(tuple(mats.shape))
+        return mats, bias
+    G.memory.layer_matrices = spy
     G.memory.to_feat.register_forward_hook(lambda m, inp, out: feat_calls.append(inp[0].shape[0]))
     G.sample(3, seed=0)
-    assert calls == [3 * 4] * G.config.local_layers  # every layer: B * K in a single call
+    c = G.config.local_channels
+    assert calls == [(G.config.local_layers, 3 * 4, c, c)]  # every layer's matrices for all B * K parts, once
     assert feat_calls == [3]  # the shared to_feat runs once per image, after mixing the parts
     assert sum(1 for m in G.modules() if type(m).__name__ == "LocalGenerator") == 1
 

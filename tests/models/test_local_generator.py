@@ -1,4 +1,5 @@
-"""The local generator's chunked CPU inference path (`LocalGenerator._hidden_chunked`) against its batched pass."""
+"""The local generator's all-layers-at-once matrices against the per-layer reference ops, and its chunked CPU
+inference path (`LocalGenerator._hidden_chunked`) against its batched pass."""
 import pytest
 import torch
 
@@ -23,9 +24,9 @@ def chunk_spy(monkeypatch):
     calls = ChunkSpy(monkeypatch)
     original = LocalGenerator._hidden_chunked
 
-    def spy(self, pos, codes, chunk):
+    def spy(self, pos, mats, bias, chunk):
         calls.append(chunk)
-        return original(self, pos, codes, chunk)
+        return original(self, pos, mats, bias, chunk)
     monkeypatch.setattr(LocalGenerator, "_hidden_chunked", spy)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
     return calls
@@ -103,3 +104,80 @@ def test_chunked_path_only_for_cpu_inference(chunk_spy):
     with torch.no_grad():
         G(z)
     assert chunk_spy == [1]
+
+
+def _reference(G, on: bool):
+    for layer in G.memory.layers:
+        layer.conv.use_reference = on
+
+
+def _memory_with_biases():
+    G = tiny_generator("memorygan")
+    with torch.no_grad():
+        for layer in G.memory.layers:          # non-zero biases everywhere (they start at 0 and 1)
+            layer.activate.bias.normal_(0, 0.3)
+            layer.conv.modulation.bias.normal_(1, 0.3)
+    return G
+
+
+def _hidden_and_grads(G, codes, reference: bool, autocast: bool):
+    _reference(G, reference)
+    pos = G.positions(None)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        hidden, depth = G.memory.hidden(pos, codes)
+    loss = (hidden.float() * torch.linspace(-1, 1, hidden[0].numel()).reshape(hidden[0].shape)).sum() \
+        + depth.float().pow(2).sum()
+    grads = torch.autograd.grad(loss, [codes] + list(G.memory.parameters()), allow_unused=True)
+    return hidden.detach().float(), depth.detach().float(), grads
+
+
+def _grad_errors(grads, reference):
+    """Max abs error of each gradient the loss reaches, relative to that gradient's largest entry."""
+    errs = []
+    for a, b in zip(grads, reference):
+        if b is None:                          # parameters after the last layer that the loss does not reach
+            assert a is None
+            continue
+        errs.append(float((a - b).abs().max() / b.abs().max().clamp_min(1e-3)))
+    return errs
+
+
+def test_layer_matrices_equal_the_per_layer_reference():
+    """`layer_matrices` (every layer's styles, modulation and demodulation in one pass) gives the official per-layer
+    order (per-sample weights, grouped conv, then bias, leaky ReLU, gain): values and every gradient."""
+    G = _memory_with_biases()
+    codes = torch.randn(5, G.config.local_layers, G.config.latent_dim, requires_grad=True)
+    h_ref, d_ref, g_ref = _hidden_and_grads(G, codes, reference=True, autocast=False)
+    h, d, g = _hidden_and_grads(G, codes, reference=False, autocast=False)
+    assert h.shape == (5, G.config.local_channels, *G.positions(None).shape[2:]) and d.shape[1] == 1
+    torch.testing.assert_close(h, h_ref, atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(d, d_ref, atol=2e-5, rtol=1e-4)
+    errs = _grad_errors(g, g_ref)
+    assert len(errs) >= 1 + 4 * G.config.local_layers   # codes and each layer's four parameters
+    assert max(errs) < 1e-4
+
+
+def test_layer_matrices_under_bf16_autocast_are_at_least_as_accurate():
+    """Under bf16 autocast the matrices are computed in fp32 and cast once: against the fp32 reference, values and
+    gradients are no further off than the per-layer ops under autocast (which demodulate in bf16)."""
+    G = _memory_with_biases()
+    codes = torch.randn(5, G.config.local_layers, G.config.latent_dim, requires_grad=True)
+    h32, d32, g32 = _hidden_and_grads(G, codes, reference=True, autocast=False)
+    h_old, _, g_old = _hidden_and_grads(G, codes, reference=True, autocast=True)
+    h, d, g = _hidden_and_grads(G, codes, reference=False, autocast=True)
+    err, err_old = float((h - h32).abs().max()), float((h_old - h32).abs().max())
+    assert err <= err_old and err < 0.06
+    assert float((d - d32).abs().max()) < 0.06
+    assert max(_grad_errors(g, g32)) <= max(_grad_errors(g_old, g32)) and max(_grad_errors(g, g32)) < 0.15
+
+
+def test_layer_matrices_follow_float64_codes():
+    G = tiny_generator("memorygan").double()
+    codes = torch.randn(3, G.config.local_layers, G.config.latent_dim, dtype=torch.float64)
+    mats, bias = G.memory.layer_matrices(codes, torch.float64)
+    c = G.config.local_channels
+    assert mats.dtype == bias.dtype == torch.float64
+    assert mats.shape == (G.config.local_layers, 3, c, c) and bias.shape == (G.config.local_layers, 1, c, 1)
+    # demodulated, times sqrt(2): every output row has norm sqrt(2)
+    torch.testing.assert_close(mats.pow(2).sum(-1), torch.full((G.config.local_layers, 3, c), 2.0,
+                                                               dtype=torch.float64), rtol=1e-5, atol=0)

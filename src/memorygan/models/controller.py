@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from memorygan.ops import EqualLinear
+from memorygan.ops.autocast import autocast_off
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -60,21 +61,55 @@ class WorkingMemory(nn.Module):
         assert n >= 2 and d == self.latent_dim, f"eps must be (B, 1+K, {self.latent_dim}), got {tuple(eps.shape)}"
         if offsets is not None and (offsets.ndim != 3 or offsets.shape[0] not in (1, b) or offsets.shape[1:] != (n, d)):
             raise ValueError(f"query offsets must be (1 or B={b}, {n}, {d}), got {tuple(offsets.shape)}")
-        off = (lambda k: offsets[:, k]) if offsets is not None else (lambda k: 0.0)
-        mu_base, lv_base = self.base_mlp(self.v_base[None].to(eps.dtype))
-        mu_bkg, lv_bkg = self.bkg_mlp(self.v_bkg[None].to(eps.dtype))
-        q_base = mu_base + (0.5 * lv_base).exp() * eps[:, 0] + off(0)
-        q_prev = mu_bkg + (0.5 * lv_bkg).exp() * eps[:, 1] + off(1)
-        queries = [q_base, q_prev]
-        mus = [mu_base.expand(b, d), mu_bkg.expand(b, d)]
-        logvars = [lv_base.expand(b, d), lv_bkg.expand(b, d)]
-        state = None
-        for k in range(2, n):
-            h, c = self.lstm(torch.cat([q_base, q_prev], dim=1), state)
-            state = (h, c)
-            mu, lv = self.head(h)
-            q_prev = mu + (0.5 * lv).exp() * eps[:, k] + off(k)
-            queries.append(q_prev)
-            mus.append(mu)
-            logvars.append(lv)
+        # fp32 throughout, also under autocast: a K-step recurrence of tiny matmuls, where bf16 buys no time
+        with autocast_off(eps.device.type):
+            return self._draw(eps.float(), offsets.float() if offsets is not None else None)
+
+    def _draw(self, eps: torch.Tensor, offsets: torch.Tensor | None):
+        """`forward`, with `self.lstm` (an nn.LSTMCell, whose parameters and checkpoint keys it keeps) unrolled by
+        hand. Every query is a step of a recurrence, so a GPU runs this as a chain of tiny kernels, one launch each:
+        what does not change from step to step is computed once per call instead of once per step: the LSTM input's
+        q_base half and both biases (one `base` matrix), the gate rows reordered so that the three sigmoid gates are
+        one slice (one sigmoid, one tanh per step), the q_prev and h weights as one matrix (one addmm per step), the
+        head's scaled weight. Same maths as `nn.LSTMCell` (tests/models/test_controller.py)."""
+        b, n, d = eps.shape
+        off = (lambda k: offsets[:, k]) if offsets is not None else None
+        mu_base, lv_base = self.base_mlp(self.v_base[None])
+        mu_bkg, lv_bkg = self.bkg_mlp(self.v_bkg[None])
+        q_base = torch.addcmul(mu_base, (0.5 * lv_base).exp(), eps[:, 0])
+        q_prev = torch.addcmul(mu_bkg, (0.5 * lv_bkg).exp(), eps[:, 1])
+        if off is not None:
+            q_base, q_prev = q_base + off(0), q_prev + off(1)
+        queries, mus, logvars = [q_base, q_prev], [mu_base.expand(b, d), mu_bkg.expand(b, d)], \
+            [lv_base.expand(b, d), lv_bkg.expand(b, d)]
+        if n > 2:
+            lstm, hd = self.lstm, self.lstm.hidden_size
+            # rows of [W_ih | W_hh | b_ih + b_hh] reordered from PyTorch's (i, f, g, o) to (i, f, o, g)
+            full = torch.cat([lstm.weight_ih, lstm.weight_hh, (lstm.bias_ih + lstm.bias_hh)[:, None]], 1)
+            full = torch.cat([full[:2 * hd], full[3 * hd:], full[2 * hd:3 * hd]])
+            base = torch.addmm(full[:, -1], q_base, full[:, :d].t())          # (B, 4H): q_base's part and biases
+            w_step = full[:, d:-1].t()                                         # (D + H, 4H): [q_prev, h] -> gates
+            w_q = w_step[:d]
+            head = self.head.net[0]                                            # one EqualLinear (2D outputs)
+            w_head, b_head = (head.weight * head.scale).t(), head.bias * head.lr_mul
+            h = c = None
+            eps_k = eps.unbind(1)
+            for k in range(2, n):
+                if h is None:                                                  # zero state: no h term, c = i * g
+                    gates = torch.addmm(base, q_prev, w_q)
+                else:
+                    gates = torch.addmm(base, torch.cat([q_prev, h], 1), w_step)
+                # one split, not slices: a slice's backward writes a zero-filled copy of the whole input
+                sig, g = gates.split([3 * hd, hd], 1)
+                i, f, o = sig.sigmoid().chunk(3, 1)
+                g = g.tanh()
+                c = i * g if c is None else torch.addcmul(f * c, i, g)
+                h = o * c.tanh()
+                mu, lv = torch.addmm(b_head, h, w_head).chunk(2, dim=-1)
+                q_prev = torch.addcmul(mu, (0.5 * lv).exp(), eps_k[k])
+                if off is not None:
+                    q_prev = q_prev + off(k)
+                queries.append(q_prev)
+                mus.append(mu)
+                logvars.append(lv)
         return torch.stack(queries, 1), torch.stack(mus, 1), torch.stack(logvars, 1)

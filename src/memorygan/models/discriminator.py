@@ -13,12 +13,16 @@ from memorygan.ops import SQRT2, BiasedLeakyReLU, EqualConv2d, EqualLinear, blur
 
 
 class ConvLayer(nn.Module):
-    """Equalized conv, optionally preceded by a blur and stride 2 (downsample), optionally activated."""
+    """Equalized conv, optionally preceded by a blur and stride 2 (downsample), optionally activated; the output
+    times `gain` (> 0), folded into the conv's weight and bias (the leaky ReLU is positively homogeneous)."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int, downsample: bool = False, activate: bool = True,
-                 bias: bool = True, blur_kernel=(1, 3, 3, 1)):
+                 bias: bool = True, blur_kernel=(1, 3, 3, 1), gain: float = 1.0):
         super().__init__()
+        if not gain > 0:
+            raise ValueError(f"ConvLayer: gain must be positive, got {gain}")
         self.downsample = downsample
+        self.gain = gain
         if downsample:
             p = (len(blur_kernel) - 2) + (kernel_size - 1)
             self.blur_pad = ((p + 1) // 2, p // 2)
@@ -30,25 +34,28 @@ class ConvLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.downsample:
             x = blur(x, self.blur_kernel, self.blur_pad)
-        if self.act is None:
-            return self.conv(x)
-        # the activation's gain and bias folded into the conv (ops/activation.py): conv, then one leaky ReLU pass
         c = self.conv
-        y = F.conv2d(x, c.weight * (c.scale * SQRT2), self.act.folded_bias(), stride=c.stride, padding=c.padding)
+        if self.act is None:
+            bias = c.bias * self.gain if c.bias is not None and self.gain != 1.0 else c.bias
+            return F.conv2d(x, c.weight * (c.scale * self.gain), bias, stride=c.stride, padding=c.padding)
+        # the activation's gain and bias folded into the conv (ops/activation.py): conv, then one leaky ReLU pass
+        g = SQRT2 * self.gain
+        y = F.conv2d(x, c.weight * (c.scale * g), self.act.bias * g, stride=c.stride, padding=c.padding)
         return folded_leaky_relu(y, inplace=not torch.is_grad_enabled())
 
 
 class ResBlock(nn.Module):
-    """(N, I, H, W) -> (N, O, H/2, W/2): (conv3x3 -> conv3x3 down + 1x1 down skip) / sqrt 2."""
+    """(N, I, H, W) -> (N, O, H/2, W/2): (conv3x3 -> conv3x3 down + 1x1 down skip) / sqrt 2, the 1 / sqrt 2 folded
+    into both paths' convolutions (one op fewer per block, forward and backward)."""
 
     def __init__(self, in_ch: int, out_ch: int):
         super().__init__()
         self.conv1 = ConvLayer(in_ch, in_ch, 3)
-        self.conv2 = ConvLayer(in_ch, out_ch, 3, downsample=True)
-        self.skip = ConvLayer(in_ch, out_ch, 1, downsample=True, activate=False, bias=False)
+        self.conv2 = ConvLayer(in_ch, out_ch, 3, downsample=True, gain=1 / math.sqrt(2))
+        self.skip = ConvLayer(in_ch, out_ch, 1, downsample=True, activate=False, bias=False, gain=1 / math.sqrt(2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (self.conv2(self.conv1(x)) + self.skip(x)) / math.sqrt(2)
+        return self.conv2(self.conv1(x)) + self.skip(x)
 
 
 class Branch(nn.Module):

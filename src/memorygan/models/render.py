@@ -9,13 +9,7 @@ import torch.nn.functional as F
 
 from memorygan.config import GeneratorConfig
 from memorygan.ops import NOISE_MODES, FixedStyleConv, ToOutput
-
-
-def _under_autocast(device_type: str) -> bool:
-    try:
-        return torch.is_autocast_enabled(device_type)
-    except RuntimeError:               # a device type without autocast (e.g. "meta" for MAC counting)
-        return False
+from memorygan.ops.autocast import under_autocast
 
 
 class RenderNet(nn.Module):
@@ -94,7 +88,7 @@ class RenderNet(nn.Module):
             noises = self.noises(fused.shape[0], noise_mode, fused.device, fused.dtype)
         channels_last = self.channels_last
         if channels_last is None:
-            channels_last = _under_autocast(fused.device.type) or (
+            channels_last = under_autocast(fused.device.type) or (
                 fused.device.type == "cpu" and fused.dtype == torch.float32 and not torch.is_grad_enabled()
                 and FixedStyleConv.cpu_winograd)
         if channels_last:

@@ -34,12 +34,11 @@ class EqualLinear(nn.Module):
         self.in_dim, self.out_dim = in_dim, out_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight * self.scale
         if self.activation:                    # gain and bias folded into the linear map (ops/activation.py)
             b = self.bias * (self.lr_mul * SQRT2) if self.bias is not None else None
-            return folded_leaky_relu(F.linear(x, w * SQRT2, b))
+            return folded_leaky_relu(F.linear(x, self.weight * (self.scale * SQRT2), b))
         b = self.bias * self.lr_mul if self.bias is not None else None
-        return F.linear(x, w, b)
+        return F.linear(x, self.weight * self.scale, b)
 
     def extra_repr(self) -> str:
         return f"{self.in_dim}, {self.out_dim}, lr_mul={self.lr_mul}, activation={self.activation}"

@@ -38,5 +38,8 @@ class PositionEmbedding(nn.Module):
         self.scale = 1.0 / math.sqrt(in_ch)
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        feats = fourier_features(coords, self.num_freqs)
+        return self.project(fourier_features(coords, self.num_freqs))
+
+    def project(self, feats: torch.Tensor) -> torch.Tensor:
+        """The 1x1 projection of precomputed `fourier_features` (a generator keeps those of its default grid)."""
         return torch.nn.functional.conv2d(feats, self.weight.to(feats.dtype) * self.scale)

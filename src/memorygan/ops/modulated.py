@@ -146,16 +146,6 @@ class StyledLayer(nn.Module):
                                   bias=self.activate.folded_bias())
         return folded_leaky_relu(y, inplace=not torch.is_grad_enabled())
 
-    def folded(self, w: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """The 1x1 layer as per-sample matrices (N, O, I) with the activation's gain, and the folded bias (1, O, 1),
-        both in `dtype`: `folded_leaky_relu(baddbmm(bias, matrices, x))` over flattened pixels x (N, I, P) is
-        `forward` (the fast path; `LocalGenerator` runs it chunk by chunk)."""
-        conv = self.conv
-        if conv.weight.shape[-1] != 1:
-            raise ValueError("StyledLayer.folded: only 1x1 layers are a per-sample matrix")
-        mats = modulated_1x1_matrices(conv.weight, conv.modulation(w).to(dtype), conv.demodulate, SQRT2)
-        return mats, self.activate.folded_bias().to(dtype).reshape(1, -1, 1)
-
 
 class FixedStyleConv(nn.Module):
     """Render-net conv: modulated conv whose per-input-channel style is a learned constant (init 1), with

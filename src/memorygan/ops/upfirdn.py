@@ -70,7 +70,7 @@ def blur(x: torch.Tensor, kernel: torch.Tensor, pad: tuple[int, int], gain: floa
          bias: torch.Tensor | None = None) -> torch.Tensor:
     """FIR filter with padding, kernel scaled by `gain` (StyleGAN2 `Blur`, which scales by up-factor^2), plus an
     optional per-channel `bias` (C,)."""
-    return upfirdn2d(x, kernel * gain, pad=pad, bias=bias)
+    return upfirdn2d(x, kernel * gain if gain != 1.0 else kernel, pad=pad, bias=bias)
 
 
 def upsample2x(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
