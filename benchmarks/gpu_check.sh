@@ -17,9 +17,10 @@ log "machine"
 log "cuda tests"
 timeout 240 python -m pytest -q -m cuda tests/test_cuda.py -p no:cacheprovider 2>&1 | tail -25 | tee "$OUT/cuda-tests.txt"
 
-log "training throughput, small preset, batch 8 and 32, fp32 and bf16"
-for b in 32 8; do
-  timeout 150 python benchmarks/bench_training.py --scales small --steps 32 --batch "$b" --device cuda \
+log "training throughput, small preset, batch 128, 32 and 8, fp32 and bf16 (ops per step counted at batch 8)"
+for b in 128 32 8; do
+  count=--no-count-ops; steps=16; [ "$b" = 8 ] && count=; [ "$b" != 128 ] && steps=32
+  timeout 150 python benchmarks/bench_training.py --scales small --steps $steps --batch "$b" --device cuda $count \
       --out "$OUT/training-small-b$b.json" > /dev/null 2>> "$OUT/log.txt" || log "bench_training batch $b failed"
 done
 
