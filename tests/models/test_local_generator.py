@@ -2,6 +2,7 @@
 inference path (`LocalGenerator._hidden_chunked`) against its batched pass."""
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from memorygan.models.local_generator import LocalGenerator
 
@@ -181,3 +182,30 @@ def test_layer_matrices_follow_float64_codes():
     # demodulated, times sqrt(2): every output row has norm sqrt(2)
     torch.testing.assert_close(mats.pow(2).sum(-1), torch.full((G.config.local_layers, 3, c), 2.0,
                                                                dtype=torch.float64), rtol=1e-5, atol=0)
+
+
+class _CountOps(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.n += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_each_layer_costs_a_matmul_and_an_activation_not_its_own_modulation():
+    """Every op is a kernel launch on a GPU. With the layers' styles, modulation and demodulation done for all layers
+    at once, a layer adds only its baddbmm and leaky ReLU (and their backward, and views) to a training pass: 17
+    ATen ops per layer, forward and backward (measured; each layer doing its own modulation, as before, took 77)."""
+    def ops(layers):
+        G = tiny_generator("memorygan", local_layers=layers, depth_layers=2)
+        codes = torch.randn(6, layers, G.config.latent_dim, requires_grad=True)
+        pos = G.positions(None).detach()
+        with _CountOps() as count:
+            hidden, depth = G.memory.hidden(pos, codes)
+            (hidden.sum() + depth.sum()).backward()
+        assert G.memory.layers[-1].conv.weight.grad.abs().sum() > 0
+        return count.n
+    per_layer = (ops(8) - ops(4)) / 4
+    assert 0 < per_layer <= 20
