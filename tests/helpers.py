@@ -1,5 +1,6 @@
 """Shared test helpers (importable as `helpers`: tests/ is on pytest's pythonpath)."""
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from memorygan.config import DiscriminatorConfig, GeneratorConfig
 
@@ -72,3 +73,15 @@ def assert_weights_close(a: dict, b: dict, atol: float = 1e-5) -> None:
         assert a[net].keys() == b[net].keys()
         worst = max((a[net][k].float() - b[net][k].float()).abs().max().item() for k in a[net])
         assert worst <= atol, f"{net}: max abs difference {worst}"
+
+
+class CountOps(TorchDispatchMode):
+    """Counts the ATen ops dispatched while active (`n`): each is at least one kernel launch on a GPU."""
+
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.n += 1
+        return func(*args, **(kwargs or {}))

@@ -1,9 +1,10 @@
 """The working memory's hand-unrolled LSTM against the recurrence written with `nn.LSTMCell` (Eq. 10-12)."""
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from memorygan.models.controller import WorkingMemory
+
+from helpers import CountOps
 
 
 def reference(wm: WorkingMemory, eps: torch.Tensor, offsets: torch.Tensor | None = None):
@@ -81,20 +82,12 @@ def test_each_lstm_step_costs_what_the_recurrence_needs():
     constants hoisted out of the loop (q_base's share of the gates, the biases, the gate order, the head's scaled
     weight), a step costs 66 ATen ops forward and backward (measured; `nn.LSTMCell` with the per-step head took
     98 on the CPU)."""
-    class Count(TorchDispatchMode):
-        n = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            Count.n += 1
-            return func(*args, **(kwargs or {}))
-
     def ops(n):
         wm = make(3)
         eps = torch.randn(3, n, 16)
-        Count.n = 0
-        with Count():
+        with CountOps() as count:
             sum(t.sum() for t in wm(eps)).backward()
         assert wm.lstm.weight_hh.grad.abs().sum() > 0
-        return Count.n
+        return count.n
     per_step = (ops(9) - ops(5)) / 4
     assert 0 < per_step <= 75

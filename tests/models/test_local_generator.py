@@ -2,11 +2,10 @@
 inference path (`LocalGenerator._hidden_chunked`) against its batched pass."""
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from memorygan.models.local_generator import LocalGenerator
 
-from helpers import tiny_generator
+from helpers import CountOps, tiny_generator
 
 
 class ChunkSpy(list):
@@ -184,16 +183,6 @@ def test_layer_matrices_follow_float64_codes():
                                                                dtype=torch.float64), rtol=1e-5, atol=0)
 
 
-class _CountOps(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.n = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.n += 1
-        return func(*args, **(kwargs or {}))
-
-
 def test_each_layer_costs_a_matmul_and_an_activation_not_its_own_modulation():
     """Every op is a kernel launch on a GPU. With the layers' styles, modulation and demodulation done for all layers
     at once, a layer adds only its baddbmm and leaky ReLU (and their backward, and views) to a training pass: 17
@@ -202,7 +191,7 @@ def test_each_layer_costs_a_matmul_and_an_activation_not_its_own_modulation():
         G = tiny_generator("memorygan", local_layers=layers, depth_layers=2)
         codes = torch.randn(6, layers, G.config.latent_dim, requires_grad=True)
         pos = G.positions(None).detach()
-        with _CountOps() as count:
+        with CountOps() as count:
             hidden, depth = G.memory.hidden(pos, codes)
             (hidden.sum() + depth.sum()).backward()
         assert G.memory.layers[-1].conv.weight.grad.abs().sum() > 0
