@@ -65,6 +65,7 @@ def measure(data: Path, preset: str, batch: int, steps: int, warmup: int, bf16: 
     f0, t0 = minor_faults(), time.perf_counter()
     for _ in range(steps):
         tr.train_step()
+    tr._flush_nonfinite()               # what the training loop does every --log-every steps (a host read)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0

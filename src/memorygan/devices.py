@@ -82,3 +82,20 @@ def device_arg(text: str) -> str:
 
 def add_device_argument(parser, default: str = AUTO) -> None:
     parser.add_argument("--device", type=device_arg, default=default, help=HELP)
+
+
+def to_device(t: torch.Tensor, device: torch.device | str | None) -> torch.Tensor:
+    """`t` on `device` without making the host wait for the device's queue.
+
+    A plain `t.to("cuda")` of a CPU tensor copies from pageable memory, and CUDA then waits until every kernel
+    already queued on the stream has finished before the copy starts: a host sync per copy, which keeps the host
+    from queueing the next kernels while the GPU works. A CPU tensor bound for CUDA is therefore staged in pinned
+    memory and copied with `non_blocking=True` (torch's caching host allocator keeps the pinned block until the copy
+    is done). Everything else (same device, CPU targets, other devices) is `t.to(device)`. Code that runs in the
+    training step moves tensors only through this function (tests/test_host_syncs.py)."""
+    if device is None:
+        return t
+    device = torch.device(device)
+    if device.type == "cuda" and t.device.type == "cpu":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)

@@ -30,3 +30,19 @@ def test_two_processes_equal_one_process_with_accumulation(opts_for, tmp_path):
         assert a.keys() == b.keys()
         worst = max((a[k] - b[k]).abs().max().item() for k in a)
         assert worst < 1e-5, f"{f}: max abs difference {worst}"
+
+
+def test_processes_agree_on_a_time_limit_at_log_steps(opts_for, tmp_path):
+    """A time limit is met at different moments in different processes, so they agree on stopping; they do so at
+    log steps only (a collective and a host read), not after every step. With --log-every 2 and a limit that every
+    process has passed after one step, both stop at step 2, not 1, and end cleanly with that step's checkpoint."""
+    o = opts_for(out="ddp-minutes")
+    out = tmp_path / "ddp-minutes"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "memorygan",
+           "train", "--data", o.data, "--preset", o.preset, "--out", str(out), "--steps", "10", "--minutes", "1e-6",
+           "--batch", "4", "--log-every", "2", "--sample-every", "0", "--checkpoint-every", "0", "--threads", "1",
+           "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"),
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-00000002"]

@@ -121,6 +121,49 @@ def test_single_nonfinite_step_is_skipped_and_training_continues(opts_for, monke
     assert all(torch.isfinite(p).all() for p in tr.G.parameters())
 
 
+@pytest.mark.parametrize("impl", ["fused", "foreach"])
+def test_a_skipped_phase_changes_nothing(opts_for, monkeypatch, impl):
+    """A non-finite path-length step is skipped on the device (fused Adam's found_inf; the foreach fallback reads the
+    flag back): G's weights, its Adam moments and step counts and the path-length mean keep their values, while the
+    other phases of the same step train; the skip is logged at the next flush."""
+    from memorygan.training import optim
+    if impl == "foreach":
+        monkeypatch.setattr(optim, "adam_implementation", lambda params: {"foreach": True})
+    tr = Trainer(opts_for(steps=4, g_reg_every=1, d_reg_every=1, log_every=100))
+    assert bool(tr.g_opt.param_groups[0]["fused"]) == (impl == "fused")
+    tr.train_step()
+    real = phases.g_path_length
+    monkeypatch.setattr(phases, "g_path_length", lambda *a, **k: (lambda p, m, ln: (p * float("nan"), m, ln))(
+        *real(*a, **k)))
+    # run G main as usual, then look at G right before the (bad) path-length phase
+    before = {}
+    orig_finish = tr._finish_phase
+
+    def finish(name, module, opt, losses):
+        if name == "Greg":
+            before["G"] = {k: v.clone() for k, v in tr.G.state_dict().items()}
+            before["opt"] = {id(p): {k: v.clone() for k, v in st.items()} for p, st in opt.state.items()}
+            before["pl_mean"] = torch.as_tensor(tr.pl_mean).clone()
+        return orig_finish(name, module, opt, losses)
+    monkeypatch.setattr(tr, "_finish_phase", finish)
+    d_before = {k: v.clone() for k, v in tr.D.state_dict().items()}
+    tr.train_step()
+    assert all(torch.equal(before["G"][k], v) for k, v in tr.G.state_dict().items())
+    for p, st in tr.g_opt.state.items():
+        assert all(torch.equal(before["opt"][id(p)][k], v) for k, v in st.items())
+    assert torch.equal(torch.as_tensor(tr.pl_mean), before["pl_mean"])
+    assert not all(torch.equal(d_before[k], v) for k, v in tr.D.state_dict().items())     # D trained
+    assert tr.nonfinite_total == 0                                                       # not read back yet
+    tr._flush_nonfinite()
+    assert tr.nonfinite_total == 1 and tr.nonfinite_streak == 1 and tr._nonfinite_phase == "Greg"
+    monkeypatch.setattr(phases, "g_path_length", real)
+    tr.train_step()
+    tr._flush_nonfinite()
+    assert tr.nonfinite_total == 1 and tr.nonfinite_streak == 0
+    assert not all(torch.equal(before["G"][k], v) for k, v in tr.G.state_dict().items())  # G trains again
+    tr.close()
+
+
 def test_interrupted_checkpoint_write_keeps_the_previous_one(opts_for, monkeypatch):
     res = train(opts_for(steps=2, checkpoint_every=2))
     before = _weights(res.checkpoint)

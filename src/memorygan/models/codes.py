@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 
+from memorygan.devices import to_device
 from memorygan.errors import ConfigError
 
 BASE, SHAPE, TEXTURE = 0, 1, 2
@@ -90,7 +91,7 @@ def mix_selector(choice: torch.Tensor, roles: torch.Tensor, check: bool = True) 
     """
     if check:
         check_mix_choice(choice)
-    roles = roles.to(choice.device)
+    roles = to_device(roles, choice.device)
     shape_from_2 = (choice == 2)[:, :, None]
     texture_from_2 = (choice >= 1)[:, :, None]
     return ((roles == SHAPE)[None] & shape_from_2) | ((roles == TEXTURE)[None] & texture_from_2)
@@ -107,7 +108,7 @@ def mix_wplus(w1: torch.Tensor, w2: torch.Tensor, choice: torch.Tensor, base_lay
     k = (n - base_layers) // 2
     check_mix_choice(choice, b, k)
     take = torch.zeros(b, n, dtype=torch.bool, device=w1.device)
-    choice = choice.to(w1.device)
+    choice = to_device(choice, w1.device)
     take[:, base_layers::2] = choice == 2
     take[:, base_layers + 1::2] = choice >= 1
     return torch.where(take[..., None], w2, w1)
@@ -118,7 +119,8 @@ def random_mix_choice(batch: int, num_classes: int, generator: torch.Generator |
     """(B, K) uniform choices in {0, 1, 2}, drawn on the generator's device (CPU by default) then moved, so a seed
     gives the same mixing on every device."""
     draw_on = generator.device if generator is not None else torch.device("cpu")
-    return torch.randint(0, len(MIX_CHOICES), (batch, num_classes), generator=generator, device=draw_on).to(device)
+    return to_device(torch.randint(0, len(MIX_CHOICES), (batch, num_classes), generator=generator, device=draw_on),
+                     device)
 
 
 # ----------------------------------------------------------------------------------------------------- parts

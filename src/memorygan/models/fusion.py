@@ -35,10 +35,10 @@ def fusion_weights(m: torch.Tensor, transparent_classes: list[int] | tuple[int, 
     with their raw weight. m: (B, K, H, W) -> (B, K, H, W)."""
     if not transparent_classes:
         return m
-    idx = torch.tensor(list(transparent_classes), device=m.device)
-    opaque = m.index_fill(1, idx, 0.0)
-    opaque = opaque / (opaque.sum(dim=1, keepdim=True) + 1e-8)
-    return opaque + (m - m.index_fill(1, idx, 0.0))
+    opaque = m.clone()                   # the transparent parts zeroed one slice at a time: no index tensor to copy
+    for k in transparent_classes:        # to the device (a host sync per forward pass on a GPU)
+        opaque[:, k] = 0.0
+    return opaque / (opaque.sum(dim=1, keepdim=True) + 1e-8) + (m - opaque)
 
 
 def fuse(features: torch.Tensor, depths: torch.Tensor, composition_mask: torch.Tensor | None = None,

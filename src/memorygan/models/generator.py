@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from memorygan.checkpoint import save_generator
 from memorygan.config import GeneratorConfig
+from memorygan.devices import to_device
 from memorygan.models import codes
 from memorygan.models.fusion import check_composition_mask, fusion_weights, part_masks
 from memorygan.models.render import RenderNet
@@ -88,6 +89,10 @@ class CompositionalGenerator(nn.Module, metaclass=ABCMeta):
         # truncation centre per latent code (SSG: one shared mean; MemoryGAN: one per part + base)
         self.register_buffer("w_avg", torch.zeros(self.num_avg_codes, cfg.latent_dim))
         self.register_buffer("w_avg_count", torch.zeros((), dtype=torch.long))
+        # whether w_avg is known to be estimated, kept on the host so that truncation does not read the count back
+        # from the device on every call (a host sync on a GPU); loading a state dict makes it unknown again
+        self._w_avg_ready = False
+        self.register_load_state_dict_post_hook(lambda module, keys: setattr(module, "_w_avg_ready", False))
 
     # --- to be provided by the models
     num_latents: int      # codes in `latents`
@@ -138,7 +143,7 @@ class CompositionalGenerator(nn.Module, metaclass=ABCMeta):
         if generator is None:
             generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
         z = torch.randn(n, *self.z_shape(), generator=generator)
-        return z.to(self.device)
+        return to_device(z, self.device)
 
     def expanded_from_z(self, z, truncation: float = 1.0) -> torch.Tensor:
         """Expanded codes (B, K, L, D) of a random source, truncated as `forward` does, without synthesis: what
@@ -150,8 +155,10 @@ class CompositionalGenerator(nn.Module, metaclass=ABCMeta):
         """w' = w_avg + psi (w - w_avg), per code."""
         if psi == 1.0:
             return latents
-        if int(self.w_avg_count) == 0:
-            self.update_w_avg()
+        if not self._w_avg_ready:
+            if int(self.w_avg_count) == 0:
+                self.update_w_avg()
+            self._w_avg_ready = True
         avg = self.w_avg if self.num_avg_codes > 1 else self.w_avg.expand(latents.shape[1], -1)
         return avg[None].to(latents.dtype) + psi * (latents - avg[None].to(latents.dtype))
 
@@ -221,7 +228,7 @@ class CompositionalGenerator(nn.Module, metaclass=ABCMeta):
     def make_noise(self, batch: int = 1, generator: torch.Generator | None = None) -> list[torch.Tensor]:
         """Fresh N(0, 1) noise maps (batch, 1, H, W) on the model's device (drawn on the generator's device)."""
         draw_on = generator.device if generator is not None else self.device
-        return [torch.randn(batch, *s[1:], generator=generator, device=draw_on).to(self.device)
+        return [to_device(torch.randn(batch, *s[1:], generator=generator, device=draw_on), self.device)
                 for s in self.noise_shapes()]
 
     def synthesize(self, expanded: torch.Tensor, composition_mask: torch.Tensor | None = None,

@@ -38,7 +38,7 @@ from memorygan.checkpoint import (atomic_directory, check_finite, check_state_di
                                   state_dict_for_saving)
 from memorygan.config import DiscriminatorConfig, GeneratorConfig, load_preset
 from memorygan.data.dataset import SegmentationDataset
-from memorygan.devices import resolve_device
+from memorygan.devices import resolve_device, to_device
 from memorygan.errors import CheckpointError, ConfigError, DatasetError, MemoryGANError, MemoryGANWarning
 from memorygan.fileio import append_line, read_lines, write_text_atomic
 from memorygan.runs import (CKPT_DIR, GENERATOR_DIR, LOCK_FILE, METRICS_LOG, RUN_CONFIG, RUN_FORMAT, STATE_FILE,
@@ -150,10 +150,14 @@ class RealData:
         return entry
 
     def batch(self, indices: list[int], device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The images (B, 3, H, W) in [-1, 1] and one-hot masks (B, K, H, W) in {-1, 1} of `indices`, on `device`.
+        They cross to the device as uint8 (a quarter of the bytes) without a host sync (`to_device`); the one-hot
+        comparison runs there (the ids were range-checked when the dataset read them)."""
         items = [self._item(i) for i in indices]
-        image = torch.stack([a for a, _ in items]).to(device).float() / 127.5 - 1
-        ids = torch.stack([b for _, b in items]).to(device).long()
-        mask = torch.nn.functional.one_hot(ids, self.k).permute(0, 3, 1, 2).float() * 2 - 1
+        image = to_device(torch.stack([a for a, _ in items]), device).float() / 127.5 - 1
+        ids = to_device(torch.stack([b for _, b in items]), device)
+        classes = torch.arange(self.k, device=ids.device, dtype=ids.dtype)
+        mask = (ids[:, None] == classes[None, :, None, None]).float() * 2 - 1
         return image, mask
 
 
@@ -240,6 +244,8 @@ class Trainer:
             self.train_seconds = 0.0
             self.nonfinite_streak = 0
             self.nonfinite_total = 0
+            self._nonfinite_phase: str | None = None
+            self._pending_bad: list[tuple[int, tuple[str, ...], torch.Tensor]] = []   # (step, phases, 0/1 flags)
             self.last_checkpoint: Path | None = None
             self.metrics_log: list[dict] = []
             self._acc: dict[str, list] = {}          # stat -> floats or device scalars (`_record`)
@@ -347,6 +353,7 @@ class Trainer:
                 o.steps, o.kimg = None, None
 
     def save_checkpoint(self) -> Path | None:
+        self._flush_nonfinite()                      # the skipped-step count goes into the checkpoint
         if not self.is_main:
             return None
         for name, module in (("G", self.G), ("D", self.D)):
@@ -419,8 +426,8 @@ class Trainer:
             if all(not torch.is_tensor(v) for v in vals):
                 means[k] = float(np.mean(vals))
             else:
-                pending[k] = torch.stack([v if torch.is_tensor(v) else torch.tensor(v, device=self.device)
-                                          for v in vals]).to(self.device).mean()
+                pending[k] = torch.stack([to_device(v, self.device) if torch.is_tensor(v)
+                                          else torch.full((), v, device=self.device) for v in vals]).mean()
         if pending:
             means.update(zip(pending, torch.stack(list(pending.values())).tolist()))
         return means
@@ -542,29 +549,36 @@ class Trainer:
         out = G(expanded=expanded, noise_mode=self.opts.noise_mode)
         return out, kl
 
-    def _finish_phase(self, name: str, module: torch.nn.Module, opt, losses: list[torch.Tensor]) -> bool:
-        """Average gradients over processes and step, unless some loss or gradient is non-finite anywhere."""
+    def _finish_phase(self, name: str, module: torch.nn.Module, opt, losses: list[torch.Tensor]) -> torch.Tensor:
+        """Average gradients over processes and step, unless some loss or gradient is non-finite anywhere.
+
+        Returns the phase's flag, 1.0 where the step was skipped, 0.0 where it was taken (a scalar on the device).
+        Whether to step is decided on the device, without a host read: fused Adam skips the whole update (and its
+        step count) where its `found_inf` is 1, the mechanism torch's GradScaler uses. The flags are read back
+        together every few steps (`_flush_nonfinite`). An Adam without a fused kernel for the device reads the flag
+        back here."""
         params = [p for p in module.parameters()]
         finite = torch.stack([torch.isfinite(l).all() for l in losses]).all()
         dist.average_gradients(params)
         grads = [p.grad for p in params if p.grad is not None]
         norm = total_norm(grads) if grads else torch.zeros((), device=self.device)
-        bad = dist.all_sum((~(finite & torch.isfinite(norm))).float())     # on the device (NCCL: on the GPU)
-        if bad.item() > 0:                         # the one host read of the phase: whether to step
-            opt.zero_grad(set_to_none=True)
-            self._nonfinite_phase = self._nonfinite_phase or name
-            return False
+        bad = (dist.all_sum((~(finite & torch.isfinite(norm))).float()) > 0).float()  # on the device (NCCL: the GPU)
+        self._bad_flags[name] = bad
         self._record(**{f"grad_norm_{name}": norm})
         if self.opts.clip_grad is not None:
             torch.nn.utils.clip_grad_norm_(params, self.opts.clip_grad)
-        opt.step()
+        if opt.param_groups[0].get("fused"):
+            opt.found_inf = bad
+            opt.step()
+        elif not bad.item():                       # no fused Adam here: the one host read of the phase
+            opt.step()
         opt.zero_grad(set_to_none=True)
-        return True
+        return bad
 
     def train_step(self) -> None:
         o, G, D = self.opts, self.G, self.D
         acc = o.accum
-        self._nonfinite_phase = None
+        self._bad_flags: dict[str, torch.Tensor] = {}
         real_idx = self.data.indices(self.images, o.batch)
 
         # --- D main
@@ -620,12 +634,15 @@ class Trainer:
                 losses.append(res.loss.detach())
                 lengths.append(res.path_lengths)
                 self._record(**res.stats)
-            if self._finish_phase("Greg", G, self.g_opt, losses):
-                lengths = torch.cat(lengths).float()
-                tot = dist.all_sum(torch.stack([lengths.sum(), lengths.new_tensor(float(lengths.numel()))]))
-                # the running mean stays on the device (a tensor from here on; a float in checkpoints)
-                self.pl_mean = self.pl_mean + o.pl_decay * (tot[0] / tot[1] - self.pl_mean)
-                self._record(pl_mean=self.pl_mean)
+            bad = self._finish_phase("Greg", G, self.g_opt, losses)
+            lengths = torch.cat(lengths).float()
+            total = lengths.sum()
+            tot = dist.all_sum(torch.stack([total, torch.full_like(total, lengths.numel())]))
+            # the running mean stays on the device (a tensor from here on; a float in checkpoints), and keeps its
+            # value where the step was skipped
+            new_mean = self.pl_mean + o.pl_decay * (tot[0] / tot[1] - self.pl_mean)
+            self.pl_mean = torch.where(bad > 0, self.pl_mean, new_mean)
+            self._record(pl_mean=self.pl_mean)
         G.requires_grad_(False)
 
         # --- EMA
@@ -633,14 +650,39 @@ class Trainer:
         update_ema(self.G_ema, G, beta)
         self.images += o.batch
         self.step += 1
-        if self._nonfinite_phase is not None:
+        names = tuple(self._bad_flags)
+        self._pending_bad.append((self.step, names, torch.stack([self._bad_flags[n] for n in names])))
+
+    def _flush_nonfinite(self) -> None:
+        """Read back the skipped-phase flags of the steps since the last flush (one transfer), log a `nonfinite`
+        event per step that skipped a phase, keep the streak of such steps, and stop training with TrainingError once
+        the streak reaches --max-nonfinite. Called every --log-every steps, at least every --max-nonfinite steps,
+        before each checkpoint and at the end, so a run of bad steps is caught at most --max-nonfinite steps late
+        (its steps change nothing: they are skipped on the device)."""
+        if not self._pending_bad:
+            return
+        pending, self._pending_bad = self._pending_bad, []
+        values = torch.cat([flags for _, _, flags in pending]).tolist()
+        i = 0
+        for step, names, _ in pending:
+            flags, i = values[i:i + len(names)], i + len(names)
+            phase = next((n for n, v in zip(names, flags) if v > 0), None)
+            if phase is None:
+                self.nonfinite_streak = 0
+                continue
             self.nonfinite_streak += 1
             self.nonfinite_total += 1
+            self._nonfinite_phase = phase
             if self.is_main:
-                self._append_jsonl(STATS_LOG, {"step": self.step, "event": "nonfinite",
-                                                   "phase": self._nonfinite_phase, "streak": self.nonfinite_streak})
-        else:
-            self.nonfinite_streak = 0
+                self._append_jsonl(STATS_LOG, {"step": step, "event": "nonfinite", "phase": phase,
+                                               "streak": self.nonfinite_streak})
+            if self.nonfinite_streak >= self.opts.max_nonfinite:
+                self._pending_bad = []
+                last = self.last_checkpoint
+                raise TrainingError(
+                    f"stopped after {self.nonfinite_streak} consecutive steps with non-finite losses or gradients "
+                    f"(step {step}, phase {phase}); the last good checkpoint is "
+                    f"{last if last else '(none written yet)'}; try a lower --lr, --clip-grad, or fp32")
 
     # ------------------------------------------------------------------ main loop
     def _done(self) -> str:
@@ -711,8 +753,11 @@ class Trainer:
             while True:
                 stopped_by = self._done()
                 stop = bool(stopped_by or self._interrupted)
-                if dist.world_size() > 1:                # every process stops at the same step
-                    stop = float(dist.all_sum(torch.tensor(float(stop), device=self.device))) > 0
+                if dist.world_size() > 1 and stopped_by not in ("steps", "kimg"):
+                    # every process stops at the same step. The step and image limits are the same everywhere; an
+                    # interrupt or the time limit is agreed on at log steps only (a collective and a host read)
+                    stop = self.step % o.log_every == 0 and float(
+                        dist.all_sum(torch.full((), float(stop), device=self.device))) > 0
                 if stop:
                     stopped_by = stopped_by or "interrupt"
                     break
@@ -721,12 +766,10 @@ class Trainer:
                 dt = time.perf_counter() - t0
                 self.train_seconds += dt
                 step_seconds = 0.9 * step_seconds + 0.1 * dt if step_seconds else dt
-                if self.nonfinite_streak >= o.max_nonfinite:
-                    last = self.last_checkpoint
-                    raise TrainingError(
-                        f"stopped after {self.nonfinite_streak} consecutive steps with non-finite losses or gradients "
-                        f"(step {self.step}, phase {self._nonfinite_phase}); the last good checkpoint is "
-                        f"{last if last else '(none written yet)'}; try a lower --lr, --clip-grad, or fp32")
+                checkpoint_due = bool(o.checkpoint_every) and self.step % o.checkpoint_every == 0
+                if (self.step % o.log_every == 0 or checkpoint_due
+                        or len(self._pending_bad) >= o.max_nonfinite):
+                    self._flush_nonfinite()              # may stop the run (TrainingError)
                 if self.step % o.log_every == 0:
                     row = self._write_stats(step_seconds)
                     if bar is not None and row:
@@ -737,9 +780,10 @@ class Trainer:
                     self.save_samples()
                 if o.metrics_every and self.step % o.metrics_every == 0:
                     self.run_metrics()
-                if o.checkpoint_every and self.step % o.checkpoint_every == 0 and not self.nonfinite_streak:
+                if checkpoint_due and not self.nonfinite_streak:
                     self.save_checkpoint()           # never during a run of non-finite steps
             # end of training (or Ctrl-C): final artefacts at a step boundary
+            self._flush_nonfinite()
             if self._acc:
                 self._write_stats(step_seconds)
             if not (o.sample_every and self.step % o.sample_every == 0):

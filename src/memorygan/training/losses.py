@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import autograd
 
+from memorygan.devices import to_device
+
 
 def d_logistic_loss(real_pred: torch.Tensor, fake_pred: torch.Tensor) -> torch.Tensor:
     """Discriminator logistic loss (Goodfellow et al. 2014, Eq. 1; StyleGAN2's `d_logistic_loss`).
@@ -102,7 +104,8 @@ def g_path_length(images: torch.Tensor, latents: torch.Tensor, mean_path_length,
     h, w = images.shape[2:]
     if noise is None:
         device = generator.device if generator is not None else images.device
-        noise = torch.randn(images.shape, generator=generator, device=device, dtype=images.dtype).to(images.device)
+        noise = to_device(torch.randn(images.shape, generator=generator, device=device, dtype=images.dtype),
+                          images.device)
     elif tuple(noise.shape) != tuple(images.shape):
         raise ValueError(f"noise must have the shape of images {tuple(images.shape)}, got {tuple(noise.shape)}")
     (grad,) = autograd.grad(outputs=(images * noise / math.sqrt(h * w)).sum(), inputs=latents, create_graph=True)

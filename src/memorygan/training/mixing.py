@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from memorygan.devices import to_device
 from memorygan.models.codes import MIX_CHOICES, check_mix_choice, mix_selector, random_mix_choice
 
 __all__ = ["MIX_CHOICES", "partwise_mix", "random_partwise_mix", "mixing_coin"]
@@ -31,7 +32,7 @@ def partwise_mix(e1: torch.Tensor, e2: torch.Tensor, choice: torch.Tensor, roles
     if tuple(roles.shape) != tuple(e1.shape[1:3]):
         raise ValueError(f"roles must be (K, L) = {tuple(e1.shape[1:3])}, got {tuple(roles.shape)}")
     check_mix_choice(choice)                         # where the caller made it (a CPU draw: no host sync)
-    take_2 = mix_selector(choice.to(e1.device), roles.to(e1.device), check=False)
+    take_2 = mix_selector(to_device(choice, e1.device), to_device(roles, e1.device), check=False)
     return torch.where(take_2[..., None], e2, e1)
 
 
@@ -44,7 +45,7 @@ def random_partwise_mix(e1: torch.Tensor, e2: torch.Tensor, roles: torch.Tensor,
         raise ValueError(f"e1 must be expanded codes (B, K, L, D), got {tuple(e1.shape)}")
     choice = random_mix_choice(e1.shape[0], e1.shape[1], generator)   # on the generator's device
     mixed = partwise_mix(e1, e2, choice, roles)
-    return (mixed, choice.to(e1.device)) if return_choice else mixed
+    return (mixed, to_device(choice, e1.device)) if return_choice else mixed
 
 
 def mixing_coin(prob: float, generator: torch.Generator | None = None) -> bool:
