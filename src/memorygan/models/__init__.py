@@ -42,7 +42,8 @@ def model_bytes(cfg: GeneratorConfig | DiscriminatorConfig) -> int:
             net = build(c)
         return sum(t.numel() * t.element_size() for t in list(net.parameters()) + list(net.buffers()))
     one, two = size(1), size(2)
-    return one + (two - one) * (cfg.num_classes - 1)
+    extra = 8 * len(cfg.transparent_classes) if isinstance(cfg, GeneratorConfig) else 0   # the int64 index buffer
+    return one + (two - one) * (cfg.num_classes - 1) + extra
 
 
 def max_model_bytes(limit_gib: float | None = None) -> int:

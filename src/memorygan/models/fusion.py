@@ -30,15 +30,23 @@ def part_masks(depths: torch.Tensor, composition_mask: torch.Tensor | None = Non
     return m
 
 
-def fusion_weights(m: torch.Tensor, transparent_classes: list[int] | tuple[int, ...] = ()) -> torch.Tensor:
+def fusion_weights(m: torch.Tensor, transparent_classes: list[int] | tuple[int, ...] | torch.Tensor = ()
+                   ) -> torch.Tensor:
     """Per-part fusion weights: opaque parts renormalised without the transparent ones, which are added on top
-    with their raw weight. m: (B, K, H, W) -> (B, K, H, W)."""
-    if not transparent_classes:
+    with their raw weight. m: (B, K, H, W) -> (B, K, H, W). `transparent_classes`: class ids, or their int64 index
+    tensor on m's device (what the generators pass: a list is copied to the device on every call, a host sync on a
+    GPU)."""
+    if torch.is_tensor(transparent_classes):
+        idx = transparent_classes
+        if idx.numel() == 0:
+            return m
+    elif not transparent_classes:
         return m
-    opaque = m.clone()                   # the transparent parts zeroed one slice at a time: no index tensor to copy
-    for k in transparent_classes:        # to the device (a host sync per forward pass on a GPU)
-        opaque[:, k] = 0.0
-    return opaque / (opaque.sum(dim=1, keepdim=True) + 1e-8) + (m - opaque)
+    else:
+        idx = torch.tensor(list(transparent_classes), device=m.device)
+    opaque = m.index_fill(1, idx, 0.0)
+    opaque = opaque / (opaque.sum(dim=1, keepdim=True) + 1e-8)
+    return opaque + (m - m.index_fill(1, idx, 0.0))
 
 
 def fuse(features: torch.Tensor, depths: torch.Tensor, composition_mask: torch.Tensor | None = None,

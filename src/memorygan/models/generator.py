@@ -86,6 +86,8 @@ class CompositionalGenerator(nn.Module, metaclass=ABCMeta):
         # the default grid's Fourier features: constants, computed once instead of ~25 small ops per forward pass
         self.register_buffer("coord_features", fourier_features(self.coords, cfg.num_fourier_freqs), persistent=False)
         self.register_buffer("layer_roles", codes.roles_of(cfg), persistent=False)   # (K, L), see models.codes
+        self.register_buffer("transparent_index", torch.tensor(cfg.transparent_classes, dtype=torch.long),
+                             persistent=False)                                     # for the fusion, on the device
         # truncation centre per latent code (SSG: one shared mean; MemoryGAN: one per part + base)
         self.register_buffer("w_avg", torch.zeros(self.num_avg_codes, cfg.latent_dim))
         self.register_buffer("w_avg_count", torch.zeros((), dtype=torch.long))
@@ -211,7 +213,7 @@ class CompositionalGenerator(nn.Module, metaclass=ABCMeta):
         if composition_mask is not None:
             check_composition_mask(composition_mask, depths.shape[0], depths.shape[1])
         m = part_masks(depths, composition_mask)
-        weights = fusion_weights(m, self.config.transparent_classes)
+        weights = fusion_weights(m, self.transparent_index)
         return Fusion(m, weights, self.fuse_parts(hidden, weights))
 
     def render(self, fused: torch.Tensor, coarse_seg: torch.Tensor, noise_mode: str = "const",

@@ -157,7 +157,7 @@ class RealData:
         image = to_device(torch.stack([a for a, _ in items]), device).float() / 127.5 - 1
         ids = to_device(torch.stack([b for _, b in items]), device)
         classes = torch.arange(self.k, device=ids.device, dtype=ids.dtype)
-        mask = (ids[:, None] == classes[None, :, None, None]).float() * 2 - 1
+        mask = (ids[..., None] == classes).permute(0, 3, 1, 2).float() * 2 - 1
         return image, mask
 
 
