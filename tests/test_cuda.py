@@ -87,3 +87,42 @@ def test_benchmarks(script, args):
     assert out.returncode == 0, out.stderr[-3000:]
     assert '"device": "cuda"' in out.stdout
 
+
+
+@pytest.mark.parametrize("arch", ["memorygan", "ssg"])
+@pytest.mark.parametrize("bf16", [False, True])
+def test_a_training_step_does_not_synchronize(data, arch, bf16, tmp_path):
+    """The GPU twin of tests/training/test_host_syncs.py: under CUDA's sync debug mode "error", any call that makes
+    the host wait for the device (a read back, a blocking copy, a value-dependent shape) raises. One step with every
+    regulariser, a mixed batch and two accumulation chunks raises nothing; the log line's reads come after it."""
+    from memorygan.training.loop import Trainer
+    from memorygan.training.options import TrainOptions
+
+    tr = Trainer(TrainOptions(data=str(data / "data"), preset=str(data / f"{arch}.json"), out=str(tmp_path / "run"),
+                              batch=4, accum=2, steps=3, d_reg_every=1, g_reg_every=1, mixing=1.0, bf16=bf16,
+                              log_every=100, sample_every=0, checkpoint_every=0, progress=False, device="cuda"))
+    tr.train_step()                                                  # warm-up: lazy state, first allocations
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        tr.train_step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    tr._flush_nonfinite()
+    assert tr.nonfinite_total == 0 and tr.step == 2
+    tr.close()
+
+
+@pytest.mark.parametrize("arch", ["memorygan", "ssg"])
+def test_sampling_does_not_synchronize(arch):
+    from helpers import tiny_generator
+
+    G = tiny_generator(arch).cuda().eval()
+    G.sample(2, seed=0, truncation=0.7)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        out = G.sample(4, seed=1, truncation=0.7, noise_mode="random")
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert out.image.shape[0] == 4 and out.image.is_cuda
