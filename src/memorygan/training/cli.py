@@ -23,7 +23,9 @@ _FLAGS = {
     "seed": "random seed", "log_every": "steps per stats line", "sample_every": "steps between sample grids",
     "checkpoint_every": "steps between checkpoints", "metrics_every": "steps between domain metrics",
     "metrics_samples": "generated images per metrics evaluation", "probe": "probe folder (default DATA/probe)",
-    "keep": "checkpoints to keep", "max_nonfinite": "consecutive non-finite steps before stopping",
+    "keep": "checkpoints to keep",
+    "max_nonfinite": "consecutive non-finite (skipped) steps before stopping; checked on the host every --log-every "
+                     "steps and at least every this many steps",
     "device": "cpu, cuda, cuda:N or auto (the GPU when torch sees one)", "threads": "torch CPU threads",
 }
 
