@@ -68,5 +68,10 @@ def update_ema(ema_model: nn.Module, model: nn.Module, beta: float) -> None:
     # one multi-tensor op over all parameters (a kernel per parameter and two ops each before)
     names = list(params)
     torch._foreach_lerp_([ema_params[n] for n in names], [params[n] for n in names], 1.0 - beta)
+    # one multi-tensor copy per dtype and device (a copy per buffer before: 23 per step for memorygan-small, 46 for
+    # ssg-small; a foreach op's fast path on a GPU wants one dtype)
+    groups: dict[tuple, list[str]] = {}
     for name, b in buffers.items():
-        ema_buffers[name].copy_(b)
+        groups.setdefault((b.dtype, b.device, ema_buffers[name].dtype), []).append(name)
+    for names in groups.values():
+        torch._foreach_copy_([ema_buffers[n] for n in names], [buffers[n] for n in names])

@@ -246,6 +246,8 @@ class Trainer:
             self.nonfinite_total = 0
             self._nonfinite_phase: str | None = None
             self._pending_bad: list[tuple[int, tuple[str, ...], torch.Tensor]] = []   # (step, phases, 0/1 flags)
+            self._param_lists: dict[int, list] = {}
+            self._trainable: dict[str, bool] = {}    # requires_grad of G's / D's parameters, as last set
             self.last_checkpoint: Path | None = None
             self.metrics_log: list[dict] = []
             self._acc: dict[str, list] = {}          # stat -> floats or device scalars (`_record`)
@@ -557,7 +559,7 @@ class Trainer:
         step count) where its `found_inf` is 1, the mechanism torch's GradScaler uses. The flags are read back
         together every few steps (`_flush_nonfinite`). An Adam without a fused kernel for the device reads the flag
         back here."""
-        params = [p for p in module.parameters()]
+        params = self._parameters(module)
         finite = torch.stack([torch.isfinite(l).all() for l in losses]).all()
         dist.average_gradients(params)
         grads = [p.grad for p in params if p.grad is not None]
@@ -575,6 +577,22 @@ class Trainer:
         opt.zero_grad(set_to_none=True)
         return bad
 
+    def _parameters(self, module: torch.nn.Module) -> list[torch.nn.Parameter]:
+        """`module`'s parameters (G or D), listed once: `Module.parameters()` walks the module tree on every call,
+        Python work on every phase of every step."""
+        key = id(module)
+        if key not in self._param_lists:
+            self._param_lists[key] = list(module.parameters())
+        return self._param_lists[key]
+
+    def _set_trainable(self, **flags: bool) -> None:
+        """requires_grad of G's and/or D's parameters, flipped only where it changes (`_set_trainable(G=True, D=False)`)."""
+        for name, flag in flags.items():
+            if self._trainable.get(name) is not flag:
+                for p in self._parameters(getattr(self, name)):
+                    p.requires_grad_(flag)
+                self._trainable[name] = flag
+
     def train_step(self) -> None:
         o, G, D = self.opts, self.G, self.D
         acc = o.accum
@@ -582,8 +600,7 @@ class Trainer:
         real_idx = self.data.indices(self.images, o.batch)
 
         # --- D main
-        G.requires_grad_(False)
-        D.requires_grad_(True)
+        self._set_trainable(G=False, D=True)
         losses, mix = [], self._mixing("D")
         for g, sl in self._chunks():
             real_img, real_mask = self.data.batch(real_idx[sl], self.device)
@@ -609,8 +626,7 @@ class Trainer:
             self._finish_phase("Dreg", D, self.d_opt, losses)
 
         # --- G main
-        G.requires_grad_(True)
-        D.requires_grad_(False)
+        self._set_trainable(G=True, D=False)
         losses, mix = [], self._mixing("G")
         for g, _ in self._chunks():
             gen = self._rng("G", g)
@@ -643,7 +659,7 @@ class Trainer:
             new_mean = self.pl_mean + o.pl_decay * (tot[0] / tot[1] - self.pl_mean)
             self.pl_mean = torch.where(bad > 0, self.pl_mean, new_mean)
             self._record(pl_mean=self.pl_mean)
-        G.requires_grad_(False)
+        self._set_trainable(G=False)
 
         # --- EMA
         beta = ema_beta(o.batch, o.ema_kimg, o.ema_rampup, images_seen=self.images)
