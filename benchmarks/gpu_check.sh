@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One prepared run on a GPU machine (no network): the CUDA tests, then the GPU benchmarks, each under a time
-# limit, all output as JSON lines under ${OUT:-gpu-check}/. Run from the repository root:
+# limit, their output under ${OUT:-gpu-check}/ and one JSON summary of it all (benchmarks/gpu_summary.py) in
+# ${OUT:-gpu-check}/summary.json. Run from the repository root:
 #     PYTHONPATH=src bash benchmarks/gpu_check.sh            # about 8-10 minutes on one H200
 #     OFFICIAL=/path/to/SemanticStyleGAN bash benchmarks/gpu_check.sh   # also the speed comparison with it
 set -u
@@ -14,8 +15,11 @@ log "machine"
   "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))"; } \
   2>&1 | tee "$OUT/machine.txt"
 
-log "cuda tests"
-timeout 240 python -m pytest -q -m cuda tests/test_cuda.py -p no:cacheprovider 2>&1 | tail -25 | tee "$OUT/cuda-tests.txt"
+log "cuda tests: no host sync in a training step or in sampling (CUDA sync debug mode), then every command"
+timeout 90 python -m pytest -q -m cuda tests/test_cuda.py -k synchronize -p no:cacheprovider 2>&1 | tail -15 \
+    | tee "$OUT/cuda-sync-tests.txt"
+timeout 240 python -m pytest -q -m cuda tests/test_cuda.py -k "not synchronize" -p no:cacheprovider 2>&1 | tail -25 \
+    | tee "$OUT/cuda-tests.txt"
 
 log "training throughput, small preset, batch 128, 32 and 8, fp32 and bf16 (ops per step counted at batch 8)"
 for b in 128 32 8; do
@@ -37,4 +41,7 @@ if [ -n "${OFFICIAL:-}" ]; then
   timeout 200 python benchmarks/bench_vs_official.py --official "$OFFICIAL" --device cuda \
       > "$OUT/vs-official.json" 2>> "$OUT/log.txt" || log "bench_vs_official failed"
 fi
-log "done; results in $OUT/"
+log "summary: the targets, each with its value and whether it is met"
+python benchmarks/gpu_summary.py "$OUT" > "$OUT/summary.json" 2>> "$OUT/log.txt" || log "gpu_summary failed"
+cat "$OUT/summary.json"
+log "done; results in $OUT/, the one summary in $OUT/summary.json"
