@@ -172,3 +172,16 @@ def test_truncation_re_estimates_w_avg_after_loading_weights_without_it():
     G.load_state_dict(fresh)
     G.sample(1, seed=0, truncation=0.5)
     assert int(G.w_avg_count) > 0 and G.w_avg.abs().sum() > 0
+
+
+def test_the_training_loop_reads_back_only_at_log_steps(tmp_path):
+    """`fit` over 4 steps with --log-every 2: the step and the loop around it make no sync; the skipped-phase flags
+    are read back once per log step (2 reads), the stats once per log line. (Samples, metrics and the checkpoint at
+    the end read back as they must: they leave the device.)"""
+    tr = _trainer(tmp_path, "memorygan")
+    tr.opts.steps, tr.opts.log_every = 4, 2
+    with host_sync_check() as c:
+        tr.fit()
+    where = [e.split(" (")[1].split(")")[0] for e in c.events]
+    assert not {"_fit", "train_step", "_finish_phase", "_generate"} & set(where), c.events
+    assert where.count("_flush_nonfinite") == 2 and where.count("_stats_means") == 2, c.events
