@@ -28,7 +28,7 @@ import torch
 
 from memorygan.allocator import minor_faults, tune_allocator
 from memorygan.config import generator_config
-from memorygan.devices import resolve_device
+from memorygan.devices import configure_backends, resolve_device
 from memorygan.models import build_generator
 
 SCALES = {"paper": ("memorygan-256", "ssg-256"), "small": ("memorygan-small", "ssg-small")}
@@ -104,6 +104,7 @@ def main(argv=None) -> dict:
         tune_allocator()
     if args.threads:
         torch.set_num_threads(args.threads)
+    cudnn_benchmark = configure_backends() if args.device.startswith("cuda") else None   # as the CLI does
     results = []
     for scale in args.scales.split(","):
         for k in [int(v) for v in args.parts.split(",")]:
@@ -118,6 +119,7 @@ def main(argv=None) -> dict:
                 results.append(row)
     report = {"benchmark": "generator_inference", "torch": torch.__version__, "threads": torch.get_num_threads(),
               "device": args.device, "allocator": args.allocator if args.device == "cpu" else None,
+              "cudnn_benchmark": cudnn_benchmark,
               "machine": platform.machine(), "results": results}
     if args.device == "cpu":
         report["modulated_conv"] = bench_modconv(args.reps)

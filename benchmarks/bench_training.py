@@ -32,7 +32,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from memorygan.allocator import minor_faults, tune_allocator
 from memorygan.data.synth import synthesize
-from memorygan.devices import resolve_device
+from memorygan.devices import configure_backends, resolve_device
 from memorygan.training.loop import Trainer
 from memorygan.training.options import TrainOptions
 
@@ -102,7 +102,9 @@ def main(argv=None) -> dict:
         return _both_allocators(argv if argv is not None else sys.argv[1:], args.out)
     if args.device == "cpu" and args.allocator == "tuned":
         tune_allocator()
-    results = {"device": args.device, "allocator": args.allocator if args.device == "cpu" else None, "torch": torch.__version__, "threads": torch.get_num_threads(),
+    cudnn_benchmark = configure_backends() if args.device.startswith("cuda") else None   # as the CLI and trainer do
+    results = {"device": args.device, "allocator": args.allocator if args.device == "cpu" else None,
+               "cudnn_benchmark": cudnn_benchmark, "torch": torch.__version__, "threads": torch.get_num_threads(),
                "machine": platform.machine(), "runs": [], "ratios": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

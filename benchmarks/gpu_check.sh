@@ -28,6 +28,11 @@ for b in 128 32 8; do
       --out "$OUT/training-small-b$b.json" > /dev/null 2>> "$OUT/log.txt" || log "bench_training batch $b failed"
 done
 
+log "the same at batch 32 with cuDNN's autotuner off (torch's default), to measure what it buys"
+MEMORYGAN_CUDNN_BENCHMARK=0 timeout 120 python benchmarks/bench_training.py --scales small --steps 32 --batch 32 \
+    --device cuda --no-count-ops --out "$OUT/training-small-cudnn-default-b32.json" > /dev/null 2>> "$OUT/log.txt" \
+    || log "bench_training with the autotuner off failed"
+
 log "training throughput, paper scale (256 px, K=13), fp32 and bf16"
 timeout 150 python benchmarks/bench_training.py --scales paper --steps 6 --device cuda \
     --out "$OUT/training-paper.json" > /dev/null 2>> "$OUT/log.txt" || log "bench_training paper failed"

@@ -82,6 +82,15 @@ def summarize(folder) -> dict:
         missing.append("training-small-b*.json: none")
     out["training_small"] = small
 
+    # --- what cuDNN's autotuner buys (on by default: memorygan.devices.configure_backends), batch 32
+    off_path = folder / "training-small-cudnn-default-b32.json"
+    if off_path.exists():
+        off = _runs(_json(off_path, missing))
+        on = small.get("batch 32", {})
+        out["cudnn_autotuner_speedup_batch_32"] = {
+            f"{p} {q}": on[f"{p} {q}"]["images_per_sec"] / r["images_per_sec"]
+            for (p, q), r in off.items() if f"{p} {q}" in on}
+
     # --- training at 256 px
     paper = _runs(_json(folder / "training-paper.json", missing))
     train_256 = {f"{p} {q}": r["sec_per_step"] for (p, q), r in paper.items()}

@@ -100,3 +100,23 @@ def test_training_resolves_auto(tmp_path):
     from memorygan.training.options import TrainOptions
 
     assert TrainOptions().device == "auto"
+
+
+def test_configure_backends_turns_on_the_cudnn_autotuner_unless_told_not_to(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.delenv(devices.CUDNN_BENCHMARK_ENV, raising=False)
+    assert devices.configure_backends() is True and torch.backends.cudnn.benchmark is True
+    monkeypatch.setenv(devices.CUDNN_BENCHMARK_ENV, "0")
+    assert devices.configure_backends() is False and torch.backends.cudnn.benchmark is False
+
+
+def test_the_cli_entry_point_configures_the_backends(monkeypatch, tmp_path, capsys):
+    """Every command gets the autotuner (it matters on a GPU), before its own work: even one that then fails on
+    its input."""
+    from memorygan.cli import main
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.delenv(devices.CUDNN_BENCHMARK_ENV, raising=False)
+    assert main(["generate", str(tmp_path / "no-such-generator"), "--out", str(tmp_path / "g.png"),
+                 "--device", "cpu"]) == 2
+    assert "no-such-generator" in capsys.readouterr().err
+    assert torch.backends.cudnn.benchmark is True

@@ -28,6 +28,11 @@ def folder(tmp_path):
         r["batch"] = 128
         r["images_per_sec"] = 1234.5 if (r["preset"], r["precision"]) == ("memorygan-small", "bf16") else 900.0
     (out / "training-small-b128.json").write_text(json.dumps(big))
+    small32 = json.loads((DOCS / "bench_training.json").read_text())
+    small32["runs"] = [dict(r, batch=32, images_per_sec=300.0) for r in small32["runs"] if r["scale"] == "small"]
+    (out / "training-small-b32.json").write_text(json.dumps(small32))
+    small32["runs"] = [dict(r, images_per_sec=200.0) for r in small32["runs"]]
+    (out / "training-small-cudnn-default-b32.json").write_text(json.dumps(small32))
     shutil.copy(DOCS / "bench_training_paper_cpu.json", out / "training-paper.json")
     gen = json.loads((DOCS / "bench_generator.json").read_text())
     gen["results"].append({"scale": "paper", "parts": 13, "dtype": "bf16", "batch": 2, "memorygan_s_per_image": 0.5,
@@ -45,7 +50,9 @@ def test_summary_values_come_from_the_files(folder):
     small8 = json.loads((DOCS / "bench_training.json").read_text())["runs"]
     mg8 = next(r for r in small8 if (r["preset"], r["precision"]) == ("memorygan-small", "fp32"))
     assert s["training_small"]["batch 8"]["memorygan-small fp32"]["images_per_sec"] == mg8["images_per_sec"]
-    assert list(s["training_small"]) == ["batch 8", "batch 128"]
+    assert list(s["training_small"]) == ["batch 8", "batch 32", "batch 128"]
+    assert s["cudnn_autotuner_speedup_batch_32"] == {f"{p} {q}": 1.5 for p in ("memorygan-small", "ssg-small")
+                                                     for q in ("fp32", "bf16")}
     t = s["targets"]
     best = t["small preset training >= 1000 images/s (memorygan-small, best measured)"]
     assert best == {"value": 1234.5, "goal": 1000.0, "met": True, "batch": 128, "precision": "bf16"}
@@ -76,7 +83,7 @@ def test_missing_and_broken_files_are_listed_never_guessed(folder):
     (folder / "training-small-b8.json").write_text("")                                         # failed at once
     s = summarize(folder)
     names = " | ".join(s["missing"])
-    assert "training-small-b8.json: no JSON in it" in names and list(s["training_small"]) == ["batch 128"]
+    assert "training-small-b8.json: no JSON in it" in names and list(s["training_small"]) == ["batch 32", "batch 128"]
     assert "generator.json: JSONDecodeError" in names and "training-paper.json: FileNotFoundError" in names
     assert "cuda-tests.txt: no pytest summary line" in names
     assert s["cuda_tests"]["commands"] is None and s["vs_official"] is None

@@ -57,8 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     and the operating system's (unwritable, read-only, full disk, missing folder) exit with 2; Ctrl-C with 130;
     anything else is a bug: it says so and where the full traceback was written (exit 1)."""
     from memorygan.allocator import tune_allocator
+    from memorygan.devices import configure_backends
 
     tune_allocator()          # large temporaries reused instead of re-faulted every forward (memorygan.allocator)
+    configure_backends()      # cuDNN's autotuner for the fixed shapes of these models (memorygan.devices)
     parser = build_parser()
     args = parser.parse_args(argv)
     prog = f"memorygan {args.command}"

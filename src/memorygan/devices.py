@@ -99,3 +99,17 @@ def to_device(t: torch.Tensor, device: torch.device | str | None) -> torch.Tenso
     if device.type == "cuda" and t.device.type == "cpu":
         return t.pin_memory().to(device, non_blocking=True)
     return t.to(device)
+
+
+CUDNN_BENCHMARK_ENV = "MEMORYGAN_CUDNN_BENCHMARK"
+
+
+def configure_backends() -> bool:
+    """cuDNN's autotuner on (`torch.backends.cudnn.benchmark`), as StyleGAN2-ADA's training sets it: the model's
+    shapes are fixed, so each convolution's fastest algorithm is timed once per shape instead of taken from cuDNN's
+    heuristics, which pick poorly for some layers (grouped blur convolutions, bf16). $MEMORYGAN_CUDNN_BENCHMARK=0
+    leaves torch's default (off), e.g. to compare. No effect on the CPU. Called at the CLI entry point and by the
+    trainer; returns the setting."""
+    on = os.environ.get(CUDNN_BENCHMARK_ENV, "1").strip() != "0"
+    torch.backends.cudnn.benchmark = on
+    return on

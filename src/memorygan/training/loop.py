@@ -38,7 +38,7 @@ from memorygan.checkpoint import (atomic_directory, check_finite, check_state_di
                                   state_dict_for_saving)
 from memorygan.config import DiscriminatorConfig, GeneratorConfig, load_preset
 from memorygan.data.dataset import SegmentationDataset
-from memorygan.devices import resolve_device, to_device
+from memorygan.devices import configure_backends, resolve_device, to_device
 from memorygan.errors import CheckpointError, ConfigError, DatasetError, MemoryGANError, MemoryGANWarning
 from memorygan.fileio import append_line, read_lines, write_text_atomic
 from memorygan.runs import (CKPT_DIR, GENERATOR_DIR, LOCK_FILE, METRICS_LOG, RUN_CONFIG, RUN_FORMAT, STATE_FILE,
@@ -192,6 +192,8 @@ class Trainer:
         device = resolve_device(opts.device, announce=dist.env_world()[0] == 0)
         self.rank, self.world = dist.init(device)
         self.device = torch.device(device)
+        if self.device.type == "cuda":
+            configure_backends()                     # cuDNN's autotuner (memorygan.devices)
         self.run = Path(opts.out)
         self.is_main = self.rank == 0
         self._lock: RunLock | None = None
