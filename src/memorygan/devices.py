@@ -92,7 +92,7 @@ def to_device(t: torch.Tensor, device: torch.device | str | None) -> torch.Tenso
     from queueing the next kernels while the GPU works. A CPU tensor bound for CUDA is therefore staged in pinned
     memory and copied with `non_blocking=True` (torch's caching host allocator keeps the pinned block until the copy
     is done). Everything else (same device, CPU targets, other devices) is `t.to(device)`. Code that runs in the
-    training step moves tensors only through this function (tests/test_host_syncs.py)."""
+    training step moves tensors only through this function (tests/training/test_host_syncs.py)."""
     if device is None:
         return t
     device = torch.device(device)
