@@ -21,12 +21,18 @@ FACTORIES = {torch.tensor, torch.as_tensor, torch.zeros, torch.ones, torch.full,
              torch.scalar_tensor}
 
 
+# torch's own dispatch frames between a factory call and its caller (not callers themselves)
+_DISPATCH = ("torch.overrides", "torch.utils._python_dispatch", "torch.utils._device")
+
+
 def _caller_module() -> str:
-    """The module of the first frame outside torch and this file."""
+    """The module of the code that called the factory: the first frame outside this file and torch's dispatch
+    machinery. A factory called inside torch (an optimizer creating its step counters, even when memorygan called
+    `opt.step()`) belongs to torch, which places its own tensors."""
     f = sys._getframe(2)
     while f is not None:
         name = f.f_globals.get("__name__", "")
-        if not (name.startswith("torch") or name == __name__):
+        if name != __name__ and name not in _DISPATCH:
             return name
         f = f.f_back
     return ""

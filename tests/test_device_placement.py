@@ -34,6 +34,32 @@ def test_the_check_catches_a_tensor_made_without_device():
         del sys.modules[mod.__name__]
 
 
+def test_the_check_leaves_torchs_own_tensors_alone():
+    """A factory called inside torch belongs to torch even when memorygan made the call that reached it: torch 2.11's
+    single-tensor Adam makes its step counter with `torch.tensor(0.0)` (no device) when memorygan calls `opt.step()`;
+    moving that to "meta" failed `learn_direction` under the check although nothing was wrong."""
+    inner = types.ModuleType("torch._devicecheck_internal")
+    exec("import torch\ndef counter():\n    return torch.tensor(0.0)\n", inner.__dict__)
+    probe = types.ModuleType("memorygan._devicecheck_probe")
+    probe.counter = inner.counter
+    exec("import torch\n"
+         "def via_torch():\n    return counter()\n"
+         "def adam_step(p):\n"
+         "    opt = torch.optim.Adam([p], lr=0.1, foreach=False)\n"
+         "    p.sum().backward()\n    opt.step()\n    return opt.state[p]['step']\n", probe.__dict__)
+    sys.modules.update({inner.__name__: inner, probe.__name__: probe})
+    try:
+        with wrong_device_check() as chk:
+            assert probe.via_torch().device.type == "cpu"
+            p = torch.nn.Parameter(torch.ones(3))
+            assert float(probe.adam_step(p)) == 1.0
+            assert p.detach().tolist() == pytest.approx([0.9] * 3)
+        assert chk.moved == []
+    finally:
+        for name in (inner.__name__, probe.__name__):
+            del sys.modules[name]
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     from memorygan.data.synth import synthesize

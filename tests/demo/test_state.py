@@ -114,6 +114,7 @@ def test_downloads_round_trip(state, tmp_path):
     assert np.array_equal(view.image, np.asarray(Image.open(paths["image"])))
 
 
+@pytest.mark.filterwarnings("error::UserWarning")      # e.g. torch's "NumPy array is not writable" (a PIL image's view)
 def test_invert_an_uploaded_image(state):
     """A sample of the generator, uploaded at another size, inverts to a close reconstruction; bad masks refused."""
     from memorygan.visualize import to_uint8
@@ -146,6 +147,7 @@ def test_text_edit_moves_only_the_chosen_parts_codes(state):
 
 
 def test_region_edit_shows_the_blended_result(state):
+    pytest.importorskip("cma")                        # the default optimizer is CMA-ES (the [edit] extra)
     from memorygan.editing.region import region_edit
     from memorygan.editing.scorers import text_score
     from memorygan.visualize import to_uint8

@@ -182,6 +182,7 @@ def test_cli_text_edit_and_errors(tmp_path, capsys):
 
 
 def test_text_report_runs_resumes_and_writes_the_page(tmp_path):
+    pytest.importorskip("cma")                        # its region edits run CMA-ES (the [edit] extra)
     from memorygan.editing.text_report import PhraseEdit, write_text_report
 
     G = tiny_generator("memorygan", class_names=NAMES)

@@ -330,7 +330,7 @@ class DemoState:
             raise ConfigError(f"invert: expected an RGB image, got an array of shape {image.shape}")
         size = self.G.config.resolution
         target = _square(Image.fromarray(image[..., :3].astype(np.uint8)), size, Image.LANCZOS)
-        x = torch.from_numpy(np.asarray(target)).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(self.G.device)
+        x = torch.from_numpy(np.array(target)).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(self.G.device)
         ids = None
         if mask is not None:
             mask = np.asarray(mask)
