@@ -7,7 +7,7 @@ from PIL import Image
 from memorygan.cli import main
 from memorygan.errors import CheckpointError
 from memorygan.training.loop import train
-from memorygan.training.report import plot_runs, run_logs, write_report
+from memorygan.training.report import metrics_figure, plot_runs, run_logs, write_report
 
 
 def test_report_of_a_run(opts_for, tmp_path):
@@ -47,3 +47,23 @@ def test_comparison_plot_cli(opts_for, tmp_path):
 def test_report_needs_a_checkpoint(tmp_path, opts_for):
     with pytest.raises(CheckpointError, match="not a training run"):
         write_report(tmp_path)
+
+
+def test_comparison_plot_x_axes(opts_for, tmp_path):
+    """Runs at different batch sizes compare per optimizer step (`--x step`), per image (`kimg`) or per minute: each
+    metric line's x values are that field of the run's metrics log."""
+    a = train(opts_for(out="a", steps=1)).run_dir
+    rows = [{"step": 0, "kimg": 0.0, "train_minutes": 0.0, "domain_fid": 9.0, "mask_miou": 0.1},
+            {"step": 500, "kimg": 32.0, "train_minutes": 60.0, "domain_fid": 2.0, "mask_miou": 0.2},
+            {"step": 1000, "kimg": 64.0, "train_minutes": 130.0, "domain_fid": 1.0, "mask_miou": 0.3}]
+    (a / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for x, want in (("step", [0, 500, 1000]), ("kimg", [0.0, 32.0, 64.0]), ("minutes", [0.0, 60.0, 130.0])):
+        fig = metrics_figure([a], ["b64"], x=x)
+        fid, kid, miou, _ = fig.axes
+        assert list(fid.lines[0].get_xdata()) == want and list(fid.lines[0].get_ydata()) == [9.0, 2.0, 1.0]
+        assert list(miou.lines[0].get_xdata()) == want and not kid.lines     # no KID in this log: no line
+        assert fid.get_xlabel().startswith({"step": "training steps", "kimg": "thousands", "minutes": "training min"}[x])
+    with pytest.raises(ValueError, match="x must be one of"):
+        metrics_figure([a], x="epochs")
+    assert main(["report", str(a), str(a), "--out", str(tmp_path / "cmp"), "--x", "step"]) == 0
+    assert (tmp_path / "cmp" / "metrics.png").is_file()

@@ -27,13 +27,23 @@ def _smooth(y: np.ndarray, n: int) -> np.ndarray:
     return np.convolve(y, k, mode="valid")
 
 
-X_AXES = {"minutes": ("train_minutes", "training minutes"), "kimg": ("kimg", "thousands of real images seen")}
+X_AXES = {"minutes": ("train_minutes", "training minutes"), "kimg": ("kimg", "thousands of real images seen"),
+          "step": ("step", "training steps (optimizer updates)")}
 
 
 def plot_runs(runs: list, out_png, labels: list[str] | None = None, x: str = "minutes") -> Path:
-    """Metrics over training time (x "minutes") or images seen (x "kimg": runs at equal steps, timed under different
-    machine load) for one or several runs: domain FID, domain KID, mask consistency mIoU, and the adversarial losses
-    (smoothed)."""
+    """Metrics over training time (x "minutes"), images seen (x "kimg": runs at equal batch, timed under different
+    machine load) or optimizer steps (x "step": runs at different batch sizes) for one or several runs: domain FID,
+    domain KID, mask consistency mIoU, and the adversarial losses (smoothed). Writes `out_png`."""
+    fig = metrics_figure(runs, labels, x)
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=90)
+    return out_png
+
+
+def metrics_figure(runs: list, labels: list[str] | None = None, x: str = "minutes"):
+    """The matplotlib Figure of `plot_runs` (four panels, one line per run and metric)."""
     from matplotlib.figure import Figure  # no pyplot: never switches the backend of a notebook or app
 
     if x not in X_AXES:
@@ -65,10 +75,7 @@ def plot_runs(runs: list, out_png, labels: list[str] | None = None, x: str = "mi
             ax.legend(fontsize=7)
     axes[0].set_yscale("log")
     fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=90)
-    return out_png
+    return fig
 
 
 def write_report(run, out=None, seeds: int = 16, composition_seeds: tuple[int, ...] = (0, 1, 2)) -> Path:

@@ -15,8 +15,9 @@ def register(subparsers) -> None:
                    help="first compute domain metrics of every checkpoint (rewrites RUN/metrics.jsonl)")
     p.add_argument("--probe", default=None, help="probe folder for --evaluate (default DATA/probe)")
     p.add_argument("--num", type=int, default=1000, help="generated images per checkpoint for --evaluate")
-    p.add_argument("--x", choices=["minutes", "kimg"], default="minutes",
-                   help="x axis of the comparison plot: training minutes or images seen (kimg)")
+    p.add_argument("--x", choices=["minutes", "kimg", "step"], default="minutes",
+                   help="x axis of the comparison plot: training minutes, images seen (kimg), or optimizer steps "
+                        "(to compare runs at different batch sizes)")
     add_device_argument(p)
     p.set_defaults(func=run_report)
 
