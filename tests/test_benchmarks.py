@@ -1,0 +1,58 @@
+"""The two benchmarks that benchmarks/gpu_check.sh runs on a GPU, run here on the CPU at their smallest settings, so
+that a change that breaks them (or their JSON) fails CI instead of a GPU session's few minutes. Checks the JSON's
+shape and its internal arithmetic (images/s from seconds per step, ratios from the rows), not speed."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench(script: str, *args: str) -> str:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT / "src"))
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+def test_bench_training_on_the_cpu(tmp_path):
+    stdout = bench("bench_training.py", "--scales", "small", "--steps", "1", "--warmup", "0", "--batch", "2",
+                   "--precisions", "fp32,bf16", "--device", "cpu", "--out", str(tmp_path / "t.json"))
+    res = json.loads((tmp_path / "t.json").read_text())
+    assert res == json.loads(stdout[stdout.index("{\n"):])          # --out holds the final object printed
+    assert res["device"] == "cpu" and res["allocator"] == "tuned" and res["cudnn_benchmark"] is None
+    runs = {(r["preset"], r["precision"]): r for r in res["runs"]}
+    assert set(runs) == {(p, q) for p in ("memorygan-small", "ssg-small") for q in ("fp32", "bf16")}
+    for r in runs.values():
+        assert r["batch"] == 2 and r["steps"] == 1 and r["scale"] == "small"
+        assert r["images_per_sec"] * r["sec_per_step"] == pytest.approx(2.0)
+        assert r["aten_ops_per_step"] > 1000
+    for q in ("fp32", "bf16"):
+        mg, ssg = runs["memorygan-small", q], runs["ssg-small", q]
+        assert res["ratios"][f"small_{q}_memorygan_over_ssg"] == pytest.approx(mg["images_per_sec"] /
+                                                                               ssg["images_per_sec"])
+        ops = res["ratios"][f"small_{q}_ops_memorygan_over_ssg"]
+        assert ops == pytest.approx(mg["aten_ops_per_step"] / ssg["aten_ops_per_step"])
+        assert ops < 0.8         # one batched local generator dispatches far fewer ops than K of them (~0.57)
+    for p in ("memorygan-small", "ssg-small"):
+        assert res["ratios"][f"{p}_bf16_over_fp32"] == pytest.approx(runs[p, "bf16"]["images_per_sec"] /
+                                                                     runs[p, "fp32"]["images_per_sec"])
+
+
+def test_bench_generator_on_the_cpu():
+    stdout = bench("bench_generator.py", "--scales", "small", "--parts", "13", "--batch", "1", "--reps", "1",
+                   "--bf16", "--device", "cpu", "--allocator", "tuned")
+    res = json.loads(stdout)
+    assert res["benchmark"] == "generator_inference" and res["device"] == "cpu" and res["threads"] == 1
+    rows = {r["dtype"]: r for r in res["results"]}
+    assert set(rows) == {"fp32", "bf16"}
+    for r in rows.values():
+        assert (r["scale"], r["parts"], r["batch"]) == ("small", 13, 1)
+        assert r["memorygan_s_per_image"] > 0 and r["ssg_s_per_image"] > 0
+        assert r["memorygan_over_ssg"] == pytest.approx(r["memorygan_s_per_image"] / r["ssg_s_per_image"])
+    assert set(res["modulated_conv"]) >= {"1x1_speedup", "3x3_fixed_speedup"}
