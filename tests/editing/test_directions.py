@@ -64,7 +64,7 @@ def test_sefa_eigenvectors_and_direction():
     assert torch.allclose(vecs @ vecs.T, torch.eye(4), atol=1e-5)
     # the top eigenvector maximises ||A v|| over unit vectors: better than random ones
     mod = [G.local_nets[2].layers[l].conv.modulation for l in (3, 4)]
-    norm = lambda v: sum(float(((m.weight * m.scale) @ v).norm() ** 2) for m in mod)  # noqa: E731
+    norm = lambda v: sum(float(((m.weight.detach() * m.scale) @ v).norm() ** 2) for m in mod)  # noqa: E731
     assert norm(vecs[0]) >= max(norm(torch.nn.functional.normalize(torch.randn(16), dim=0)) for _ in range(20))
     A = get_assessor("brightness", G)
     d = sefa(G, A, ["hair"], "texture", num=3, seed=0, select_n=8, calibrate_n=16, scale_n=32)
