@@ -6,13 +6,13 @@ summary.md)."""
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from memorygan.argtypes import positive_float, positive_int
-from memorygan.cpu import auto_threads, use_threads  # noqa: F401 - auto_threads is part of this module's API
+from memorygan.cpu import (auto_threads, available_cores, busy_cores,  # noqa: F401 - auto_threads is part of this API
+                           use_threads)
 from memorygan.devices import add_device_argument, resolve_device
 from memorygan.errors import ConfigError
 
@@ -83,7 +83,7 @@ def run_quickstart(out="runs/quickstart", steps: int | None = None, n: int = 200
     second call (or one after Ctrl-C) continues where the first stopped; a finished run is not trained again
     (`more_steps` continues it). Training stops after `steps` (default 1,100), or after `minutes` of training
     when only that is given (then the result depends on the machine's load). `threads` defaults to
-    `auto_threads()`."""
+    `auto_threads()` (the cores not busy now, measured over a quarter second)."""
     from memorygan.data.synth import synthesize
     from memorygan.fileio import read_json
     from memorygan.metrics.probe import train_probe
@@ -96,10 +96,11 @@ def run_quickstart(out="runs/quickstart", steps: int | None = None, n: int = 200
         steps = DEFAULT_STEPS
     check_quickstart_args(out, steps, minutes, more_steps, n, size, preset, probe_steps, metrics_every,
                           metrics_samples, seed, workers, threads)
-    chosen = use_threads(threads)
+    busy = busy_cores() if threads is None else None      # measured now, not the lagging load average
+    chosen = use_threads(threads, load=busy)
     if threads is None:
-        log(f"      using {chosen} torch thread(s) for {os.cpu_count()} cores under load "
-            f"{os.getloadavg()[0] if hasattr(os, 'getloadavg') else 0:.1f} (--threads to choose)")
+        log(f"      using {chosen} torch thread(s) for {available_cores()} cores, {busy:.1f} of them busy now "
+            f"(--threads to choose)")
     t0 = time.perf_counter()
     out = Path(out)
     data, run, probe_dir = out / "data", out / "run", out / "data" / "probe"

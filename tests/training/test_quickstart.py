@@ -84,16 +84,56 @@ def test_use_threads_follows_the_load_unless_the_user_chose(monkeypatch):
     import torch
 
     from memorygan import cpu
+
+    def no_proc_stat():
+        raise OSError("no /proc/stat")
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(cpu, "_read_proc_stat", no_proc_stat)              # the load-average fallback
     monkeypatch.setattr(os, "getloadavg", lambda: (2.8, 0.0, 0.0))
     try:
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
         assert cpu.use_threads() == 1 and torch.get_num_threads() == 1      # 4 cores, 2.8 busy: 1 idle
         monkeypatch.setattr(os, "getloadavg", lambda: (0.4, 0.0, 0.0))
         assert cpu.use_threads() == 4 and torch.get_num_threads() == 4
+        snapshots = iter(["cpu  100 0 0 900 0 0 0 0 0 0\n", "cpu  400 0 0 1000 0 0 0 0 0 0\n"])
+        monkeypatch.setattr(cpu, "_read_proc_stat", lambda: next(snapshots))  # 3 of 4 cores busy now,
+        monkeypatch.setattr(cpu.time, "sleep", lambda s: None)                 # whatever the load average says
+        assert cpu.use_threads() == 1 and torch.get_num_threads() == 1
+        assert cpu.use_threads(load=0.0) == 4 and torch.get_num_threads() == 4   # a measured figure passed in
         assert cpu.use_threads(2) == 2 and torch.get_num_threads() == 2     # --threads wins
         monkeypatch.setenv("OMP_NUM_THREADS", "3")                           # the user's environment wins
         torch.set_num_threads(3)
         assert cpu.use_threads() == 3 and torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(1)
+
+
+def test_quickstart_logs_the_cores_busy_now(tmp_path, monkeypatch):
+    """The thread line names the busy cores measured now (it printed the lagging 1-minute load average)."""
+    import os
+
+    import torch
+
+    from memorygan import cpu
+
+    class Stop(Exception):
+        pass
+    lines = []
+
+    def log(line):
+        lines.append(line)
+        raise Stop                                   # the first line is the thread line; no work after it
+    snapshots = iter(["cpu  100 0 0 900 0 0 0 0 0 0\n", "cpu  101 0 0 1299 0 0 0 0 0 0\n"])   # 1 of 400 ticks busy
+    monkeypatch.setattr(cpu, "_read_proc_stat", lambda: next(snapshots))
+    monkeypatch.setattr(cpu.time, "sleep", lambda s: None)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.3, 0.0, 0.0))       # just after `pip install`
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    try:
+        with pytest.raises(Stop):
+            run_quickstart(tmp_path / "q", log=log)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+    assert lines == ["      using 2 torch thread(s) for 2 cores, 0.0 of them busy now (--threads to choose)"]
+    assert not (tmp_path / "q" / "data").exists()

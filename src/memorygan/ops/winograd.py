@@ -37,8 +37,9 @@ def winograd_weight(weight: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"winograd_weight: expected a 3x3 conv weight (O, I, 3, 3), got {tuple(weight.shape)}")
     o, i = weight.shape[:2]
     g = torch.tensor(_G, dtype=weight.dtype, device=weight.device)
-    # (36, 9) @ (9, I*O): contiguous (36, I, O), so every band size gives bit-identical results (a transposed
-    # matrix does not: equal to 2e-6 relative)
+    # (36, 9) @ (9, I*O): contiguous (36, I, O) for the band GEMMs. Different band sizes are different GEMM shapes,
+    # whose blocking (the order of the channel sums) the BLAS chooses per shape and CPU: equal to ~1e-6 relative, not
+    # bit-identical on every CPU (tests/ops/test_winograd.py bounds it)
     u = torch.mm(torch.kron(g, g), weight.detach().permute(2, 3, 1, 0).reshape(9, i * o))
     return u.reshape(ALPHA * ALPHA, i, o)
 
