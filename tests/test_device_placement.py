@@ -91,6 +91,24 @@ def test_training_steps_with_every_regulariser(arch, accum, tiny_run, tmp_path):
     assert chk.moved == [] and tr.step == 2 and tr.pl_mean > 0
 
 
+def test_augmented_training_with_the_projected_discriminator(tiny_run, tmp_path):
+    """ADA with every op (image and mask warped together) and the projected D: every tensor on the model's device."""
+    from memorygan.training.augment import ALL_OPS
+    from memorygan.training.loop import Trainer
+    from memorygan.training.options import TrainOptions
+
+    root, presets = tiny_run
+    opts = TrainOptions(data=str(root / "data"), preset=presets["ssg"], out=str(tmp_path / "run"), batch=4, steps=2,
+                        d_reg_every=1, g_reg_every=1, log_every=1, sample_every=0, checkpoint_every=0, progress=False,
+                        threads=1, augment="ada", augment_ops=",".join(ALL_OPS), augment_p=0.5, ada_interval=1,
+                        discriminator_overrides={"arch": "projected", "projected_size": 32, "projected_width": 8})
+    tr = Trainer(opts)
+    with wrong_device_check() as chk:
+        for _ in range(2):
+            tr.train_step()
+    assert chk.moved == [] and tr.step == 2
+
+
 def test_metrics_and_analyses(arch, tmp_path):
     from memorygan.analysis import mix_parts, sequential_composition
     from memorygan.analysis.dependencies import generated_dependencies

@@ -15,6 +15,7 @@ from pathlib import Path
 from memorygan.errors import ConfigError
 
 ARCHS = ("memorygan", "ssg")
+D_ARCHS = ("dual", "projected")
 
 # Hard upper bounds of the integer fields: far above any published model, low enough that a hostile or mistyped
 # config is refused before anything is allocated (the parameter memory is checked separately, against a limit the
@@ -23,7 +24,8 @@ FIELD_MAX = {"resolution": 4096, "num_classes": 65536, "latent_dim": 16384, "map
              "local_layers": 64, "base_layers": 64, "depth_layers": 64, "local_channels": 16384,
              "coarse_channels": 16384, "coarse_size": 4096, "min_feat_size": 4096, "channel_base": 1 << 24,
              "channel_max": 16384, "controller_const_dim": 16384, "controller_mlp_dim": 16384,
-             "controller_hidden_dim": 16384, "mbstd_group": 1024, "mbstd_features": 1024}
+             "controller_hidden_dim": 16384, "mbstd_group": 1024, "mbstd_features": 1024,
+             "projected_size": 1024, "projected_width": 4096}
 
 
 def _check_types(obj, bad) -> None:
@@ -155,13 +157,18 @@ class GeneratorConfig:
 
 @dataclass
 class DiscriminatorConfig:
-    """Dual-branch discriminator (DESIGN 2.7)."""
+    """Dual-branch discriminator (DESIGN 2.7), or the projected one (models/projected.py, issue 26)."""
     resolution: int = 256
     num_classes: int = 13                   # seg-branch input channels
     channel_base: int = 32768
     channel_max: int = 512
     mbstd_group: int = 4
     mbstd_features: int = 1
+    arch: str = "dual"                      # "dual" (SemanticStyleGAN's) or "projected" (EfficientNet-Lite0 features)
+    projected_size: int = 128               # projected: the image is resized to this before the feature network
+    projected_width: int = 64               # projected: CCM widths width x (1, 2, 4, 8) (Projected GAN: 64)
+    projected_mask: str = "concat"          # projected: "concat" (mask joins every scale) or "none" (image only)
+    projected_seed: int = 0                 # projected: the fixed random CCM/CSM weights
 
     def __post_init__(self):
         self.validate()
@@ -176,10 +183,17 @@ class DiscriminatorConfig:
         _check_types(self, bad)
         if not _is_pow2(self.resolution) or self.resolution < 8:
             bad("resolution", "must be a power of two >= 8")
-        for name in ("num_classes", "channel_base", "channel_max", "mbstd_group", "mbstd_features"):
+        for name in ("num_classes", "channel_base", "channel_max", "mbstd_group", "mbstd_features",
+                     "projected_width"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 bad(name, "must be an integer >= 1")
+        if self.arch not in D_ARCHS:
+            bad("arch", f"must be one of {list(D_ARCHS)}")
+        if self.projected_mask not in ("concat", "none"):
+            bad("projected_mask", "must be 'concat' or 'none'")
+        if not _is_pow2(self.projected_size) or self.projected_size < 32:
+            bad("projected_size", "must be a power of two >= 32 (the feature network's /32 stage)")
         if self.channels(self.resolution) < 1:
             bad("channel_base", f"gives 0 channels at resolution {self.resolution}")
 

@@ -73,6 +73,39 @@ def test_real_images_as_samples(data):
     assert bad["domain_fid"] > 100 * max(res["domain_fid"], 1e-3) and bad["domain_kid"] > res["domain_kid"] + 0.01
 
 
+def test_part_presence_by_hand():
+    from memorygan.metrics.domain import part_presence, presence_summary
+    labels = torch.zeros(3, 32, 32, dtype=torch.long)       # 1024 px: a part needs >= 1 px at 1/1024
+    labels[0, :2, :2] = 1                                   # image 0: class 1 (4 px) and class 2 (1 px)
+    labels[0, 5, 5] = 2
+    labels[1, :, :16] = 3                                   # image 1: class 3 only
+    flags = part_presence(labels, 4)
+    assert flags.tolist() == [[True, True, True, False], [True, False, False, True], [True, False, False, False]]
+    assert part_presence(labels, 4, fraction=2 / 1024)[0].tolist() == [True, True, False, False]
+    names = ["background", "eyes", "mouth", "hair"]
+    summ = presence_summary(flags, names)
+    assert summ["presence_eyes"] == pytest.approx(1 / 3) and summ["presence_hair"] == pytest.approx(1 / 3)
+    assert summ["presence_eyes_mouth"] == pytest.approx(1 / 3)              # both only in image 0
+    assert "presence_face_parts" not in summ                                # no eyebrows/nose classes here
+
+
+def test_presence_of_real_images_as_samples(data):
+    """Fed the real images, the generated presence rates equal the real ones (same probe, same images)."""
+    dm = DomainMetrics(data, data, cache=False)
+    images, masks, _ = real_items(data)
+    res = dm.evaluate(ReplayGenerator(images, masks), num_samples=48, batch_size=16)
+    for c in dm.classes:
+        assert res[f"presence_{c}"] == pytest.approx(res[f"presence_real_{c}"], abs=1e-9), c
+    # another sample set: its own rates (the probe's segmentation of those images), the real rates unchanged
+    from memorygan.metrics.domain import part_presence
+    sub = images[torch.arange(48) % 6 == 0]
+    few = dm.evaluate(ReplayGenerator(sub, masks[:8]), num_samples=8, batch_size=4)
+    with torch.no_grad():
+        want = part_presence(dm.probe(sub).argmax(1), 4).float().mean(0)
+    assert [few[f"presence_{c}"] for c in dm.classes] == pytest.approx(want.tolist(), abs=1e-9)
+    assert all(few[f"presence_real_{c}"] == res[f"presence_real_{c}"] for c in dm.classes)
+
+
 def test_mask_consistency_is_one_for_the_probes_own_prediction(data):
     dm = DomainMetrics(data, data, cache=False)
     g = torch.Generator().manual_seed(0)

@@ -130,7 +130,7 @@ def test_metrics_inception_weights_end_to_end(data, tmp_path, capsys, inception_
 
 @pytest.mark.parametrize("args, message", [
     (["--metrics", "dfid,fud"], "unknown metric 'fud' (--metrics); known metrics: fid, kid, is, dfid, dkid, "
-                                "consistency, smse, leakage, ifid"),
+                                "consistency, smse, leakage, ifid, presence, augleak"),
     ([], "--metrics is required"),
     (["--metrics", "dfid", "--num-real", "49"], "--num-real 49 is larger than the 48 images of dataset"),
     (["--metrics", "kid", "--n", "20", "--kid-subset", "30", "--inception-weights", "INCEPTION"],

@@ -18,7 +18,7 @@ from memorygan.metrics.samples import generated_batches
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-ALL = ["fid", "kid", "is", "dfid", "dkid", "consistency", "smse", "leakage", "ifid"]
+ALL = ["fid", "kid", "is", "dfid", "dkid", "consistency", "smse", "leakage", "ifid", "presence", "augleak"]
 
 
 class CountingG(torch.nn.Module):
@@ -70,7 +70,7 @@ def test_registered_names_and_unknown_metric():
     assert metric_names() == ALL
     assert get_metric("KID").std_key == "kid_std" and get_metric("consistency").needs_generator
     with pytest.raises(ConfigError, match="unknown metric 'fud' \\(--metrics\\); known metrics: fid, kid, is, dfid, "
-                                          "dkid, consistency, smse, leakage, ifid"):
+                                          "dkid, consistency, smse, leakage, ifid, presence, augleak"):
         compute_metrics("fid,fud", generator=tiny_generator())
     with pytest.raises(ConfigError, match="no metric given"):
         compute_metrics(" , ", generator=tiny_generator())

@@ -185,3 +185,17 @@ def test_the_training_loop_reads_back_only_at_log_steps(tmp_path):
     where = [e.split(" (")[1].split(")")[0] for e in c.events]
     assert not {"_fit", "train_step", "_finish_phase", "_generate"} & set(where), c.events
     assert where.count("_flush_nonfinite") == 2 and where.count("_stats_means") == 2, c.events
+
+
+def test_augmented_projected_step_makes_no_host_sync(tmp_path):
+    """ADA (every op, p adjusted every step) and the projected discriminator add no host sync to a step."""
+    from memorygan.training.augment import ALL_OPS
+    tr = _trainer(tmp_path, "memorygan", augment="ada", augment_ops=",".join(ALL_OPS), augment_p=0.5,
+                  ada_interval=1, discriminator_overrides={"arch": "projected", "projected_size": 32,
+                                                           "projected_width": 8})
+    tr.train_step()
+    with host_sync_check() as c:
+        tr.train_step()
+    assert c.events == []
+    row = tr._write_stats(1.0)
+    assert 0 <= row["augment_p"] <= 1 and -1 <= row["ada_rt"] <= 1

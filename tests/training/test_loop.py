@@ -47,6 +47,22 @@ def test_run_folder_contents(opts_for, arch):
     assert list(run.glob("tensorboard/events.*")), "no TensorBoard event file"
 
 
+def test_resume_keeps_the_recorded_architecture_when_the_preset_changes(opts_for, tmp_path):
+    """A preset edited after a run started (a new discriminator recipe, say) does not change the resumed run: its
+    networks come from its config.json (the weights would not fit otherwise)."""
+    preset = json.loads(open(opts_for().preset).read())
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(preset))
+    half = train(opts_for(out="half", steps=2, preset=str(path), checkpoint_every=2))
+    preset["discriminator"] = dict(preset["discriminator"], channel_max=16, arch="projected")
+    preset["generator"] = dict(preset["generator"], local_channels=4)
+    path.write_text(json.dumps(preset))
+    res = resume(half.run_dir, steps=3)
+    assert res.step == 3
+    cfg = json.loads((res.run_dir / "config.json").read_text())
+    assert cfg["discriminator"]["arch"] == "dual" and cfg["generator"]["local_channels"] == 8
+
+
 def test_resume_equals_uninterrupted(opts_for):
     """2N steps in one go == N steps, then --resume for N more (weights equal to float tolerance)."""
     full = train(opts_for(out="full", steps=6, mixing=0.5))

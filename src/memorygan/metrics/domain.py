@@ -3,7 +3,10 @@
 - domain FID / KID: Frechet distance and kernel distance between the probe's pooled encoder features of real
   images and of generated images (the probe plays the part of a domain-trained Inception network);
 - mask consistency: mIoU between the generator's own segmentation and the probe's segmentation of the generated
-  image (argmax of each).
+  image (argmax of each);
+- part presence: the fraction of images in which the probe finds each part (at least `PRESENCE_FRACTION` of the
+  pixels, 4 pixels at 64 px), for generated images and, with the same probe, for the real ones; for portraits also
+  how often eyes and mouth, and all four small face parts (eyes, eyebrows, mouth, nose), are found together.
 
 Generated images are quantised to 8 bits first (as StyleGAN2-ADA's metrics do), so they are measured exactly as
 they would be if saved to PNG and read back like the real ones.
@@ -26,6 +29,27 @@ from memorygan.metrics.stats import FeatureStats, IoUCounts, fid_from_stats, ker
 
 CACHE_VERSION = 1
 MAX_KEPT_REAL = 50_000          # real feature rows kept for KID (KID subsets use at most 1000 of them)
+PRESENCE_FRACTION = 1 / 1024    # a part is present when the probe gives it at least this share of the pixels
+JOINT_PARTS = {"eyes_mouth": ("eyes", "mouth"), "face_parts": ("eyes", "eyebrows", "mouth", "nose")}
+
+
+def part_presence(labels: torch.Tensor, num_classes: int, fraction: float = PRESENCE_FRACTION) -> torch.Tensor:
+    """labels (B, H, W) class ids -> (B, K) bool: class k covers at least `fraction` of the pixels (at least 1)."""
+    b, h, w = labels.shape
+    counts = torch.nn.functional.one_hot(labels.reshape(b, -1).long(), num_classes).sum(1)       # (B, K)
+    return counts >= max(1, round(fraction * h * w))
+
+
+def presence_summary(flags: torch.Tensor, classes: list[str], prefix: str = "presence") -> dict:
+    """(N, K) presence flags -> {prefix_CLASS: rate} and, where the classes exist, the joint rates of
+    `JOINT_PARTS` ({prefix_eyes_mouth: rate, prefix_face_parts: rate})."""
+    flags = flags.bool()
+    out = {f"{prefix}_{c}": float(v) for c, v in zip(classes, flags.float().mean(0).tolist())}
+    for name, parts in JOINT_PARTS.items():
+        if all(p in classes for p in parts):
+            idx = [classes.index(p) for p in parts]
+            out[f"{prefix}_{name}"] = float(flags[:, idx].all(1).float().mean())
+    return out
 
 
 class DomainMetrics:
@@ -66,6 +90,7 @@ class DomainMetrics:
         digest = hashlib.sha256(self.key.encode()).hexdigest()[:16]
         self.cache_path = Path(self.probe_meta["path"]) / f"real_stats-{digest}.safetensors"
         self.from_cache = False
+        self._real_presence: dict | None = None
         self.real: FeatureStats | None = None
         if cache and self.cache_path.is_file():
             try:
@@ -93,6 +118,17 @@ class DomainMetrics:
             x, _ = load_items(self.dataset, range(s, min(s + self.batch_size, self.num_real)), self.device)
             st.append(self.probe.features(x))
         return st
+
+    @torch.no_grad()
+    def real_presence(self) -> dict:
+        """`presence_summary` of the probe's segmentation of the real images (computed once)."""
+        if self._real_presence is None:
+            flags = []
+            for s in range(0, self.num_real, self.batch_size):
+                x, _ = load_items(self.dataset, range(s, min(s + self.batch_size, self.num_real)), self.device)
+                flags.append(part_presence(self.probe.logits_and_features(x)[0].argmax(1), self.probe.num_classes))
+            self._real_presence = presence_summary(torch.cat(flags).cpu(), self.classes, "presence_real")
+        return self._real_presence
 
     def check_generator(self, G) -> None:
         cfg = G.config
@@ -139,6 +175,7 @@ class DomainAccumulator:
         self.probe = dm.probe.to(device) if device is not None else dm.probe
         self.fake = FeatureStats(self.probe.feature_dim, max_items=int(num_samples))
         self.counts = IoUCounts(self.probe.num_classes)
+        self.presence: list[torch.Tensor] = []
         self.with_seg = 0
 
     @torch.no_grad()
@@ -146,6 +183,7 @@ class DomainAccumulator:
         device = next(self.probe.parameters()).device
         logits, feats = self.probe.logits_and_features(image.to(device))
         self.fake.append(feats)
+        self.presence.append(part_presence(logits.argmax(1), self.probe.num_classes))
         if seg is not None:
             self.counts.update(logits.argmax(1), seg.argmax(1))
             self.with_seg += image.shape[0]
@@ -159,6 +197,8 @@ class DomainAccumulator:
         res = {"domain_fid": fid, "domain_kid": kid, "domain_kid_std": kid_std}
         if self.with_seg:
             res.update(mask_miou=self.counts.miou, mask_iou=dict(zip(dm.classes, self.counts.per_class)))
+        res.update(presence_summary(torch.cat(self.presence).cpu(), dm.classes))
+        res.update(dm.real_presence())
         res.update(num_samples=int(self.fake.count), num_real=dm.num_real)
         return res
 

@@ -1,6 +1,8 @@
 """The built-in metric groups and metrics (see `metrics.registry`)."""
 from __future__ import annotations
 
+import torch
+
 from memorygan.errors import ConfigError, DatasetError
 from memorygan.metrics.registry import Metric, MetricGroup, register_group, register_metric
 
@@ -115,7 +117,52 @@ class DomainGroup(MetricGroup):
         if "consistency" in self.names:
             out["consistency"] = {"mask_miou": r["mask_miou"], "mask_iou": r["mask_iou"],
                                   "num_samples": r["num_samples"]}
+        if "presence" in self.names:
+            rates = {k: v for k, v in r.items() if k.startswith("presence_")}
+            gaps = [abs(rates[f"presence_{c}"] - rates[f"presence_real_{c}"]) for c in self.dm.classes]
+            out["presence"] = {"presence_mean_gap": sum(gaps) / len(gaps), **rates, **common}
         return out
+
+
+@register_group("augleak")
+class AugmentationLeakGroup(MetricGroup):
+    """Leaked augmentations (`metrics.augleak`): statistics of the samples beside those of the real images."""
+
+    def __init__(self, ctx, names):
+        super().__init__(ctx, names)
+        if ctx.data is None:
+            raise ConfigError("augleak compares with real images: give --data DIR")
+        self.images, self.labels = [], []
+
+    def update(self, images, seg):
+        self.images.append(((images.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu())
+        self.labels.append(None if seg is None else seg.argmax(1).to(torch.int32).cpu())
+
+    def _real(self, n: int):
+        from memorygan.data.dataset import SegmentationDataset
+        from memorygan.metrics.probe import load_items
+        ds = SegmentationDataset(self.ctx.data)
+        n = min(n, len(ds.names)) if self.ctx.num_real is None else min(self.ctx.num_real, len(ds.names))
+        images, ids = [], []
+        for s in range(0, n, 64):
+            x, y = load_items(ds, range(s, min(s + 64, n)))
+            images.append(x)
+            ids.append(y)
+        return torch.cat(images), torch.cat(ids), ds.classes
+
+    def finish(self):
+        from memorygan.metrics.augleak import compare, leak_statistics
+
+        gen = torch.cat(self.images).float() / 127.5 - 1
+        labels = None if any(lab is None for lab in self.labels) else torch.cat(self.labels)
+        real_img, real_ids, classes = self._real(max(gen.shape[0], 2))
+        k = len(classes)
+        res = compare(leak_statistics(gen, labels, k, classes),
+                      leak_statistics(real_img, real_ids if labels is not None else None, k, classes))
+        gaps = res["gaps"]
+        return {"augleak": {"augleak_max_gap": max(abs(gaps[k]) for k in ("luma_mean", "saturation_mean",
+                                                                          "grey_border", "grey_square")),
+                            **res}}
 
 
 def _import_metric_module(module: str, metric: str):
@@ -165,5 +212,9 @@ for _m in (
            needs_generator=True),
     Metric("ifid", "imagenet", "FID on EfficientNet-Lite0 ImageNet features (not comparable to Inception FID)",
            "imagenet_fid", needs_data=True),
+    Metric("presence", "domain", "part presence: how often the probe finds each part, generated vs real (mean "
+           "|gap| over parts)", "presence_mean_gap", needs_data=True),
+    Metric("augleak", "augleak", "leaked augmentations: colour, grey border/square and part-centroid statistics, "
+           "generated vs real", "augleak_max_gap", needs_data=True),
 ):
     register_metric(_m)

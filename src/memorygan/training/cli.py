@@ -27,6 +27,14 @@ _FLAGS = {
     "max_nonfinite": "consecutive non-finite (skipped) steps before stopping; checked on the host every --log-every "
                      "steps and at least every this many steps",
     "device": "cpu, cuda, cuda:N or auto (the GPU when torch sees one)", "threads": "torch CPU threads",
+    "augment": "discriminator augmentation: none, diffaug (DiffAugment: colour, translation, cutout on every sample) "
+               "or ada (StyleGAN2-ADA's geometric + colour ops with an adaptive probability); geometric ops move "
+               "image and mask together, colour touches the image only",
+    "augment_ops": "comma-separated ops instead of the policy's: color, translation, cutout (DiffAugment); xflip, "
+                   "rotate90, xint, scale, rotate, aniso, xfrac, brightness, contrast, lumaflip, hue, saturation (ADA)",
+    "augment_p": "probability per op and sample: fixed for diffaug (default 1), the starting value for ada (default 0)",
+    "ada_target": "ADA's target for r_t = E[sign(D(real))]", "ada_kimg": "ADA: kimg for p to move by 1",
+    "ada_interval": "ADA: steps between adjustments of p",
 }
 
 
@@ -35,6 +43,16 @@ def _parse_value(text: str):
         return json.loads(text)
     except json.JSONDecodeError:
         return text
+
+
+def _pairs(items: list[str], flag: str) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"{flag} {item!r}: expected FIELD=VALUE")
+        k, v = item.split("=", 1)
+        out[k.strip()] = _parse_value(v)
+    return out
 
 
 def register(subparsers) -> None:
@@ -55,6 +73,10 @@ def register(subparsers) -> None:
                    help="with --resume: train M more training minutes beyond the checkpoint")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a generator config field, e.g. --set local_layers=8 (repeatable)")
+    p.add_argument("--set-d", action="append", default=[], metavar="FIELD=VALUE", dest="set_d",
+                   help="override a discriminator config field, e.g. --set-d arch=projected (repeatable; fields: "
+                        "arch dual|projected, projected_size, projected_width, projected_mask concat|none, "
+                        "channel_base, channel_max, ...)")
     defaults = TrainOptions()
     types = {f.name: f.type for f in dataclasses.fields(TrainOptions)}
     for name, help_text in _FLAGS.items():
@@ -86,16 +108,11 @@ def _run_train(args) -> int:
     given = {name: getattr(args, name) for name in list(_FLAGS) + ["mirror", "bf16"] if getattr(args, name) is not None}
     if args.no_progress:
         given["progress"] = False
-    overrides = {}
-    for item in args.set:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected FIELD=VALUE")
-        k, v = item.split("=", 1)
-        overrides[k.strip()] = _parse_value(v)
+    overrides, d_overrides = _pairs(args.set, "--set"), _pairs(args.set_d, "--set-d")
     if args.resume:
-        if args.out or args.preset or overrides:
+        if args.out or args.preset or overrides or d_overrides:
             raise ConfigError("--resume RUN continues a run with its own preset and out folder; "
-                              "do not pass --out/--preset/--set with it")
+                              "do not pass --out/--preset/--set/--set-d with it")
         result = resume(args.resume, data=args.data, more_steps=args.more_steps, more_minutes=args.more_minutes,
                         **given)
     else:
@@ -104,7 +121,7 @@ def _run_train(args) -> int:
         if not args.data or not args.out:
             raise ConfigError("--data and --out are required (or --resume RUN)")
         opts = TrainOptions(data=args.data, out=args.out, preset=args.preset or TrainOptions.preset,
-                            generator_overrides=overrides, **given)
+                            generator_overrides=overrides, discriminator_overrides=d_overrides, **given)
         result = train(opts)
     print(f"trained {result.step} steps ({result.images / 1000:.2f} kimg, {result.train_seconds / 60:.1f} min); "
           f"checkpoint {result.checkpoint}")

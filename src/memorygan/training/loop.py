@@ -45,6 +45,7 @@ from memorygan.runs import (CKPT_DIR, GENERATOR_DIR, LOCK_FILE, METRICS_LOG, RUN
                             STATS_LOG, RunLock, checkpoint_name, clean_leftovers, latest_checkpoint, list_checkpoints,
                             read_run_config, read_training_state, remove_checkpoint, truncate_logs)
 from memorygan.training import distributed as dist
+from memorygan.training.augment import AugmentPipe, parse_ops
 from memorygan.training.ema import ema_beta, ema_copy, update_ema
 from memorygan.training import phases
 from memorygan.training.mixing import mixing_coin, random_partwise_mix
@@ -108,12 +109,32 @@ def resolve_configs(opts: TrainOptions, info) -> tuple[GeneratorConfig, Discrimi
     gcfg = GeneratorConfig.from_dict(g)
     d = dict(preset.get("discriminator", {}))
     d.update(resolution=gcfg.resolution, num_classes=gcfg.num_classes)
+    bad = sorted({"resolution", "num_classes"} & set(opts.discriminator_overrides))
+    if bad:
+        raise ConfigError(f"--set-d {', '.join(bad)}: the discriminator takes these from the generator")
+    unknown = sorted(set(opts.discriminator_overrides) - set(DiscriminatorConfig.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(f"unknown discriminator field(s) in --set-d: {', '.join(unknown)} (known: "
+                          f"{', '.join(sorted(DiscriminatorConfig.__dataclass_fields__))})")
+    d.update(opts.discriminator_overrides)
     dcfg = DiscriminatorConfig.from_dict(d)
     return gcfg, dcfg
 
 
 def open_dataset(opts: TrainOptions, resolution: int | None = None) -> SegmentationDataset:
     return SegmentationDataset(opts.data, mirror=opts.mirror, resolution=resolution)
+
+
+def _recorded_configs(run: Path, gcfg: GeneratorConfig, dcfg: DiscriminatorConfig):
+    """The generator and discriminator configs recorded in a run's config.json (runs before they were recorded:
+    the preset's)."""
+    cfg = read_run_config(run)
+    try:
+        g = GeneratorConfig.from_dict(cfg["generator"]) if isinstance(cfg.get("generator"), dict) else gcfg
+        d = DiscriminatorConfig.from_dict(cfg["discriminator"]) if isinstance(cfg.get("discriminator"), dict) else dcfg
+    except ConfigError as e:
+        raise CheckpointError(f"{run / RUN_CONFIG}: invalid network config ({e})") from None
+    return g, d
 
 
 class RealData:
@@ -201,6 +222,8 @@ class Trainer:
         preset = load_preset(opts.preset)
         dataset = open_dataset(opts, opts.generator_overrides.get("resolution", preset["generator"].get("resolution")))
         self.gcfg, self.dcfg = resolve_configs(opts, dataset.info)
+        if resume:             # the run's own architecture, as recorded: a preset edited since does not change it
+            self.gcfg, self.dcfg = _recorded_configs(self.run, self.gcfg, self.dcfg)
         if dataset.info.resolution[0] != dataset.info.resolution[1]:
             raise DatasetError(f"{opts.data}: training needs square images, dataset.json says {dataset.info.resolution}")
         per = self.world * opts.accum
@@ -237,6 +260,10 @@ class Trainer:
             self.G = build_generator(self.gcfg).to(self.device).train()
             self.D = build_discriminator(self.dcfg).to(self.device).train()
             self.G_ema = ema_copy(self.G)
+            ops = parse_ops(opts.augment_ops, opts.augment)
+            p0 = opts.augment_p if opts.augment_p is not None else (1.0 if opts.augment == "diffaug" else 0.0)
+            self.augment = AugmentPipe(ops, p0, adaptive=opts.augment == "ada", target=opts.ada_target,
+                                       ada_kimg=opts.ada_kimg, interval=opts.ada_interval, device=self.device)
             betas = (opts.beta1, opts.beta2)
             self.g_opt = make_generator_optimizer(self.G, opts.lr, opts.lstm_lr, betas, opts.g_reg_every)
             self.d_opt = make_discriminator_optimizer(self.D, opts.lr, betas, opts.d_reg_every)
@@ -383,7 +410,7 @@ class Trainer:
         return {"step": self.step, "images": self.images, "pl_mean": float(self.pl_mean),
                 "train_seconds": float(self.train_seconds), "nonfinite_total": self.nonfinite_total,
                 "g_opt": self.g_opt.state_dict(), "d_opt": self.d_opt.state_dict(),
-                "torch_rng": torch.get_rng_state(), "world_size": self.world}
+                "torch_rng": torch.get_rng_state(), "world_size": self.world, "augment": self.augment.state()}
 
     def _load_latest(self) -> None:
         ckpt = latest_checkpoint(self.run, resumable=True)
@@ -410,6 +437,9 @@ class Trainer:
         self.pl_mean = float(state["pl_mean"])
         self.train_seconds = float(state["train_seconds"])
         self.nonfinite_total = int(state["nonfinite_total"])
+        aug = state.get("augment")
+        if isinstance(aug, dict):
+            self.augment.load_state(aug)         # ADA's p and its running sign sums (a known gap of the reference code)
         self.last_checkpoint = ckpt
         if self.is_main:
             truncate_logs(self.run, self.step)          # also repairs a torn last line
@@ -541,6 +571,12 @@ class Trainer:
         return mixing_coin(self.opts.mixing, torch.Generator().manual_seed(
             seed_for(self.opts.seed, self.step, PHASES[phase], MIXING_STREAM)))
 
+    def _augment(self, gen: torch.Generator):
+        """The augmentation of this chunk (drawing from its generator `gen`), or None when off."""
+        if not self.augment.active:
+            return None
+        return lambda image, seg: self.augment(image, seg, gen)
+
     def _generate(self, n: int, gen: torch.Generator, mix: bool):
         """n samples (one random source per image; with `mix` a second one mixed part-wise on the expanded codes);
         returns (output, kl or None)."""
@@ -610,10 +646,11 @@ class Trainer:
             with torch.no_grad(), self._autocast():
                 fake, _ = self._generate(self.chunk, gen, mix)
             with self._autocast():
-                res = phases.d_main(D, real_img, real_mask, fake.image, fake.seg)
+                res = phases.d_main(D, real_img, real_mask, fake.image, fake.seg, augment=self._augment(gen))
             (res.loss / acc).backward()
             losses.append(res.loss.detach())
             self._record(**res.stats)
+            self.augment.accumulate(res.real_logits)
         self._finish_phase("D", D, self.d_opt, losses)
 
         # --- D reg: lazy R1 on image and mask
@@ -621,7 +658,8 @@ class Trainer:
             losses = []
             for g, sl in self._chunks():
                 real_img, real_mask = self.data.batch(real_idx[sl], self.device)
-                res = phases.d_reg(D, real_img, real_mask, o)
+                aug = self._augment(self._rng("Dreg", g)) if self.augment.active else None
+                res = phases.d_reg(D, real_img, real_mask, o, augment=aug)
                 (res.loss / acc).backward()
                 losses.append(res.loss.detach())
                 self._record(**res.stats)
@@ -634,7 +672,7 @@ class Trainer:
             gen = self._rng("G", g)
             with self._autocast():
                 fake, kl = self._generate(self.chunk, gen, mix)
-                res = phases.g_main(D, fake, kl, o)
+                res = phases.g_main(D, fake, kl, o, augment=self._augment(gen))
             (res.loss / acc).backward()
             losses.append(res.loss.detach())
             self._record(**res.stats)
@@ -668,6 +706,12 @@ class Trainer:
         update_ema(self.G_ema, G, beta)
         self.images += o.batch
         self.step += 1
+        if self.augment.active:
+            if self.augment.adaptive and self.step % o.ada_interval == 0:
+                self.augment.adjust(o.batch, dist.all_sum)
+            self._record(augment_p=self.augment.p)
+            if self.augment.adaptive:
+                self._record(ada_rt=self.augment.rt)
         names = tuple(self._bad_flags)
         self._pending_bad.append((self.step, names, torch.stack([self._bad_flags[n] for n in names])))
 

@@ -55,6 +55,14 @@ class TrainOptions:
     bf16: bool = False                  # bf16 autocast for the main (non-regularisation) passes
     noise_mode: str = "random"          # render-net noise during training
     mirror: bool = False                # x-flip augmentation (doubles the dataset, deterministic order)
+    # --- discriminator augmentation (training/augment.py): image and mask in step, colour on the image only
+    augment: str = "none"               # none | diffaug (DiffAugment, p = 1) | ada (StyleGAN2-ADA's adaptive p)
+    augment_ops: str = ""               # comma-separated ops instead of the policy's (augment.ALL_OPS)
+    augment_p: float | None = None      # initial (ada) or fixed probability per op; None: 1 for diffaug, 0 for ada
+    ada_target: float = 0.6             # ADA's target r_t = E[sign(D(real))]
+    ada_kimg: float = 100.0             # ADA: images (kimg) for p to move by 1 (StyleGAN2-ADA: 500 at its budgets)
+    ada_interval: int = 4               # ADA: steps between adjustments
+    discriminator_overrides: dict = field(default_factory=dict)   # DiscriminatorConfig fields overriding the preset
     seed: int = 0
     # --- bookkeeping
     log_every: int = 10                 # steps per stats.jsonl line (averages)
@@ -123,6 +131,14 @@ class TrainOptions:
         need(self.noise_mode in ("const", "random", "none"), f"--noise-mode must be const/random/none, got {self.noise_mode!r}")
         need(self.ema_rampup is None or self.ema_rampup > 0, f"--ema-rampup must be > 0, got {self.ema_rampup!r}")
         need(self.threads is None or self.threads >= 1, f"--threads must be >= 1, got {self.threads!r}")
+        from memorygan.training.augment import parse_ops
+        ops = parse_ops(self.augment_ops, self.augment)
+        need(not (self.augment == "none" and ops), "--augment-ops needs --augment diffaug or ada")
+        need(self.augment_p is None or 0 <= self.augment_p <= 1, f"--augment-p must be in [0, 1], got {self.augment_p!r}")
+        need(0 < self.ada_target < 1, f"--ada-target must be in (0, 1), got {self.ada_target!r}")
+        need(self.ada_kimg > 0, f"--ada-kimg must be > 0, got {self.ada_kimg!r}")
+        need(isinstance(self.ada_interval, int) and self.ada_interval >= 1,
+             f"--ada-interval must be an integer >= 1, got {self.ada_interval!r}")
         return self
 
     def with_preset_defaults(self, preset: dict) -> "TrainOptions":

@@ -26,36 +26,53 @@ class PhaseLoss:
     loss: torch.Tensor                                       # scalar, differentiable
     stats: dict[str, torch.Tensor] = field(default_factory=dict)   # detached scalars to log
     path_lengths: torch.Tensor | None = None                 # g_reg: (B,) per-sample path lengths
+    real_logits: torch.Tensor | None = None                  # d_main: D's logits on the reals (ADA's r_t)
+
+
+def _seen(D, augment):
+    """D as the phases call it: on the augmented (image, seg) when an augmentation is given (training/augment.py:
+    real and generated alike, in every phase, so the generator is not rewarded for drawing it)."""
+    if augment is None:
+        return D
+    return lambda image, seg: D(*augment(image, seg))
 
 
 def d_main(D, real_img: torch.Tensor, real_mask: torch.Tensor, fake_img: torch.Tensor,
-           fake_seg: torch.Tensor) -> PhaseLoss:
+           fake_seg: torch.Tensor, augment=None) -> PhaseLoss:
     """D's logistic loss. real_img (B, 3, H, W), real_mask (B, K, H, W) one-hot in {-1, 1}; fake_img, fake_seg the
-    generator's outputs (detached here: this phase trains D only)."""
+    generator's outputs (detached here: this phase trains D only). `augment(image, seg) -> (image, seg)` is applied
+    to both before D. D may return (B, 1) logits or (B, N) patch logits (projected D): the losses average them."""
+    D = _seen(D, augment)
     fake_pred = D(fake_img.detach(), fake_seg.detach()).float()
     real_pred = D(real_img, real_mask).float()
     loss = d_logistic_loss(real_pred, fake_pred)
     return PhaseLoss(loss, {"loss_d": loss.detach(), "score_real": real_pred.mean().detach(),
-                            "score_fake": fake_pred.mean().detach()})
+                            "score_fake": fake_pred.mean().detach()}, real_logits=real_pred.detach())
 
 
-def d_reg(D, real_img: torch.Tensor, real_mask: torch.Tensor, opts) -> PhaseLoss:
+def d_reg(D, real_img: torch.Tensor, real_mask: torch.Tensor, opts, augment=None) -> PhaseLoss:
     """Lazy R1 on the real image (gamma `opts.r1_gamma`) and, separately, on the real mask (`opts.r1_gamma_mask`),
-    scaled by the interval `opts.d_reg_every` (SemanticStyleGAN's `d_r1_loss` and its weighting)."""
-    real_img = real_img.detach().requires_grad_(True)
-    real_mask = real_mask.detach().requires_grad_(True)
-    real_pred = D(real_img, real_mask)
-    p_img, p_mask = d_r1_penalty(real_pred, (real_img, real_mask))
-    loss = (r1_loss(p_img, opts.r1_gamma, opts.d_reg_every) + r1_loss(p_mask, opts.r1_gamma_mask, opts.d_reg_every)
+    scaled by the interval `opts.d_reg_every` (SemanticStyleGAN's `d_r1_loss` and its weighting). The gradient is
+    taken w.r.t. the un-augmented reals, through the augmentation (StyleGAN2-ADA's R1). An input whose gamma is 0 is
+    not differentiated (the projected D's image R1 would back-propagate twice through its feature network)."""
+    inputs = {"img": real_img.detach().requires_grad_(opts.r1_gamma > 0),
+              "mask": real_mask.detach().requires_grad_(opts.r1_gamma_mask > 0)}
+    real_pred = _seen(D, augment)(inputs["img"], inputs["mask"])
+    used = [k for k, v in inputs.items() if v.requires_grad]
+    pens = dict(zip(used, d_r1_penalty(real_pred, [inputs[k] for k in used]))) if used else {}
+    zero = real_pred.sum() * 0
+    p_img, p_mask = pens.get("img", zero.detach()), pens.get("mask", zero.detach())
+    loss = (r1_loss(pens.get("img", zero), opts.r1_gamma, opts.d_reg_every)
+            + r1_loss(pens.get("mask", zero), opts.r1_gamma_mask, opts.d_reg_every)
             + 0 * real_pred.sum())                                  # keeps every D parameter in the graph (DDP)
     return PhaseLoss(loss, {"r1_img": p_img.detach(), "r1_mask": p_mask.detach()})
 
 
-def g_main(D, fake, kl: torch.Tensor | None, opts) -> PhaseLoss:
+def g_main(D, fake, kl: torch.Tensor | None, opts, augment=None) -> PhaseLoss:
     """G's loss on generated samples `fake` (a GeneratorOutput: image, seg, coarse_seg): the non-saturating loss,
     `opts.lambda_mask` times the mask loss between the coarse mask and the fine seg, and for MemoryGAN
     `opts.kl_weight` times the controller's KL term `kl` (Eq. 13, minimised)."""
-    fake_pred = D(fake.image, fake.seg).float()
+    fake_pred = _seen(D, augment)(fake.image, fake.seg).float()
     loss_adv = g_nonsaturating_loss(fake_pred)
     loss_mask = mask_loss(fake.coarse_seg.float(), fake.seg.float())
     loss = loss_adv + opts.lambda_mask * loss_mask
