@@ -56,3 +56,16 @@ def test_bench_generator_on_the_cpu():
         assert r["memorygan_s_per_image"] > 0 and r["ssg_s_per_image"] > 0
         assert r["memorygan_over_ssg"] == pytest.approx(r["memorygan_s_per_image"] / r["ssg_s_per_image"])
     assert set(res["modulated_conv"]) >= {"1x1_speedup", "3x3_fixed_speedup"}
+
+
+def test_bench_recipe_on_the_cpu(tmp_path):
+    stdout = bench("bench_recipe.py", "--arms", "hybrid/ada", "--models", "ssg-small", "--steps", "1", "--warmup",
+                   "0", "--rounds", "1", "--device", "cpu", "--out", str(tmp_path / "r.json"))
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res == json.loads(stdout)
+    rows = {(r["model"], r["arm"]): r for r in res["rows"]}
+    assert set(rows) == {("ssg-small", "dual/none"), ("ssg-small", "hybrid/ada")}     # the baseline is added
+    base = rows["ssg-small", "dual/none"]
+    for r in rows.values():
+        assert r["images_per_sec"] * r["sec_per_step"] == pytest.approx(8.0)
+        assert r["ratio"] == pytest.approx(r["sec_per_step"] / base["sec_per_step"])

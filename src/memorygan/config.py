@@ -15,7 +15,7 @@ from pathlib import Path
 from memorygan.errors import ConfigError
 
 ARCHS = ("memorygan", "ssg")
-D_ARCHS = ("dual", "projected")
+D_ARCHS = ("dual", "projected", "hybrid")
 
 # Hard upper bounds of the integer fields: far above any published model, low enough that a hostile or mistyped
 # config is refused before anything is allocated (the parameter memory is checked separately, against a limit the
@@ -164,7 +164,8 @@ class DiscriminatorConfig:
     channel_max: int = 512
     mbstd_group: int = 4
     mbstd_features: int = 1
-    arch: str = "dual"                      # "dual" (SemanticStyleGAN's) or "projected" (EfficientNet-Lite0 features)
+    arch: str = "dual"                      # "dual" (SemanticStyleGAN's), "projected" (EfficientNet-Lite0 features) or
+                                            # "hybrid" (both, half the loss each)
     projected_size: int = 128               # projected: the image is resized to this before the feature network
     projected_width: int = 64               # projected: CCM widths width x (1, 2, 4, 8) (Projected GAN: 64)
     projected_mask: str = "concat"          # projected: "concat" (mask joins every scale) or "none" (image only)

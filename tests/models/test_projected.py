@@ -127,3 +127,21 @@ def opts_for_projected(tmp_path):
                         batch=4, steps=2, d_reg_every=1, g_reg_every=1, sample_every=0, checkpoint_every=0,
                         progress=False, threads=1, r1_gamma=0.0, augment="diffaug",
                         discriminator_overrides={"arch": "projected", "projected_size": 32, "projected_width": 8})
+
+
+def test_hybrid_gives_each_discriminator_half_the_weight():
+    from memorygan.models import HybridDiscriminator
+    from memorygan.training.losses import d_logistic_loss
+    cfg = _cfg(arch="hybrid")
+    D = build_discriminator(cfg)
+    assert isinstance(D, HybridDiscriminator)
+    img, seg = torch.randn(3, 3, 32, 32), torch.randn(3, 4, 32, 32)
+    out = D(img, seg)
+    p, d = D.projected(img, seg), D.dual(img, seg)
+    assert out.shape == (3, 2 * p.shape[1])
+    assert torch.equal(out[:, :p.shape[1]], d.expand(-1, p.shape[1])) and torch.equal(out[:, p.shape[1]:], p)
+    # the plain mean of the losses over all logits = half the dual D's loss + half the projected D's
+    want = 0.5 * d_logistic_loss(d, d) + 0.5 * d_logistic_loss(p, p)
+    assert torch.allclose(d_logistic_loss(out, out), want, atol=1e-6)
+    assert {n.split(".")[0] for n, _ in D.named_parameters()} == {"projected", "dual"}
+    assert not any("backbone" in k for k in D.state_dict())

@@ -146,7 +146,7 @@ def test_options_validate_augmentation(opts_for):
     with pytest.raises(ConfigError, match="--augment-p must be in"):
         opts_for(augment="ada", augment_p=1.5).validate()
     with pytest.raises(ConfigError, match="--augment-ops needs --augment"):
-        opts_for(augment_ops="xflip").validate()
+        opts_for(augment="none", augment_ops="xflip").validate()
     with pytest.raises(ConfigError, match="--ada-target"):
         opts_for(augment="ada", ada_target=1.0).validate()
 

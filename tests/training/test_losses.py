@@ -210,3 +210,14 @@ def test_mask_loss_errors_name_the_argument():
         mask_loss(torch.zeros(1, 3, 2, 2), torch.zeros(1, 4, 4, 4))
     with pytest.raises(ValueError, match="integer multiple"):
         mask_loss(torch.zeros(1, 3, 3, 3), torch.zeros(1, 3, 4, 4))
+
+
+def test_r1_of_patch_logits_is_r1_of_their_per_sample_mean():
+    """A patch discriminator's (B, N) logits count as one judgement per image: R1 of the per-sample mean."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 2, 4, 4, requires_grad=True)
+    w = torch.randn(5, 2 * 4 * 4)
+    patches = x.flatten(1) @ w.T                                          # (3, 5) logits, linear in x
+    pen = d_r1_penalty(patches, x)
+    grad_of_mean = w.mean(0)                                              # d mean_n logit / dx, per sample
+    assert pen.item() == pytest.approx(grad_of_mean.pow(2).sum().item(), rel=1e-5)

@@ -21,6 +21,23 @@ def test_mask_gamma_comes_from_the_preset_else_the_paper():
     assert explicit.r1_gamma_mask == 250.0
 
 
+def test_preset_recommends_image_gamma_and_augmentation_with_their_types():
+    base = TrainOptions().with_preset_defaults({"generator": {}})
+    assert (base.r1_gamma, base.augment) == (10.0, "none")                                  # paper values
+    rec = TrainOptions().with_preset_defaults({"generator": {}, "training": {"r1_gamma": 1, "augment": "ada"}})
+    assert rec.r1_gamma == 1.0 and isinstance(rec.r1_gamma, float) and rec.augment == "ada"
+    mine = TrainOptions(r1_gamma=3.0, augment="diffaug").with_preset_defaults(
+        {"generator": {}, "training": {"r1_gamma": 1, "augment": "ada"}})
+    assert (mine.r1_gamma, mine.augment) == (3.0, "diffaug")                               # explicit wins
+    with pytest.raises(ConfigError, match="augment must be a string, got 1"):
+        TrainOptions().with_preset_defaults({"generator": {}, "training": {"augment": 1}})
+    with pytest.raises(ConfigError, match="r1_gamma must be a number, got 'x'"):
+        TrainOptions().with_preset_defaults({"generator": {}, "training": {"r1_gamma": "x"}})
+    with pytest.raises(ConfigError, match="--augment must be one of"):
+        TrainOptions(data="d", out="o", steps=1).with_preset_defaults(
+            {"generator": {}, "training": {"augment": "strong"}}).validate()
+
+
 def test_preset_training_section_is_checked():
     with pytest.raises(ConfigError, match="unknown or non-recommendable option.*lr"):
         TrainOptions().with_preset_defaults({"generator": {}, "training": {"lr": 0.1}})

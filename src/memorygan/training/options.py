@@ -14,7 +14,9 @@ from memorygan.errors import ConfigError
 # that the generator's masks stay collapsed to background for the first ~1000 steps. The small presets use 100
 # (masks formed by 600 steps with varied samples; 10-30 form them sooner but with less diversity; see
 # docs/training.md, "Tuning the small presets").
-PRESET_DEFAULTS = {"r1_gamma_mask": 1000.0}
+# The small presets also recommend their recipe for small budgets (issue 26, docs/training.md): the image R1 gamma
+# and the discriminator augmentation; the paper values stay the defaults of every other preset.
+PRESET_DEFAULTS = {"r1_gamma_mask": 1000.0, "r1_gamma": 10.0, "augment": "none"}
 
 
 _KIND_NAMES = {"str": "a string", "bool": "true or false", "dict": "an object", "int": "an integer",
@@ -39,7 +41,7 @@ class TrainOptions:
     lstm_lr: float = 1e-4               # MemoryGAN's LSTM (paper: spikes at 0.002)
     beta1: float = 0.0
     beta2: float = 0.99
-    r1_gamma: float = 10.0              # R1 on the real image
+    r1_gamma: float | None = None       # R1 on the real image; None: the preset's "training" value, else paper 10
     r1_gamma_mask: float | None = None  # R1 on the real mask; None: the preset's "training" value, else paper 1000
     d_reg_every: int = 16
     pl_weight: float = 0.5
@@ -56,7 +58,8 @@ class TrainOptions:
     noise_mode: str = "random"          # render-net noise during training
     mirror: bool = False                # x-flip augmentation (doubles the dataset, deterministic order)
     # --- discriminator augmentation (training/augment.py): image and mask in step, colour on the image only
-    augment: str = "none"               # none | diffaug (DiffAugment, p = 1) | ada (StyleGAN2-ADA's adaptive p)
+    augment: str | None = None          # none | diffaug (DiffAugment, p = 1) | ada (StyleGAN2-ADA's adaptive p);
+                                        # None: the preset's "training" value, else none
     augment_ops: str = ""               # comma-separated ops instead of the policy's (augment.ALL_OPS)
     augment_p: float | None = None      # initial (ada) or fixed probability per op; None: 1 for diffaug, 0 for ada
     ada_target: float = 0.6             # ADA's target r_t = E[sign(D(real))]
@@ -121,10 +124,11 @@ class TrainOptions:
             need(isinstance(v, int) and v >= 0, f"--{name.replace('_', '-')} must be an integer >= 0, got {v!r}")
         for name in ("lr", "lstm_lr", "ema_kimg"):
             need(getattr(self, name) > 0, f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)!r}")
-        for name in ("r1_gamma", "pl_weight", "lambda_mask", "kl_weight", "pl_decay"):
+        for name in ("pl_weight", "lambda_mask", "kl_weight", "pl_decay"):
             need(getattr(self, name) >= 0, f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)!r}")
-        need(self.r1_gamma_mask is None or self.r1_gamma_mask >= 0,
-             f"--r1-gamma-mask must be >= 0, got {self.r1_gamma_mask!r}")
+        for name in ("r1_gamma", "r1_gamma_mask"):           # None until the preset's recommendation fills it
+            v = getattr(self, name)
+            need(v is None or v >= 0, f"--{name.replace('_', '-')} must be >= 0, got {v!r}")
         need(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, f"betas must be in [0, 1), got {self.beta1}, {self.beta2}")
         need(0 <= self.mixing <= 1, f"--mixing must be in [0, 1], got {self.mixing!r}")
         need(self.clip_grad is None or self.clip_grad > 0, f"--clip-grad must be > 0, got {self.clip_grad!r}")
@@ -132,8 +136,9 @@ class TrainOptions:
         need(self.ema_rampup is None or self.ema_rampup > 0, f"--ema-rampup must be > 0, got {self.ema_rampup!r}")
         need(self.threads is None or self.threads >= 1, f"--threads must be >= 1, got {self.threads!r}")
         from memorygan.training.augment import parse_ops
-        ops = parse_ops(self.augment_ops, self.augment)
-        need(not (self.augment == "none" and ops), "--augment-ops needs --augment diffaug or ada")
+        if self.augment is not None:
+            ops = parse_ops(self.augment_ops, self.augment)
+            need(not (self.augment == "none" and ops), "--augment-ops needs --augment diffaug or ada")
         need(self.augment_p is None or 0 <= self.augment_p <= 1, f"--augment-p must be in [0, 1], got {self.augment_p!r}")
         need(0 < self.ada_target < 1, f"--ada-target must be in (0, 1), got {self.ada_target!r}")
         need(self.ada_kimg > 0, f"--ada-kimg must be > 0, got {self.ada_kimg!r}")
@@ -151,7 +156,14 @@ class TrainOptions:
                               f"{', '.join(unknown)} (allowed: {', '.join(PRESET_DEFAULTS)})")
         for name, paper in PRESET_DEFAULTS.items():
             if getattr(self, name) is None:
-                setattr(self, name, float(recommended.get(name, paper)))
+                value = recommended.get(name, paper)
+                kind = type(paper)
+                if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+                    value = float(value)
+                if not isinstance(value, kind):
+                    raise ConfigError(f"preset 'training' section: {name} must be {_KIND_NAMES[kind.__name__]}, "
+                                      f"got {value!r}")
+                setattr(self, name, value)
         return self
 
     def to_dict(self) -> dict:
