@@ -104,14 +104,27 @@ def exc_message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__
 
 
-def save_generator(G, directory, extra: dict | None = None, overwrite: bool = True) -> Path:
-    """Save `G` (its current weights; pass the EMA copy for evaluation) to `directory`."""
+STORAGE_DTYPES = {"float16": torch.float16}      # weights stored compactly, declared in config.json, read as fp32
+
+
+def save_generator(G, directory, extra: dict | None = None, overwrite: bool = True,
+                   storage_dtype: str | None = None) -> Path:
+    """Save `G` (its current weights; pass the EMA copy for evaluation) to `directory`. `storage_dtype="float16"`
+    stores the floating-point tensors in half precision (half the file; config.json says so, and loading converts
+    them back to float32)."""
     directory = Path(directory)
     meta = {"format": FORMAT, "version": FORMAT_VERSION, "generator": G.config.to_dict()}
+    state = state_dict_for_saving(G)
+    if storage_dtype is not None:
+        if storage_dtype not in STORAGE_DTYPES:
+            raise ConfigError(f"storage dtype must be one of {sorted(STORAGE_DTYPES)}, got {storage_dtype!r}")
+        dt = STORAGE_DTYPES[storage_dtype]
+        state = {k: v.to(dt) if v.is_floating_point() else v for k, v in state.items()}
+        meta["storage_dtype"] = storage_dtype
     if extra:
         meta.update(extra)
     with atomic_directory(directory, overwrite) as tmp:
-        save_file(state_dict_for_saving(G), str(tmp / WEIGHTS), metadata={"format": FORMAT})
+        save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT})
         (tmp / CONFIG).write_text(json.dumps(meta, indent=2))
     return directory
 
@@ -172,20 +185,33 @@ def generator_files(path) -> Path:
     return generator_folder(directory)
 
 
-def read_weights(folder) -> dict[str, torch.Tensor]:
-    """The tensors of a generator folder's `generator.safetensors`, checked to be readable."""
+def read_weights(folder, storage_dtype: str | None = None) -> dict[str, torch.Tensor]:
+    """The tensors of a generator folder's `generator.safetensors`, checked to be readable. With the
+    `storage_dtype` its config.json declares ("float16"), every floating-point tensor must be of that type and is
+    returned as float32 (a file of another type than declared is refused, as is an undeclared conversion)."""
     weights = Path(folder) / WEIGHTS
     if not weights.is_file():
         raise CheckpointError(f"{folder}: no {WEIGHTS}")
     try:
-        return load_file(str(weights))
+        state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{weights}: not a readable safetensors file ({e})") from None
+    if storage_dtype is None:
+        return state
+    if storage_dtype not in STORAGE_DTYPES:
+        raise CheckpointError(f"{Path(folder) / CONFIG}: unknown storage_dtype {storage_dtype!r} "
+                              f"(known: {sorted(STORAGE_DTYPES)})")
+    dt = STORAGE_DTYPES[storage_dtype]
+    wrong = sorted(k for k, v in state.items() if v.is_floating_point() and v.dtype != dt)
+    if wrong:
+        raise CheckpointError(f"{weights}: config.json declares {storage_dtype} weights but {len(wrong)} tensor(s) "
+                              f"are not: {', '.join(wrong[:5])}")
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
 def read_generator(path) -> tuple[GeneratorConfig, dict[str, torch.Tensor]]:
     """Config and weights of a generator (any path `generator_files` accepts), checked to be readable. Building the
     network is `memorygan.models.load_generator`'s job (which checks the config's size first)."""
     directory = generator_files(path)
-    cfg, _ = read_config(directory)
-    return cfg, read_weights(directory)
+    cfg, meta = read_config(directory)
+    return cfg, read_weights(directory, meta.get("storage_dtype"))

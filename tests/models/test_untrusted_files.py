@@ -119,3 +119,42 @@ def test_training_options_types_and_finiteness():
 def test_generator_config_rejects_non_finite_floats():
     with pytest.raises(ConfigError, match="mapping_lr_mul must be a finite number"):
         GeneratorConfig(mapping_lr_mul=float("nan"))
+
+
+def test_float16_storage_round_trip_and_declared_dtype(tmp_path):
+    """save_pretrained(storage_dtype="float16") halves the weights file; loading declares and converts it back to
+    float32; a file whose dtype differs from the declaration is refused."""
+    import json as _json
+
+    import memorygan
+    from safetensors.torch import load_file, save_file
+
+    from helpers import tiny_generator
+    from memorygan.errors import CheckpointError, ConfigError
+
+    G = tiny_generator("memorygan")
+    G.save_pretrained(tmp_path / "fp32")
+    G.save_pretrained(tmp_path / "fp16", storage_dtype="float16")
+    size32 = (tmp_path / "fp32" / "generator.safetensors").stat().st_size
+    size16 = (tmp_path / "fp16" / "generator.safetensors").stat().st_size
+    assert size16 < 0.6 * size32
+    assert _json.loads((tmp_path / "fp16" / "config.json").read_text())["storage_dtype"] == "float16"
+    H, _ = memorygan.load(tmp_path / "fp16")
+    for (k, a), b in zip(G.state_dict().items(), H.state_dict().values()):
+        assert b.dtype == a.dtype, k
+        if a.is_floating_point():
+            assert torch.allclose(a, b, rtol=1e-3, atol=1e-4), k                  # fp16 rounding only
+    z = G.sample_z(2, generator=torch.Generator().manual_seed(0))
+    assert (G.eval()(z, noise_mode="const").image - H(z, noise_mode="const").image).abs().max() < 0.05
+    # a float32 file declared as float16 is refused, naming the file
+    state = load_file(str(tmp_path / "fp32" / "generator.safetensors"))
+    save_file(state, str(tmp_path / "fp16" / "generator.safetensors"))
+    with pytest.raises(CheckpointError, match="generator.safetensors: config.json declares float16 weights"):
+        memorygan.load(tmp_path / "fp16")
+    # an undeclared float16 file is refused as before (no silent conversion)
+    half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    save_file(half, str(tmp_path / "fp32" / "generator.safetensors"))
+    with pytest.raises(CheckpointError, match="of another dtype"):
+        memorygan.load(tmp_path / "fp32")
+    with pytest.raises(ConfigError, match="storage dtype must be one of"):
+        G.save_pretrained(tmp_path / "x", storage_dtype="int8")

@@ -91,9 +91,9 @@ def load_generator(path, device: str | torch.device = "cpu",
     The config is untrusted input: its size is checked (`check_model_size`, limit `max_gib`) before anything is
     allocated, and the weights must match the architecture in names, shapes and dtypes and be finite."""
     folder = generator_files(path)
-    cfg, _ = read_config(folder)
+    cfg, meta = read_config(folder)
     check_model_size(cfg, where=str(folder / "config.json"), limit_gib=max_gib)
-    state = read_weights(folder)
+    state = read_weights(folder, meta.get("storage_dtype"))
     G = build_generator(cfg)
     where = str(folder / "generator.safetensors")
     check_state_dict(G.state_dict(), state, where)

@@ -264,5 +264,6 @@ class CompositionalGenerator(nn.Module, metaclass=ABCMeta):
         return sum(p.numel() for p in self.parameters())
 
     # --- persistence (safetensors + config.json; see memorygan.checkpoint; load with memorygan.load)
-    def save_pretrained(self, directory) -> Path:
-        return save_generator(self, directory)
+    def save_pretrained(self, directory, storage_dtype: str | None = None) -> Path:
+        """config.json + generator.safetensors in `directory`; `storage_dtype="float16"` halves the file."""
+        return save_generator(self, directory, storage_dtype=storage_dtype)
