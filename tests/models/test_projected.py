@@ -145,3 +145,14 @@ def test_hybrid_gives_each_discriminator_half_the_weight():
     assert torch.allclose(d_logistic_loss(out, out), want, atol=1e-6)
     assert {n.split(".")[0] for n, _ in D.named_parameters()} == {"projected", "dual"}
     assert not any("backbone" in k for k in D.state_dict())
+
+
+def test_heads_see_the_spread_of_the_batch(D):
+    """Minibatch standard deviation in every head: a sample's logits depend on the others in its group (a batch of
+    one image repeated scores differently from a varied one), the signal against collapse to one image."""
+    torch.manual_seed(2)
+    img, seg = torch.randn(4, 3, 32, 32), torch.randn(4, 4, 32, 32)
+    same = D(img[:1].expand(4, -1, -1, -1), seg[:1].expand(4, -1, -1, -1))
+    varied = D(torch.cat([img[:1], img[1:]]), torch.cat([seg[:1], seg[1:]]))
+    assert not torch.allclose(same[0], varied[0], atol=1e-4)
+    assert torch.allclose(same[0], same[1])

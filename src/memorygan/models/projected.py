@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from memorygan.config import DiscriminatorConfig
 from memorygan.errors import ConfigError
-from memorygan.models.discriminator import ConvLayer, DualBranchDiscriminator
+from memorygan.models.discriminator import ConvLayer, DualBranchDiscriminator, minibatch_stddev
 from memorygan.ops import EqualConv2d
 
 BACKBONE_TAPS = (2, 4, 10, 15)             # EfficientNet-Lite0 blocks ending the /4, /8, /16, /32 stages
@@ -68,19 +68,23 @@ def _random_conv(g: torch.Generator, out_ch: int, in_ch: int, k: int) -> torch.T
 
 
 class ScaleDiscriminator(nn.Module):
-    """(B, C, S, S) -> patch logits (B, n): blurred stride-2 convs down to <= 8x8, then a 4x4 valid conv."""
+    """(B, C, S, S) -> patch logits (B, n): blurred stride-2 convs down to <= 8x8, minibatch standard deviation, then
+    a 4x4 valid conv. The minibatch statistic stands in for Projected GAN's BatchNorm in its heads: without any
+    cross-sample signal, the heads let the generator collapse to one image (seen at 550 steps, docs/training.md)."""
 
     def __init__(self, in_ch: int, size: int, cfg: DiscriminatorConfig):
         super().__init__()
+        self.cfg = cfg
         layers = [ConvLayer(in_ch, cfg.channels(size), 1)]
         while size > 8:
             layers.append(ConvLayer(cfg.channels(size), cfg.channels(size // 2), 3, downsample=True))
             size //= 2
         self.body = nn.Sequential(*layers)
-        self.head = EqualConv2d(cfg.channels(size), 1, min(4, size), bias=True)
+        self.head = EqualConv2d(cfg.channels(size) + cfg.mbstd_features, 1, min(4, size), bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x)).flatten(1)
+        x = minibatch_stddev(self.body(x), self.cfg.mbstd_group, self.cfg.mbstd_features)
+        return self.head(x).flatten(1)
 
 
 class ProjectedDiscriminator(nn.Module):
