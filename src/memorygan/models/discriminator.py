@@ -89,6 +89,15 @@ def minibatch_stddev(x: torch.Tensor, group_size: int, num_features: int = 1) ->
     return torch.cat([x, y], dim=1)
 
 
+def check_inputs(cfg: DiscriminatorConfig, image: torch.Tensor, seg: torch.Tensor) -> None:
+    """A discriminator's inputs: image (B, 3, R, R) and seg (B, K, R, R) at the config's resolution R and K."""
+    want_img = (3, cfg.resolution, cfg.resolution)
+    want_seg = (cfg.num_classes, cfg.resolution, cfg.resolution)
+    if tuple(image.shape[1:]) != want_img or tuple(seg.shape[1:]) != want_seg:
+        raise ValueError(f"discriminator expects image (B, {want_img}) and seg (B, {want_seg}), "
+                         f"got {tuple(image.shape)} and {tuple(seg.shape)}")
+
+
 class DualBranchDiscriminator(nn.Module):
     """forward(image (B, 3, H, W), seg (B, K, H, W)) -> logits (B, 1)."""
 
@@ -103,11 +112,7 @@ class DualBranchDiscriminator(nn.Module):
 
     def forward(self, image: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
         cfg = self.config
-        want_img = (3, cfg.resolution, cfg.resolution)
-        want_seg = (cfg.num_classes, cfg.resolution, cfg.resolution)
-        if tuple(image.shape[1:]) != want_img or tuple(seg.shape[1:]) != want_seg:
-            raise ValueError(f"discriminator expects image (B, {want_img}) and seg (B, {want_seg}), "
-                             f"got {tuple(image.shape)} and {tuple(seg.shape)}")
+        check_inputs(cfg, image, seg)
         x = self.image_branch(image) + self.seg_branch(seg)
         x = minibatch_stddev(x, cfg.mbstd_group, cfg.mbstd_features)
         x = self.final_conv(x)

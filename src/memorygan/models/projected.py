@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from memorygan.config import DiscriminatorConfig
 from memorygan.errors import ConfigError
-from memorygan.models.discriminator import ConvLayer, DualBranchDiscriminator, minibatch_stddev
+from memorygan.models.discriminator import ConvLayer, DualBranchDiscriminator, check_inputs, minibatch_stddev
 from memorygan.ops import EqualConv2d
 
 BACKBONE_TAPS = (2, 4, 10, 15)             # EfficientNet-Lite0 blocks ending the /4, /8, /16, /32 stages
@@ -148,11 +148,7 @@ class ProjectedDiscriminator(nn.Module):
 
     def forward(self, image: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
         cfg = self.config
-        want_img = (3, cfg.resolution, cfg.resolution)
-        want_seg = (cfg.num_classes, cfg.resolution, cfg.resolution)
-        if tuple(image.shape[1:]) != want_img or tuple(seg.shape[1:]) != want_seg:
-            raise ValueError(f"discriminator expects image (B, {want_img}) and seg (B, {want_seg}), "
-                             f"got {tuple(image.shape)} and {tuple(seg.shape)}")
+        check_inputs(cfg, image, seg)
         logits = []
         for i, f in enumerate(self.project(image)):
             if cfg.projected_mask == "concat":
