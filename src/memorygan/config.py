@@ -170,6 +170,7 @@ class DiscriminatorConfig:
     projected_width: int = 64               # projected: CCM widths width x (1, 2, 4, 8) (Projected GAN: 64)
     projected_mask: str = "concat"          # projected: "concat" (mask joins every scale) or "none" (image only)
     projected_seed: int = 0                 # projected: the fixed random CCM/CSM weights
+    projected_share: float = 0.5            # hybrid: the projected D's share of the loss (the dual D has the rest)
 
     def __post_init__(self):
         self.validate()
@@ -191,6 +192,8 @@ class DiscriminatorConfig:
                 bad(name, "must be an integer >= 1")
         if self.arch not in D_ARCHS:
             bad("arch", f"must be one of {list(D_ARCHS)}")
+        if not 0 < self.projected_share <= 0.5:
+            bad("projected_share", "must be in (0, 0.5]")
         if self.projected_mask not in ("concat", "none"):
             bad("projected_mask", "must be 'concat' or 'none'")
         if not _is_pow2(self.projected_size) or self.projected_size < 32:

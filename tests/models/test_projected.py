@@ -156,3 +156,16 @@ def test_heads_see_the_spread_of_the_batch(D):
     varied = D(torch.cat([img[:1], img[1:]]), torch.cat([seg[:1], seg[1:]]))
     assert not torch.allclose(same[0], varied[0], atol=1e-4)
     assert torch.allclose(same[0], same[1])
+
+
+def test_hybrid_share_sets_the_projected_weight():
+    from memorygan.training.losses import d_logistic_loss
+    D = build_discriminator(_cfg(arch="hybrid", projected_share=0.2), pretrained=False)
+    img, seg = torch.randn(2, 3, 32, 32), torch.randn(2, 4, 32, 32)
+    out, p, d = D(img, seg), D.projected(img, seg), D.dual(img, seg)
+    n = p.shape[1]
+    assert out.shape == (2, round(n * 4) + n)                                    # r = N (1 - 0.2) / 0.2
+    want = 0.8 * d_logistic_loss(d, d) + 0.2 * d_logistic_loss(p, p)
+    assert torch.allclose(d_logistic_loss(out, out), want, atol=1e-6)
+    with pytest.raises(ConfigError, match="projected_share must be in"):
+        _cfg(arch="hybrid", projected_share=0.7)

@@ -162,11 +162,12 @@ class ProjectedDiscriminator(nn.Module):
 
 
 class HybridDiscriminator(nn.Module):
-    """The projected D and the dual-branch D (DESIGN 2.7) side by side, each with its own loss weight of one half:
-    the projected one judges the image (and, with `projected_mask = "concat"`, the mask) through ImageNet features,
-    the dual-branch one keeps judging image and mask together from pixels, with its minibatch standard deviation.
-    forward -> (B, 2N): the dual logit repeated N times, then the projected D's N patch logits, so the losses' plain
-    mean over all logits gives each discriminator half of the weight."""
+    """The projected D and the dual-branch D (DESIGN 2.7) side by side: the projected one judges the image (and, with
+    `projected_mask = "concat"`, the mask) through ImageNet features, the dual-branch one keeps judging image and
+    mask together from pixels, with its minibatch standard deviation. The projected D's share of the loss is
+    `projected_share` s (default one half). forward -> (B, r + N): the dual logit repeated r = round(N (1 - s) / s)
+    times, then the projected D's N patch logits, so the losses' plain mean over all logits weighs the two by
+    (1 - s) and s (exactly at s = 1/2, to within 1/N otherwise)."""
 
     def __init__(self, cfg: DiscriminatorConfig, backbone: nn.Module | None = None):
         super().__init__()
@@ -181,4 +182,6 @@ class HybridDiscriminator(nn.Module):
     def forward(self, image: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
         p = self.projected(image, seg)
         d = self.dual(image, seg)
-        return torch.cat([d.expand(-1, p.shape[1]), p], 1)
+        s = self.config.projected_share
+        r = max(1, round(p.shape[1] * (1 - s) / s))
+        return torch.cat([d.expand(-1, r), p], 1)
