@@ -1,4 +1,4 @@
-"""`memorygan quickstart`: the project's main job on the built-in procedural data, end to end in about 14 minutes
+"""`memorygan quickstart`: the project's main job on the built-in procedural data, end to end in about 13 minutes
 on a quiet 2-core CPU: procedural portraits dataset -> segmentation probe -> small MemoryGAN trained for a fixed
 number of steps (1,100 by default, so the result does not depend on how busy the machine is; only the time does)
 with domain metrics logged -> report folder (samples with masks, sequential composition, metrics over time,
@@ -16,8 +16,8 @@ from memorygan.cpu import (auto_threads, available_cores, busy_cores,  # noqa: F
 from memorygan.devices import add_device_argument, resolve_device
 from memorygan.errors import ConfigError
 
-DEFAULT_STEPS = 1100            # 11 training minutes on 2 quiet cores (README); the step budget, not the time, is fixed
-QUIET_SECONDS_PER_STEP = 0.6    # measured there: for the time estimate printed before training
+DEFAULT_STEPS = 1100            # 10 training minutes on 2 quiet cores (README); the step budget, not the time, is fixed
+QUIET_SECONDS_PER_STEP = 0.5    # measured there (0.50 s, 2026-12-05): for the time estimate printed before training
 
 
 @dataclass
