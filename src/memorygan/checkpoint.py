@@ -108,10 +108,10 @@ STORAGE_DTYPES = {"float16": torch.float16}      # weights stored compactly, dec
 
 
 def save_generator(G, directory, extra: dict | None = None, overwrite: bool = True,
-                   storage_dtype: str | None = None) -> Path:
+                   storage_dtype: str | None = None, extra_files: dict[str, str] | None = None) -> Path:
     """Save `G` (its current weights; pass the EMA copy for evaluation) to `directory`. `storage_dtype="float16"`
     stores the floating-point tensors in half precision (half the file; config.json says so, and loading converts
-    them back to float32)."""
+    them back to float32). `extra_files` ({name: text}, e.g. a model card) are written in the same atomic step."""
     directory = Path(directory)
     meta = {"format": FORMAT, "version": FORMAT_VERSION, "generator": G.config.to_dict()}
     state = state_dict_for_saving(G)
@@ -126,6 +126,10 @@ def save_generator(G, directory, extra: dict | None = None, overwrite: bool = Tr
     with atomic_directory(directory, overwrite) as tmp:
         save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT})
         (tmp / CONFIG).write_text(json.dumps(meta, indent=2))
+        for name, text in (extra_files or {}).items():
+            if Path(name).name != name or name in (WEIGHTS, CONFIG):
+                raise ConfigError(f"extra file name {name!r} must be a plain file name other than {WEIGHTS}/{CONFIG}")
+            (tmp / name).write_text(text)
     return directory
 
 
@@ -177,11 +181,19 @@ def check_finite(state: dict[str, torch.Tensor], where: str) -> None:
 
 def generator_files(path) -> Path:
     """The generator folder behind `path`: a generator folder, its `generator.safetensors`, a checkpoint folder (its
-    EMA generator) or a training run folder (the EMA generator of its newest checkpoint)."""
+    EMA generator), a training run folder (the EMA generator of its newest checkpoint) or, when no such path exists,
+    the name of a generator shipped with the package (`memorygan.pretrained.names()`). A path on disk always wins
+    over a shipped name."""
     path = Path(path)
     directory = path.parent if path.is_file() else path
     if not directory.exists():
-        raise CheckpointError(f"{path}: no such file or folder")
+        from memorygan import pretrained
+        shipped = pretrained.folder(str(path))
+        if shipped is not None:
+            return shipped
+        known = pretrained.names()
+        raise CheckpointError(f"{path}: no such file or folder"
+                              + (f", nor the name of a shipped generator ({', '.join(known)})" if known else ""))
     return generator_folder(directory)
 
 

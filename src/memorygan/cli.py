@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "memorygan.editing.cli",      # memorygan edit ...
     "memorygan.inversion.cli",    # memorygan invert
     "memorygan.demo.cli",         # memorygan demo
+    "memorygan.pretrained.cli",   # memorygan pretrained list / show / export
     "memorygan.training.report_cli",  # memorygan report
     "memorygan.quickstart",       # memorygan quickstart
 ]

@@ -13,7 +13,9 @@ def register(subparsers) -> None:
                     "composition, resample / mix / interpolate parts, learned directions with an alpha slider, "
                     "undo, download of image, mask and codes. Bound to 127.0.0.1 (this machine only) unless --host "
                     "says otherwise; never a public share link; no analytics.")
-    p.add_argument("--generator", required=True, help="generator, checkpoint or training run folder")
+    p.add_argument("--generator", default=None,
+                   help="generator, checkpoint or training run folder, or a shipped name (default: the shipped "
+                        "portraits-memorygan; `memorygan pretrained list`)")
     p.add_argument("--directions", help="a direction folder or a folder of them (`memorygan edit learn ...`)")
     p.add_argument("--clip", help="local CLIP folder for text edits (or MEMORYGAN_CLIP)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -27,6 +29,12 @@ def register(subparsers) -> None:
 
 
 def run_demo(args) -> int:
+    if args.generator is None:
+        from memorygan import pretrained
+
+        args.generator = pretrained.DEFAULT_DEMO
+        print(f"memorygan demo: serving the shipped generator {args.generator} (--generator to serve your own)",
+              file=sys.stderr)
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)

@@ -37,7 +37,8 @@ def register(subparsers) -> None:
     sub.required = True
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--generator", required=True, help="generator, checkpoint or training run folder")
+    common.add_argument("--generator", required=True, help="generator, checkpoint or training run folder, or a shipped name "
+                        "(`memorygan pretrained list`)")
     add_device_argument(common)
     common.add_argument("--threads", type=_positive, help="torch CPU threads (default: torch's choice)")
 
@@ -242,7 +243,7 @@ def _register_text(sub, common) -> None:
                                    "Adam alone measured by a held-out scorer. Runs whose metrics.json exists are "
                                    "read back (resumable). Writes OUT/<label>/..., OUT/text-edits.json, "
                                    "OUT/fig17.png and a markdown page.")
-    p.add_argument("--generator", action="append", required=True, help="generator/run folder (repeat)")
+    p.add_argument("--generator", action="append", required=True, help="generator/run folder or shipped name (repeat)")
     p.add_argument("--labels", type=lambda t: [x.strip() for x in t.split(",") if x.strip()])
     p.add_argument("--out", required=True)
     p.add_argument("--markdown", help="markdown page (default OUT/README.md)")
@@ -383,7 +384,7 @@ def _register_report(sub) -> None:
                                    "vs the whole latent, InterFaceGAN and SeFa, each evaluated on the same samples; "
                                    "and the eye-colour experiment (eyes' codes vs skin+hair codes vs query space). "
                                    "Writes OUT/<label>/..., OUT/editing.json and a markdown page.")
-    p.add_argument("--generator", action="append", help="generator/run folder (repeat)")
+    p.add_argument("--generator", action="append", help="generator/run folder or shipped name (repeat)")
     p.add_argument("--labels", type=lambda t: [x.strip() for x in t.split(",") if x.strip()])
     p.add_argument("--combine", nargs="+", metavar="OUT",
                    help="instead of running: one markdown page (--markdown) from study folders run separately")

@@ -18,7 +18,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("export-ssg", help="export an SSG generator to the official checkpoint layout",
                               description="Write an official-layout SemanticStyleGAN checkpoint (g, g_ema, args) "
                                           "from a memorygan 'ssg' generator folder.")
-    p.add_argument("generator", help="memorygan generator folder")
+    p.add_argument("generator", help="memorygan generator folder (or a shipped name, `memorygan pretrained list`)")
     p.add_argument("--out", required=True, help="output .pt file")
     p.set_defaults(func=run_export)
 

@@ -22,7 +22,8 @@ def register(subparsers) -> None:
                     "generator is never modified. Per image: OUT/NAME/codes.safetensors, NAME-reconstruction.png, "
                     "NAME-seg.png, metrics.json (psnr, perceptual, miou). Run the same command again to continue "
                     "an interrupted folder.")
-    p.add_argument("--generator", required=True, help="generator folder, checkpoint folder or training run folder")
+    p.add_argument("--generator", required=True, help="generator folder, checkpoint folder or training run folder, or a "
+                   "shipped name (`memorygan pretrained list`)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--images", help="an image, a folder of images, or a dataset folder (its masks are used)")
     src.add_argument("--seeds", type=seed_list,

@@ -85,7 +85,7 @@ def register(subparsers) -> None:
                    help="deprecated alias of --metrics dfid,dkid,consistency (old output format)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", help="training run folder: its newest checkpoint, dataset and probe")
-    src.add_argument("--generator", help="generator, checkpoint or run folder")
+    src.add_argument("--generator", help="generator, checkpoint or run folder, or a shipped name")
     src.add_argument("--images", help="folder of PNG/JPEG images (no metric that needs a generator)")
     p.add_argument("--data", help="real dataset folder (default with --run: the run's dataset)")
     p.add_argument("--metrics", help=f"comma-separated metric names: {','.join(m.name for m in registered_metrics())}")

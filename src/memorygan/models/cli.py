@@ -31,7 +31,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("generate", help="sample images and segmentations from a generator",
                               description="Sample from a generator folder (config.json + generator.safetensors) and "
                                           "write a PNG grid: images on top, colour-coded segmentations below.")
-    p.add_argument("generator", help="generator folder")
+    p.add_argument("generator", help="generator, checkpoint or run folder, or a shipped name (`memorygan pretrained list`)")
     p.add_argument("--seeds", type=_seeds, default=list(range(8)), help="e.g. 0-7 or 1,5,9 (default 0-7)")
     p.add_argument("--truncation", type=float, default=1.0, help="psi in W (default 1: none)")
     p.add_argument("--noise-mode", choices=["const", "random", "none"], default="const")
