@@ -69,3 +69,9 @@ def test_generate_cli_writes_a_grid(tmp_path, capsys):
     assert not np.array_equal(a[2:34, 2:34], b[2:34, 2:34])
     assert main(["generate", str(tmp_path / "missing"), "--out", str(tmp_path / "x.png")]) == 2
     assert "no such file" in capsys.readouterr().err
+    # an --out that is not an image file name is refused before anything runs (it was an internal error after it)
+    capsys.readouterr()
+    assert main(["generate", str(tmp_path / "g"), "--out", str(tmp_path / "samples")]) == 2
+    assert "--out " + str(tmp_path / "samples") + ": expected an image file name ending in .png or .jpg" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "samples").exists()

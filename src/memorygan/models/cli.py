@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from memorygan.argtypes import seed_list as _seeds
 from memorygan.devices import add_device_argument
@@ -55,8 +56,11 @@ def run_generate(args) -> int:
     from PIL import Image
 
     from memorygan import load
+    from memorygan.errors import ConfigError
     from memorygan.visualize import grid, seg_to_color, to_uint8
 
+    if Path(args.out).suffix.lower() not in (".png", ".jpg", ".jpeg"):         # checked before any work is done
+        raise ConfigError(f"--out {args.out}: expected an image file name ending in .png or .jpg")
     G, _ = load(args.generator, device=args.device)
     images, segs = [], []
     with torch.no_grad():
