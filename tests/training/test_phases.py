@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from memorygan.errors import ConfigError
 from memorygan.training import phases
 from memorygan.training.options import TrainOptions
 
@@ -60,6 +61,23 @@ def test_d_main_is_the_logistic_loss_by_hand():
     fake_img.requires_grad_(True)
     phases.d_main(D, real_img, real_mask, fake_img, fake_seg).loss.backward()
     assert fake_img.grad is None                                     # ... and never G
+
+
+def test_hinge_loss_by_hand_for_d_and_g():
+    """D: relu(1 - real) + relu(1 + fake), averaged; G: -fake. Logits beyond the margin contribute nothing."""
+    D = LinearD(0.5, 0.1, c=0.2)
+    real_img, real_mask = torch.full((B, 3, H, H), 0.1), -torch.ones(B, K, H, H)
+    fake_img, fake_seg = torch.full((B, 3, H, H), -0.2), torch.zeros(B, K, H, H)
+    res = phases.d_main(D, real_img, real_mask, fake_img, fake_seg, loss="hinge")
+    real, fake = -5.4, -4.6                                          # as in the logistic case above
+    assert res.loss.item() == pytest.approx((1 - real) + max(0.0, 1 + fake), rel=1e-6)     # 6.4 + 0
+    res.loss.backward()
+    assert D.c.grad.item() == pytest.approx(-1.0)                    # only the real term has a gradient
+    D2 = LinearD(0.5, 0.1, c=-3.0)
+    g = phases.g_main(D2, _fake(), None, opts(loss="hinge"))
+    assert g.stats["loss_g"].item() == pytest.approx(-(0.1 * K * H * H - 3.0), rel=1e-6)
+    with pytest.raises(ConfigError, match="--loss must be logistic or hinge, got 'wgan'"):
+        TrainOptions(data="d", out="o", steps=1, loss="wgan").validate()
 
 
 def test_d_reg_weights_image_and_mask_r1_separately():

@@ -17,7 +17,8 @@ _FLAGS = {
     "r1_gamma": "R1 weight on the real image", "r1_gamma_mask": "R1 weight on the real mask",
     "d_reg_every": "D steps between R1 evaluations", "pl_weight": "path-length weight",
     "g_reg_every": "G steps between path-length evaluations", "pl_batch_shrink": "path-length batch divisor",
-    "lambda_mask": "mask loss weight", "kl_weight": "MemoryGAN KL weight", "mixing": "style mixing probability",
+    "lambda_mask": "mask loss weight", "loss": "adversarial loss: logistic (StyleGAN2, the default) or hinge (BigGAN, "
+                                               "Projected GAN)", "kl_weight": "MemoryGAN KL weight", "mixing": "style mixing probability",
     "ema_kimg": "EMA half-life in kimg", "ema_rampup": "EMA ramp-up (half-life <= rampup x images seen)",
     "clip_grad": "clip each network's gradient norm to this value", "noise_mode": "render noise: random/const/none",
     "seed": "random seed", "log_every": "steps per stats line", "sample_every": "steps between sample grids",

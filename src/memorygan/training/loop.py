@@ -646,7 +646,8 @@ class Trainer:
             with torch.no_grad(), self._autocast():
                 fake, _ = self._generate(self.chunk, gen, mix)
             with self._autocast():
-                res = phases.d_main(D, real_img, real_mask, fake.image, fake.seg, augment=self._augment(gen))
+                res = phases.d_main(D, real_img, real_mask, fake.image, fake.seg, augment=self._augment(gen),
+                                     loss=o.loss)
             (res.loss / acc).backward()
             losses.append(res.loss.detach())
             self._record(**res.stats)

@@ -37,6 +37,22 @@ def g_nonsaturating_loss(fake_pred: torch.Tensor) -> torch.Tensor:
     return F.softplus(-fake_pred).mean()
 
 
+def d_hinge_loss(real_pred: torch.Tensor, fake_pred: torch.Tensor) -> torch.Tensor:
+    """Discriminator hinge loss (Lim & Ye 2017; BigGAN, Projected GAN): mean(relu(1 - real)) + mean(relu(1 + fake)).
+    Logits beyond the margin give no gradient, which keeps a strong discriminator (pretrained features) from
+    running away from the generator."""
+    return F.relu(1 - real_pred).mean() + F.relu(1 + fake_pred).mean()
+
+
+def g_hinge_loss(fake_pred: torch.Tensor) -> torch.Tensor:
+    """The generator's loss that goes with the hinge D loss: -mean(fake_pred)."""
+    return -fake_pred.mean()
+
+
+D_LOSSES = {"logistic": d_logistic_loss, "hinge": d_hinge_loss}
+G_LOSSES = {"logistic": g_nonsaturating_loss, "hinge": g_hinge_loss}
+
+
 def d_r1_penalty(real_pred: torch.Tensor, real_input: torch.Tensor | Sequence[torch.Tensor]):
     """R1 gradient penalty (Mescheder et al. 2018, Eq. 9 without gamma/2): E_x ||grad_x D(x)||^2.
 

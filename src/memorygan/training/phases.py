@@ -3,9 +3,9 @@ weights of a `TrainOptions`. The training loop only feeds them batches and steps
 directly with hand-computed values, so every weight (R1 image vs mask, mask loss, KL, path length) is checked where
 it is applied.
 
-    d_main   logistic loss on real (image, one-hot mask) vs generated (image, seg)
+    d_main   logistic (or hinge) loss on real (image, one-hot mask) vs generated (image, seg)
     d_reg    lazy R1: gamma_img/2 * ||grad_img D||^2 + gamma_mask/2 * ||grad_mask D||^2, times d_reg_every
-    g_main   non-saturating loss + lambda_mask * mask loss + kl_weight * KL (MemoryGAN)
+    g_main   non-saturating (or hinge) loss + lambda_mask * mask loss + kl_weight * KL (MemoryGAN)
     g_reg    lazy path length on the expanded codes: pl_weight * g_reg_every * penalty
 
 Each returns a `PhaseLoss`: the scalar to back-propagate and the detached values to log. Autocast, when used, is
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from memorygan.training.losses import (d_logistic_loss, d_r1_penalty, g_nonsaturating_loss, g_path_length,
-                                       mask_loss, path_length_loss, r1_loss)
+from memorygan.training.losses import (D_LOSSES, G_LOSSES, d_r1_penalty, g_path_length, mask_loss,
+                                       path_length_loss, r1_loss)
 
 
 @dataclass
@@ -38,14 +38,14 @@ def _seen(D, augment):
 
 
 def d_main(D, real_img: torch.Tensor, real_mask: torch.Tensor, fake_img: torch.Tensor,
-           fake_seg: torch.Tensor, augment=None) -> PhaseLoss:
-    """D's logistic loss. real_img (B, 3, H, W), real_mask (B, K, H, W) one-hot in {-1, 1}; fake_img, fake_seg the
+           fake_seg: torch.Tensor, augment=None, loss: str = "logistic") -> PhaseLoss:
+    """D's logistic loss (`loss="hinge"`: the hinge loss). real_img (B, 3, H, W), real_mask (B, K, H, W) one-hot in {-1, 1}; fake_img, fake_seg the
     generator's outputs (detached here: this phase trains D only). `augment(image, seg) -> (image, seg)` is applied
     to both before D. D may return (B, 1) logits or (B, N) patch logits (projected D): the losses average them."""
     D = _seen(D, augment)
     fake_pred = D(fake_img.detach(), fake_seg.detach()).float()
     real_pred = D(real_img, real_mask).float()
-    loss = d_logistic_loss(real_pred, fake_pred)
+    loss = D_LOSSES[loss](real_pred, fake_pred)
     return PhaseLoss(loss, {"loss_d": loss.detach(), "score_real": real_pred.mean().detach(),
                             "score_fake": fake_pred.mean().detach()}, real_logits=real_pred.detach())
 
@@ -69,11 +69,12 @@ def d_reg(D, real_img: torch.Tensor, real_mask: torch.Tensor, opts, augment=None
 
 
 def g_main(D, fake, kl: torch.Tensor | None, opts, augment=None) -> PhaseLoss:
-    """G's loss on generated samples `fake` (a GeneratorOutput: image, seg, coarse_seg): the non-saturating loss,
+    """G's loss on generated samples `fake` (a GeneratorOutput: image, seg, coarse_seg): the non-saturating loss
+    (with `opts.loss` "hinge": -mean of D's logits),
     `opts.lambda_mask` times the mask loss between the coarse mask and the fine seg, and for MemoryGAN
     `opts.kl_weight` times the controller's KL term `kl` (Eq. 13, minimised)."""
     fake_pred = _seen(D, augment)(fake.image, fake.seg).float()
-    loss_adv = g_nonsaturating_loss(fake_pred)
+    loss_adv = G_LOSSES[opts.loss](fake_pred)
     loss_mask = mask_loss(fake.coarse_seg.float(), fake.seg.float())
     loss = loss_adv + opts.lambda_mask * loss_mask
     stats = {"loss_g": loss_adv.detach(), "loss_mask": loss_mask.detach()}
