@@ -155,4 +155,5 @@ def test_the_shipped_pair_loads_by_name_and_draws_portraits(name):
     # the centre of the image is face, the top-left corner is not
     assert float((seg[:, 28:36, 28:36] == names.index("skin")).float().mean()) > 0.5
     assert float((seg[:, :6, :6] == names.index("skin")).float().mean()) < 0.1
-    assert out.image.abs().max() <= 1.5 and out.image.std() > 0.2
+    # pixels in the training range (an untrained generator puts ~14 % of them beyond it), with contrast
+    assert float((out.image.abs() > 1.05).float().mean()) < 0.01 and out.image.std() > 0.2

@@ -13,7 +13,7 @@ def test_mask_gamma_comes_from_the_preset_else_the_paper():
     assert TrainOptions().with_preset_defaults({"generator": {}}).r1_gamma_mask == 1000.0    # SSG paper value
     assert PRESET_DEFAULTS["r1_gamma_mask"] == 1000.0
     for name in ("memorygan-small", "ssg-small"):
-        assert TrainOptions().with_preset_defaults(load_preset(name)).r1_gamma_mask == 100.0
+        assert TrainOptions().with_preset_defaults(load_preset(name)).r1_gamma_mask == 10.0      # issue 26
     for name in ("memorygan-256", "ssg-512"):
         assert TrainOptions().with_preset_defaults(load_preset(name)).r1_gamma_mask == 1000.0
     # an explicit value always wins over the preset's recommendation
