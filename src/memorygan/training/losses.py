@@ -49,9 +49,6 @@ def g_hinge_loss(fake_pred: torch.Tensor) -> torch.Tensor:
     return -fake_pred.mean()
 
 
-D_LOSSES = {"logistic": d_logistic_loss, "hinge": d_hinge_loss}
-G_LOSSES = {"logistic": g_nonsaturating_loss, "hinge": g_hinge_loss}
-
 
 def d_r1_penalty(real_pred: torch.Tensor, real_input: torch.Tensor | Sequence[torch.Tensor]):
     """R1 gradient penalty (Mescheder et al. 2018, Eq. 9 without gamma/2): E_x ||grad_x D(x)||^2.

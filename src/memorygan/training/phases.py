@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from memorygan.training.losses import (D_LOSSES, G_LOSSES, d_r1_penalty, g_path_length, mask_loss,
-                                       path_length_loss, r1_loss)
+from memorygan.training.losses import (d_hinge_loss, d_logistic_loss, d_r1_penalty, g_hinge_loss,
+                                       g_nonsaturating_loss, g_path_length, mask_loss, path_length_loss, r1_loss)
 
 
 @dataclass
@@ -42,10 +42,12 @@ def d_main(D, real_img: torch.Tensor, real_mask: torch.Tensor, fake_img: torch.T
     """D's logistic loss (`loss="hinge"`: the hinge loss). real_img (B, 3, H, W), real_mask (B, K, H, W) one-hot in {-1, 1}; fake_img, fake_seg the
     generator's outputs (detached here: this phase trains D only). `augment(image, seg) -> (image, seg)` is applied
     to both before D. D may return (B, 1) logits or (B, N) patch logits (projected D): the losses average them."""
+    if loss not in ("logistic", "hinge"):
+        raise ValueError(f"loss must be 'logistic' or 'hinge', got {loss!r}")
     D = _seen(D, augment)
     fake_pred = D(fake_img.detach(), fake_seg.detach()).float()
     real_pred = D(real_img, real_mask).float()
-    loss = D_LOSSES[loss](real_pred, fake_pred)
+    loss = (d_hinge_loss if loss == "hinge" else d_logistic_loss)(real_pred, fake_pred)
     return PhaseLoss(loss, {"loss_d": loss.detach(), "score_real": real_pred.mean().detach(),
                             "score_fake": fake_pred.mean().detach()}, real_logits=real_pred.detach())
 
@@ -74,7 +76,7 @@ def g_main(D, fake, kl: torch.Tensor | None, opts, augment=None) -> PhaseLoss:
     `opts.lambda_mask` times the mask loss between the coarse mask and the fine seg, and for MemoryGAN
     `opts.kl_weight` times the controller's KL term `kl` (Eq. 13, minimised)."""
     fake_pred = _seen(D, augment)(fake.image, fake.seg).float()
-    loss_adv = G_LOSSES[opts.loss](fake_pred)
+    loss_adv = (g_hinge_loss if opts.loss == "hinge" else g_nonsaturating_loss)(fake_pred)
     loss_mask = mask_loss(fake.coarse_seg.float(), fake.seg.float())
     loss = loss_adv + opts.lambda_mask * loss_mask
     stats = {"loss_g": loss_adv.detach(), "loss_mask": loss_mask.detach()}
