@@ -17,6 +17,7 @@ ARMS = [  # (label, file, style)
     ("SSG, mask R1 100 (before)", "equal-kimg-metrics-ssg.jsonl", dict(color="C1", ls="--")),
     ("MemoryGAN, mask R1 10", "issue26-k32-memorygan.jsonl", dict(color="C0", ls="-")),
     ("SSG, mask R1 10", "issue26-k32-ssg.jsonl", dict(color="C1", ls="-")),
+    ("MemoryGAN, mask R1 10, seed 1 (shipped)", "issue26-k32-memorygan-s1.jsonl", dict(color="C2", ls="-")),
 ]
 
 
