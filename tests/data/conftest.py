@@ -62,3 +62,11 @@ def scenes_ds(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ds") / "scenes"
     synthesize("scenes", out, n=6, size=32, seed=3, num_classes=300)
     return out
+
+
+@pytest.fixture(scope="session")
+def categories_ds(tmp_path_factory) -> Path:
+    """24 images of all 12 categories (two each), 16 px."""
+    out = tmp_path_factory.mktemp("ds") / "categories"
+    synthesize("categories", out, n=24, size=16, seed=3, num_categories=12)
+    return out

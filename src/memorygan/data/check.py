@@ -1,4 +1,8 @@
-"""`data check`: read every file of a dataset folder and report every problem at once."""
+"""`data check`: read every file of a dataset folder and report every problem at once.
+
+Segmentation datasets are checked pair by pair (image + mask); image-level-only datasets (`"classes": []`, no
+masks/) image by image. Datasets with `categories` also get their labels checked against the images and a count
+per category."""
 from __future__ import annotations
 
 import json
@@ -10,7 +14,8 @@ import numpy as np
 from PIL import Image
 
 from memorygan.data.files import (
-    ATTRIBUTES_FILE, IMAGE_DIR, MASK_DIR, MASK_MODES, DatasetInfo, load_info_json, pair_files,
+    ATTRIBUTES_FILE, IMAGE_DIR, INFO_FILE, MASK_DIR, MASK_MODES, DatasetInfo, list_images, load_info_json,
+    pair_files,
 )
 
 MAX_LISTED = 20  # per problem kind; the rest is summarised as a count
@@ -27,6 +32,8 @@ class Report:
     class_pixel_counts: list[int] = field(default_factory=list)
     class_image_counts: list[int] = field(default_factory=list)
     num_images: int = 0
+    masks: bool = True                                   # False: an image-level-only dataset (images checked)
+    category_counts: dict[str, int] | None = None        # images per category (datasets with 'categories')
 
     @property
     def ok(self) -> bool:
@@ -39,15 +46,19 @@ class Report:
         return {c: (n / total if total else 0.0) for c, n in zip(self.classes, self.class_pixel_counts)}
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "path": self.path, "ok": self.ok, "num_images": self.num_images,
             "errors": self.errors, "warnings": self.warnings,
             "class_frequencies": self.class_frequencies,
             "class_image_counts": dict(zip(self.classes, self.class_image_counts)),
         }
+        if self.category_counts is not None:
+            out["category_counts"] = self.category_counts
+        return out
 
     def format(self) -> str:
-        lines = [f"dataset {self.path}: {self.num_images} image/mask pairs checked, "
+        what = "image/mask pairs" if self.masks else "images (image-level labels, no masks)"
+        lines = [f"dataset {self.path}: {self.num_images} {what} checked, "
                  f"{len(self.errors)} error(s), {len(self.warnings)} warning(s)"]
         for e in self.errors:
             lines.append(f"  error: {e}")
@@ -59,6 +70,11 @@ class Report:
             width = max(len(c) for c in self.classes)
             for k, c in enumerate(self.classes):
                 lines.append(f"    {k:4d} {c:<{width}} {freqs[c]:9.5f} {self.class_image_counts[k]:8d}")
+        if self.category_counts:
+            lines.append("  images per category:")
+            width = max(len(c) for c in self.category_counts)
+            for k, (c, m) in enumerate(self.category_counts.items()):
+                lines.append(f"    {k:4d} {c:<{width}} {m:8d}")
         lines.append("OK" if self.ok else "INVALID")
         return "\n".join(lines)
 
@@ -79,22 +95,27 @@ class _Collector:
                 out.append(f"... and {len(msgs) - MAX_LISTED} more: {kind}")
 
 
-def _check_pair(name: str, ipath: Path, mpath: Path, info: DatasetInfo | None, k: int | None,
-                errors: _Collector, warnings: _Collector) -> np.ndarray | None:
-    """Decode one pair fully; returns the mask's per-class pixel counts or None."""
-    isize = None
+def _check_image(ipath: Path, errors: _Collector, warnings: _Collector) -> tuple[int, int] | None:
+    """Decode one image fully; returns its (width, height) or None."""
     try:
         with Image.open(ipath) as im:
             im.load()  # full decode: truncated files fail here
-            isize = im.size
             if im.mode not in ("RGB", "L", "RGBA", "P"):
                 warnings.add("unusual image mode", f"image {IMAGE_DIR}/{ipath.name} has mode {im.mode}; "
                              "it will be converted to RGB")
             elif im.mode != "RGB":
                 warnings.add("non-RGB image", f"image {IMAGE_DIR}/{ipath.name} is {im.mode}, not RGB; "
                              "it will be converted to RGB")
+            return im.size
     except Exception as e:  # PIL raises many types for corrupt data
         errors.add("unreadable image", f"image {IMAGE_DIR}/{ipath.name} is unreadable or truncated ({e})")
+        return None
+
+
+def _check_pair(name: str, ipath: Path, mpath: Path, info: DatasetInfo | None, k: int | None,
+                errors: _Collector, warnings: _Collector) -> np.ndarray | None:
+    """Decode one pair fully; returns the mask's per-class pixel counts or None."""
+    isize = _check_image(ipath, errors, warnings)
     try:
         with Image.open(mpath) as m:
             m.load()
@@ -143,6 +164,8 @@ def check_dataset(path: str | os.PathLike, progress: bool = False) -> Report:
         return report
     info, info_errors = load_info_json(root)
     report.errors.extend(info_errors)
+    if (info is not None and not info.has_masks) or (info is None and _declares_no_masks(root)):
+        return _check_image_level(root, info, report, progress)
     k = info.num_classes if info is not None else None
     if info is not None:
         report.classes = list(info.classes)
@@ -190,6 +213,85 @@ def check_dataset(path: str | os.PathLike, progress: bool = False) -> Report:
             empty = [f"{i} {c}" for i, c in enumerate(info.classes) if pixel_counts[i] == 0]
             if empty:
                 report.warnings.append(f"classes never present in any mask: {', '.join(empty)}")
+    if info is not None and info.categories is not None:
+        _check_labels(info, pairing.images, report)
+    _check_attributes(root, len(names), report)
+    return report
+
+
+def _declares_no_masks(root: Path) -> bool:
+    """Whether an invalid dataset.json still says `"classes": []` (so a broken label does not also report a
+    missing masks/ folder)."""
+    try:
+        data = json.loads((root / INFO_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("classes") == []
+
+
+def _check_image_level(root: Path, info: DatasetInfo | None, report: Report, progress: bool) -> Report:
+    """An image-level-only dataset: images/ and labels, no masks (`info` None: dataset.json is invalid)."""
+    errors, warnings = _Collector(), _Collector()
+    report.masks = False
+    if not (root / IMAGE_DIR).is_dir():
+        report.errors.append(f"{root / IMAGE_DIR}: missing folder")
+        return report
+    mask_dir = root / MASK_DIR
+    if mask_dir.is_dir() and any(not e.name.startswith(".") for e in mask_dir.iterdir()):
+        report.errors.append(f"{mask_dir} holds files but dataset.json declares no mask classes ('classes': []); "
+                             f"name the classes, or remove {MASK_DIR}/")
+    listing = list_images(root)
+    for n in listing.duplicate_images:
+        errors.add("duplicate image", f"basename {n} has more than one image file in {IMAGE_DIR}/")
+    for f in listing.other_files:
+        warnings.add("stray file", f"{f}: not an image file, ignored")
+    if not listing.names:
+        report.errors.append(f"{root}: no images")
+    it = listing.names
+    if progress:
+        from tqdm import tqdm
+        it = tqdm(it, desc=f"checking {root.name}", unit="img")
+    for name in it:
+        path = listing.images[name]
+        size = _check_image(path, errors, warnings)
+        if info is not None and size is not None and size != info.resolution[::-1]:
+            errors.add("resolution", f"image {IMAGE_DIR}/{path.name} is {size[0]}x{size[1]} but dataset.json "
+                       f"declares resolution {info.resolution[1]}x{info.resolution[0]}")
+    report.num_images = len(listing.names)
+    errors.flush(report.errors)
+    warnings.flush(report.warnings)
+    if info is not None and info.num_images != len(listing.names):
+        report.errors.append(f"dataset.json declares {info.num_images} images but the folder holds "
+                             f"{len(listing.names)} images")
+    if info is not None:
+        _check_labels(info, listing.images, report)
+    _check_attributes(root, len(listing.names), report)
+    return report
+
+
+def _check_labels(info: DatasetInfo, images: dict[str, Path], report: Report) -> None:
+    """Labels must name existing images and every image must have one; count the images per category."""
+    labels = info.labels or {}
+    problems = _Collector()
+    if info.labels is None:
+        report.errors.append("dataset.json has 'categories' but no 'labels' (image basename -> category index)")
+    else:
+        for n in sorted(labels.keys() - images.keys()):
+            problems.add("label without image", f"dataset.json 'labels' names {n!r}, which has no image in "
+                         f"{IMAGE_DIR}/")
+        for n in sorted(images.keys() - labels.keys()):
+            problems.add("image without label", f"image {IMAGE_DIR}/{images[n].name} has no label in dataset.json "
+                         f"'labels'")
+    problems.flush(report.errors)
+    counts = np.bincount(np.array([labels[n] for n in images if n in labels], np.int64),
+                         minlength=info.num_categories)
+    report.category_counts = {c: int(m) for c, m in zip(info.categories, counts)}
+    empty = [f"{k} {c}" for k, c in enumerate(info.categories) if counts[k] == 0]
+    if empty and images:
+        report.warnings.append(f"categories without any image: {', '.join(empty)}")
+
+
+def _check_attributes(root: Path, num_images: int, report: Report) -> None:
     attr = root / ATTRIBUTES_FILE
     if attr.is_file():
         try:
@@ -199,8 +301,7 @@ def check_dataset(path: str | os.PathLike, progress: bool = False) -> Report:
                     if line.strip():
                         json.loads(line)
                         nlines += 1
-            if nlines != len(names) and names:
-                report.warnings.append(f"{ATTRIBUTES_FILE} has {nlines} records for {len(names)} images")
+            if nlines != num_images and num_images:
+                report.warnings.append(f"{ATTRIBUTES_FILE} has {nlines} records for {num_images} images")
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
             report.errors.append(f"{ATTRIBUTES_FILE}: line {i} is not valid JSON ({e})")
-    return report

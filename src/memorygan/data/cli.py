@@ -7,6 +7,7 @@ import sys
 import time
 
 from memorygan.argtypes import non_negative_int, positive_int
+from memorygan.data.categories import CATEGORY_NAMES, DEFAULT_CATEGORIES
 
 
 def _add_output(p: argparse.ArgumentParser) -> None:
@@ -21,17 +22,20 @@ def register(subparsers) -> None:
     data = subparsers.add_parser(
         "data", help="datasets: procedural synthesis, import, check, preview, stats",
         description="Dataset tools. A dataset is a folder with images/, masks/ (single-channel PNG class ids, "
-                    "same basenames) and dataset.json. See docs/datasets.md.")
+                    "same basenames) and dataset.json; image-level datasets have 'categories' and 'labels' in "
+                    "dataset.json, and may have no masks/. See docs/datasets.md.")
     sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
     sub.required = True
 
-    synth = sub.add_parser("synth", help="generate a procedural dataset (portraits or scenes)",
+    synth = sub.add_parser("synth", help="generate a procedural dataset (portraits, scenes or categories)",
                            description="Generate a procedural dataset with ground-truth attributes. The same "
                                        "seed gives byte-identical files.")
     kinds = synth.add_subparsers(dest="kind", metavar="KIND")
     kinds.required = True
     for kind, text in (("portraits", "face-like images with the 13 CelebAMask-HQ classes"),
-                       ("scenes", "K-class shape compositions (any K from 2 to 65536)")):
+                       ("scenes", "K-class shape compositions (any K from 2 to 65536)"),
+                       ("categories", "scene categories (beach, forest, city, ...) with image-level labels and "
+                                      "masks; item i is category i mod C")):
         p = kinds.add_parser(kind, help=text, description=text)
         p.add_argument("--n", type=int, required=True, help="number of images")
         p.add_argument("--size", type=int, default=64, help="resolution in pixels (default 64)")
@@ -40,6 +44,10 @@ def register(subparsers) -> None:
             p.add_argument("--classes", type=int, required=True, help="number of classes K, background included")
             p.add_argument("--objects", type=int, nargs=2, default=(2, 5), metavar=("MIN", "MAX"),
                            help="objects per image (default 2 5)")
+        if kind == "categories":
+            p.add_argument("--categories", type=int, default=DEFAULT_CATEGORIES,
+                           help=f"number of categories C, {DEFAULT_CATEGORIES} to {len(CATEGORY_NAMES)}: the first C "
+                                f"of {', '.join(CATEGORY_NAMES)} (default {DEFAULT_CATEGORIES})")
         p.add_argument("--supersample", type=int, default=None,
                        help="anti-aliasing samples per pixel side (default 4 at <=32 px, 3 at <=128, else 2)")
         p.add_argument("--report", action="store_true", help="print class frequencies and attribute stats as JSON")
@@ -70,6 +78,19 @@ def register(subparsers) -> None:
     i.add_argument("--name", default="", help="dataset name recorded in dataset.json")
     _add_output(i)
     i.set_defaults(func=cmd_import)
+
+    ic = sub.add_parser("import-classes", help="import images sorted into class folders (ROOT/CLASS/*.png)",
+                        description="Every subfolder of --root is a category (sorted names); its images (searched "
+                                    "recursively) are oriented by EXIF, made RGB (transparency over white), resized "
+                                    "(shorter side to --size, LANCZOS) and centre-cropped. Writes an image-level "
+                                    "dataset: images/, no masks/, categories and labels in dataset.json. Image "
+                                    "files directly in --root are an error.")
+    ic.add_argument("--root", required=True, help="folder holding one subfolder of images per class")
+    ic.add_argument("--size", type=int, required=True, help="output resolution")
+    ic.add_argument("--image-format", choices=("png", "jpg"), default="png", help="stored image format")
+    ic.add_argument("--name", default="", help="dataset name recorded in dataset.json")
+    _add_output(ic)
+    ic.set_defaults(func=cmd_import_classes)
 
     ch = sub.add_parser("check", help="validate a dataset folder and report every problem",
                         description="Read every file; report all problems and per-class frequencies. "
@@ -103,7 +124,7 @@ def cmd_synth(args) -> int:
     res = synthesize(args.kind, args.out, n=args.n, size=args.size, seed=args.seed,
                      num_classes=getattr(args, "classes", None), workers=args.workers, overwrite=args.overwrite,
                      ss=args.supersample, objects=tuple(getattr(args, "objects", (2, 5))),
-                     progress=not args.quiet)
+                     progress=not args.quiet, num_categories=getattr(args, "categories", None))
     dt = time.perf_counter() - t0
     print(f"wrote {res.info.num_images} {args.kind} images ({args.size} px) to {res.path} in {dt:.1f} s "
           f"({res.info.num_images / dt:.0f} images/s)", file=sys.stderr)
@@ -134,6 +155,14 @@ def cmd_import(args) -> int:
                           overwrite=args.overwrite, workers=args.workers, image_format=args.image_format,
                           name=args.name, progress=not args.quiet)
     print(f"imported {info.num_images} images with {info.num_classes} classes to {args.out}")
+    return 0
+
+
+def cmd_import_classes(args) -> int:
+    from memorygan.data.classfolders import import_class_folders
+    info = import_class_folders(args.root, args.out, args.size, image_format=args.image_format, name=args.name,
+                                overwrite=args.overwrite, workers=args.workers, progress=not args.quiet)
+    print(f"imported {info.num_images} images in {info.num_categories} categories to {args.out}")
     return 0
 
 

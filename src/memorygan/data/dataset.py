@@ -43,6 +43,11 @@ class SegmentationDataset(torch.utils.data.Dataset):
         if errors:
             raise DatasetError("; ".join(errors))
         self.info: DatasetInfo = info
+        if not info.has_masks:
+            raise DatasetError(
+                f"dataset {self.root} has image-level labels ({info.num_categories} categories) but no masks, so it "
+                f"trains `memorygan biggan` models, not the part-based ones (MemoryGAN and SemanticStyleGAN need "
+                f"masks/)")
         for sub in (IMAGE_DIR, MASK_DIR):
             if not (self.root / sub).is_dir():
                 raise DatasetError(f"dataset {self.root} has no {sub}/ folder")
@@ -71,14 +76,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
             raise ValueError(f"flip_prob must be in [0, 1], got {flip_prob}")
         self.flip_prob = float(flip_prob)
         h, w = info.resolution
-        if resolution is not None and (h, w) != (resolution, resolution):
-            if h != w:
-                raise DatasetError(f"dataset {self.root} is {w}x{h} px (not square); it cannot be resized to the "
-                                   f"model's {resolution}x{resolution} without stretching: import it at "
-                                   f"{resolution} px (`memorygan data import --size {resolution}`)")
-            warnings.warn(f"dataset {self.root} is {w}x{h} px and the model {resolution}x{resolution}: images are "
-                          f"resized on load (LANCZOS, masks NEAREST)", MemoryGANWarning, stacklevel=2)
-        self.resolution = resolution if resolution is not None and (h, w) != (resolution, resolution) else None
+        self.resolution = load_resolution(self.root, info, resolution, "import", "images are resized on load "
+                                          "(LANCZOS, masks NEAREST)")
         # cheap check on the first pair: catches a wrong resolution before training starts
         with Image.open(self.image_paths[0]) as im:
             isize = im.size
@@ -112,12 +111,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         h, w = self.info.resolution
         res = self.resolution
         try:
-            with Image.open(ipath) as im:
-                _check_size("image", ipath, im.size, (w, h))
-                im = im.convert("RGB") if im.mode != "RGB" else im
-                if res:
-                    im = im.resize((res, res), Image.LANCZOS)
-                rgb = np.array(im, dtype=np.uint8)  # writable copy for torch.from_numpy
+            rgb = read_rgb(ipath, (w, h), res)
             with Image.open(mpath) as m:
                 _check_size("mask", mpath, m.size, (w, h))
                 ids = mask_array(m, mpath.name)
@@ -147,6 +141,39 @@ class SegmentationDataset(torch.utils.data.Dataset):
         return self.load(index, flip)
 
 
+def load_resolution(root: Path, info: DatasetInfo, resolution: int | None, importer: str, what: str) -> int | None:
+    """The size to resize to on load (None: the files' own), warning when it differs from the declared one;
+    DatasetError for a non-square dataset, which would be stretched."""
+    h, w = info.resolution
+    if resolution is None or (h, w) == (resolution, resolution):
+        return None
+    if h != w:
+        raise DatasetError(f"dataset {root} is {w}x{h} px (not square); it cannot be resized to the "
+                           f"model's {resolution}x{resolution} without stretching: import it at "
+                           f"{resolution} px (`memorygan data {importer} --size {resolution}`)")
+    warnings.warn(f"dataset {root} is {w}x{h} px and the model {resolution}x{resolution}: {what}",
+                  MemoryGANWarning, stacklevel=3)
+    return resolution
+
+
+def read_rgb(path: Path, want: tuple[int, int], resolution: int | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of a dataset image (a writable copy), checked against the declared (W, H), resized
+    LANCZOS to `resolution` square if given. OSError for an unreadable file."""
+    with Image.open(path) as im:
+        _check_size("image", path, im.size, want)
+        im = im.convert("RGB") if im.mode != "RGB" else im
+        if resolution:
+            im = im.resize((resolution, resolution), Image.LANCZOS)
+        return np.array(im, dtype=np.uint8)  # writable copy for torch.from_numpy
+
+
+def image_tensor(rgb: np.ndarray, flip: bool = False) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, H, W) float32 in [-1, 1] (x / 127.5 - 1), mirrored left-right if `flip`."""
+    if flip:
+        rgb = rgb[:, ::-1]
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
 def _check_size(what: str, path: Path, size: tuple[int, int], want: tuple[int, int]) -> None:
     if size != want:
         raise DatasetError(f"{what} {path} is {size[0]}x{size[1]} but dataset.json declares {want[0]}x{want[1]}: "
@@ -155,9 +182,9 @@ def _check_size(what: str, path: Path, size: tuple[int, int], want: tuple[int, i
 
 
 def _to_item(rgb: np.ndarray, ids: np.ndarray, k: int, index: int, flip: bool) -> dict:
+    image = image_tensor(rgb, flip)
     if flip:
-        rgb, ids = rgb[:, ::-1], ids[:, ::-1]
-    image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+        ids = ids[:, ::-1]
     ids_t = torch.from_numpy(np.ascontiguousarray(ids).astype(np.int64))
     onehot = torch.nn.functional.one_hot(ids_t, k).permute(2, 0, 1).float().mul_(2.0).sub_(1.0)
     return {"image": image, "mask": onehot, "ids": ids_t, "index": index, "flip": bool(flip)}
@@ -165,21 +192,18 @@ def _to_item(rgb: np.ndarray, ids: np.ndarray, k: int, index: int, flip: bool) -
 
 class ProceduralDataset(torch.utils.data.Dataset):
     """A procedural dataset rendered on the fly (no files): item i equals item i of
-    `memorygan data synth KIND --n N --size S --seed X [--classes K]` read through `SegmentationDataset`.
+    `memorygan data synth KIND --n N --size S --seed X [--classes K]` read through `SegmentationDataset`
+    (`categories`: with its default 10 categories; their labels are `ProceduralLabelled`'s).
 
     Same item format and `mirror` semantics as `SegmentationDataset`; `classes`, `transparent_classes` and
     `num_classes` describe it like a dataset.json would."""
 
     def __init__(self, kind: str, n: int, size: int, seed: int = 0, num_classes: int | None = None,
                  mirror: bool = False):
-        from memorygan.data import portraits, scenes
         from memorygan.data.synth import make_spec
         self.spec = make_spec(kind, size, seed, num_classes)
         self.n, self.mirror = int(n), bool(mirror)
-        if kind == "portraits":
-            self.classes, self.transparent_classes = list(portraits.CLASSES), list(portraits.TRANSPARENT)
-        else:
-            self.classes, self.transparent_classes = scenes.class_names(self.spec.num_classes), []
+        self.classes, self.transparent_classes = self.spec.classes()
 
     @property
     def num_classes(self) -> int:

@@ -3,10 +3,17 @@
 A dataset is a folder::
 
     DIR/
-      dataset.json        classes (id order), transparent classes, resolution, counts, provenance
+      dataset.json        classes (id order), transparent classes, resolution, counts, provenance;
+                          optional image-level `categories` (id order) and `labels` ({NAME: category id})
       images/NAME.png     RGB (PNG or JPEG), any of .png .jpg .jpeg
       masks/NAME.png      single-channel PNG of class ids (8-bit; 16-bit when there are more than 256 classes)
       attributes.jsonl    optional: one JSON object per image with its ground-truth attributes ("basename": NAME)
+
+Two kinds of labels: `classes` name the ids of the pixel masks (the parts of the part-based models), and
+`categories` name whole images (the classes of a class-conditional model such as `memorygan biggan`), with
+`labels` giving each image's category index by basename. A dataset may have both (`data synth categories`), or
+be image-level only: `"classes": []` and no `masks/` folder, allowed only when `categories` is set
+(`data import-classes`).
 
 Writers never touch an existing folder in place: they fill a temporary sibling folder and rename it into place
 (`AtomicOutput`), so an interrupted or failing run leaves either the old dataset or the new one, never half of one.
@@ -61,10 +68,21 @@ class DatasetInfo:
     class_pixel_counts: list[int] | None = None      # (K,) total pixels per class over the dataset
     class_image_counts: list[int] | None = None      # (K,) number of images in which the class appears
     provenance: dict[str, Any] = field(default_factory=dict)
+    categories: list[str] | None = None              # (C,) image-level class names in id order
+    labels: dict[str, int] | None = None             # image basename -> category index
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def has_masks(self) -> bool:
+        """False for an image-level-only dataset (`classes` empty, no masks/ folder)."""
+        return bool(self.classes)
+
+    @property
+    def num_categories(self) -> int:
+        return len(self.categories) if self.categories is not None else 0
 
     @property
     def transparent_ids(self) -> list[int]:
@@ -85,6 +103,10 @@ class DatasetInfo:
             d["class_pixel_counts"] = [int(c) for c in self.class_pixel_counts]
         if self.class_image_counts is not None:
             d["class_image_counts"] = [int(c) for c in self.class_image_counts]
+        if self.categories is not None:
+            d["categories"] = list(self.categories)
+        if self.labels is not None:
+            d["labels"] = {str(k): int(v) for k, v in sorted(self.labels.items())}
         d["provenance"] = self.provenance
         return d
 
@@ -96,9 +118,14 @@ def parse_info(data: Any, where: str = INFO_FILE) -> tuple[DatasetInfo | None, l
         return None, [f"{where}: expected a JSON object, got {type(data).__name__}"]
     if data.get("format", FORMAT_NAME) != FORMAT_NAME:
         errors.append(f"{where}: format is {data.get('format')!r}, expected {FORMAT_NAME!r}")
+    categories, cat_errors = _parse_categories(data, where)
+    errors += cat_errors
     classes = data.get("classes")
-    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) and c for c in classes):
-        errors.append(f"{where}: 'classes' must be a non-empty list of class names in id order")
+    if isinstance(classes, list) and not classes and "categories" in data:
+        pass  # image-level only: no masks; valid when 'categories' is (its own problems are reported above)
+    elif not isinstance(classes, list) or not classes or not all(isinstance(c, str) and c for c in classes):
+        errors.append(f"{where}: 'classes' must be a non-empty list of class names in id order (an empty list "
+                      f"only for an image-level dataset, which has 'categories')")
         classes = None
     elif len(set(classes)) != len(classes):
         dup = sorted({c for c in classes if classes.count(c) > 1})
@@ -138,9 +165,40 @@ def parse_info(data: Any, where: str = INFO_FILE) -> tuple[DatasetInfo | None, l
         classes=list(classes), resolution=resolution, num_images=n,
         transparent_classes=list(transparent), name=str(data.get("name", "")),
         class_pixel_counts=data.get("class_pixel_counts"), class_image_counts=data.get("class_image_counts"),
-        provenance=prov,
+        provenance=prov, categories=categories, labels=data.get("labels") if categories is not None else None,
     )
     return info, []
+
+
+def _parse_categories(data: dict, where: str) -> tuple[list[str] | None, list[str]]:
+    """Validate the optional image-level fields 'categories' and 'labels'; (categories or None, problems)."""
+    errors: list[str] = []
+    categories = data.get("categories")
+    labels = data.get("labels")
+    if "categories" in data:
+        if not isinstance(categories, list) or not categories or \
+                not all(isinstance(c, str) and c for c in categories):
+            errors.append(f"{where}: 'categories' must be a non-empty list of image-level class names in id order")
+            categories = None
+        elif len(set(categories)) != len(categories):
+            dup = sorted({c for c in categories if categories.count(c) > 1})
+            errors.append(f"{where}: duplicate category names {dup} in 'categories'")
+    if "labels" in data:
+        if "categories" not in data:
+            errors.append(f"{where}: 'labels' without 'categories': the category names (id order) are needed to "
+                          f"read the label indices")
+        elif not isinstance(labels, dict):
+            errors.append(f"{where}: 'labels' must be an object mapping image basenames to category indices")
+        else:
+            c = len(categories) if isinstance(categories, list) else None
+            bad = [f"{k!r}: {v!r}" for k, v in labels.items()
+                   if not k or not isinstance(v, int) or isinstance(v, bool) or v < 0 or (c is not None and v >= c)]
+            if bad:
+                shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+                rng = f"0..{c - 1}" if c else "category indices"
+                errors.append(f"{where}: 'labels' must map image basenames to category indices {rng}; "
+                              f"bad entries: {shown}")
+    return (categories if not errors else None), errors
 
 
 def load_info_json(root: Path) -> tuple[DatasetInfo | None, list[str]]:
@@ -184,13 +242,21 @@ class Pairing:
     other_files: list[str]               # files in images/ or masks/ with an unknown extension
 
 
-def pair_files(root: Path) -> Pairing:
-    root = Path(root)
+@dataclass
+class ImageListing:
+    """The image files of a dataset folder by basename (what an image-level dataset holds)."""
+
+    names: list[str]                    # sorted basenames
+    images: dict[str, Path]
+    duplicate_images: list[str]          # basenames with two image files (a.png and a.jpg)
+    other_files: list[str]               # files in images/ with an unknown extension
+
+
+def list_images(root: Path) -> ImageListing:
     images: dict[str, Path] = {}
-    masks: dict[str, Path] = {}
     dups: list[str] = []
     other: list[str] = []
-    with os.scandir(root / IMAGE_DIR) as it:
+    with os.scandir(Path(root) / IMAGE_DIR) as it:
         for e in it:
             stem, ext = os.path.splitext(e.name)
             if e.name.startswith("."):
@@ -201,21 +267,32 @@ def pair_files(root: Path) -> Pairing:
                 images[stem] = Path(e.path)
             else:
                 other.append(f"{IMAGE_DIR}/{e.name}")
-    with os.scandir(root / MASK_DIR) as it:
-        for e in it:
-            stem, ext = os.path.splitext(e.name)
-            if e.name.startswith("."):
-                continue
-            if ext.lower() == MASK_EXT:
-                masks[stem] = Path(e.path)
-            else:
-                other.append(f"{MASK_DIR}/{e.name}")
+    return ImageListing(sorted(images), images, sorted(dups), sorted(other))
+
+
+def pair_files(root: Path) -> Pairing:
+    """Images and masks matched by basename; a missing masks/ folder counts as empty."""
+    root = Path(root)
+    listing = list_images(root)
+    images = listing.images
+    masks: dict[str, Path] = {}
+    other = list(listing.other_files)
+    if (root / MASK_DIR).is_dir():
+        with os.scandir(root / MASK_DIR) as it:
+            for e in it:
+                stem, ext = os.path.splitext(e.name)
+                if e.name.startswith("."):
+                    continue
+                if ext.lower() == MASK_EXT:
+                    masks[stem] = Path(e.path)
+                else:
+                    other.append(f"{MASK_DIR}/{e.name}")
     both = sorted(images.keys() & masks.keys())
     return Pairing(
         names=both, images=images, masks=masks,
         image_without_mask=sorted(images.keys() - masks.keys()),
         mask_without_image=sorted(masks.keys() - images.keys()),
-        duplicate_images=sorted(dups), other_files=sorted(other),
+        duplicate_images=listing.duplicate_images, other_files=sorted(other),
     )
 
 
@@ -238,6 +315,32 @@ def content_fingerprint(root: str | os.PathLike, info: DatasetInfo | None = None
         for kind, path in ((IMAGE_DIR, pairing.images[name]), (MASK_DIR, pairing.masks[name])):
             h.update(f"{kind}/{path.name}\0{path.stat().st_size}\n".encode())
     return {"fingerprint": h.hexdigest()[:16], "num_images": len(pairing.names)}
+
+
+def labelled_fingerprint(root: str | os.PathLike, info: DatasetInfo | None = None,
+                         listing: ImageListing | None = None) -> dict[str, Any]:
+    """`content_fingerprint` for class-conditional training: 16 hex digits of SHA-256 over the categories, the
+    resolution, every image's label and the sorted (name, byte size) of every image; masks are not part of it
+    (an image-level-only dataset has none), so adding masks to a dataset keeps it and relabelling an image
+    changes it."""
+    import hashlib
+
+    root = Path(root)
+    info = info if info is not None else read_info(root)
+    listing = listing if listing is not None else list_images(root)
+    labels = info.labels or {}
+    h = hashlib.sha256(json.dumps({"categories": info.categories, "resolution": list(info.resolution)},
+                                  sort_keys=True).encode())
+    for name in listing.names:
+        path = listing.images[name]
+        h.update(f"{IMAGE_DIR}/{path.name}\0{path.stat().st_size}\0{labels.get(name)}\n".encode())
+    return {"fingerprint": h.hexdigest()[:16], "num_images": len(listing.names)}
+
+
+def index_name(i: int, n: int) -> str:
+    """File basename of item `i` of `n` written by the generators and the class-folder importer: zero-padded to
+    at least 6 digits (`000042`), wider when `n` needs it, so names sort in index order."""
+    return f"{i:0{max(6, len(str(max(n - 1, 0))))}d}"
 
 
 # ---------------------------------------------------------------------------------------------------- pixels

@@ -176,7 +176,7 @@ def import_dataset(images: str | os.PathLike, masks: str | os.PathLike, out: str
     if not names and not problems:
         raise DatasetError(f"no images in {images} and no masks in {masks}")
     if problems:
-        raise DatasetError(_summary("import failed, nothing written", problems))
+        raise DatasetError(problem_summary("import failed, nothing written", problems))
 
     ext = ".png" if image_format == "png" else ".jpg"
     inputs = [("--images folder", images), ("--masks folder", masks)]
@@ -195,7 +195,7 @@ def import_dataset(images: str | os.PathLike, masks: str | os.PathLike, out: str
                 else:
                     counts.append(c)
         if errors:
-            raise DatasetError(_summary("import failed, nothing written", errors))
+            raise DatasetError(problem_summary("import failed, nothing written", errors))
         if class_list is None:
             k = max(len(c) for c in counts)
             class_list = ["background"] + [f"class_{i}" for i in range(1, k)]
@@ -222,7 +222,8 @@ def import_dataset(images: str | os.PathLike, masks: str | os.PathLike, out: str
     return info
 
 
-def _summary(head: str, problems: list[str]) -> str:
+def problem_summary(head: str, problems: list[str]) -> str:
+    """One error message: the head, the number of problems and the first MAX_REPORTED of them, one a line."""
     shown = problems[:MAX_REPORTED]
     more = f"\n  ... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
     return f"{head} ({len(problems)} problem(s)):\n  " + "\n  ".join(shown) + more

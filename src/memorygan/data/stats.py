@@ -103,7 +103,9 @@ def dataset_stats(path: str | os.PathLike, scan: bool = True, progress: bool = F
     """Per-class frequencies (scanned from the masks, or from dataset.json with `scan=False`) and attribute stats."""
     root = Path(path)
     info = read_info(root)
-    if scan or info.class_pixel_counts is None or info.class_image_counts is None:
+    if not info.has_masks:  # image-level only: no class frequencies
+        pix, imgs, n, source = [], [], info.num_images, "dataset.json"
+    elif scan or info.class_pixel_counts is None or info.class_image_counts is None:
         pix, imgs = count_classes(root, info, progress)
         n = len(list((root / MASK_DIR).glob("*.png")))
         source = "masks"
@@ -113,14 +115,33 @@ def dataset_stats(path: str | os.PathLike, scan: bool = True, progress: bool = F
     out = {"path": str(root), "name": info.name, "num_images": n, "num_classes": info.num_classes,
            "resolution": list(info.resolution), "counts_from": source}
     out.update(class_stats(info, pix, imgs, n))
+    if info.categories is not None:
+        counts = Counter((info.labels or {}).values())
+        out["category_counts"] = {c: counts.get(k, 0) for k, c in enumerate(info.categories)}
     if (root / ATTRIBUTES_FILE).is_file():
         out["attributes"] = attribute_stats(read_attributes(root), info.num_classes)
+    return out
+
+
+def category_attribute_stats(records: list[dict]) -> dict:
+    """Images per category and, for procedural categories, objects per image and mean luma per category."""
+    cats = Counter(r.get("category") for r in records)
+    out: dict = {"num_records": len(records), "category_distribution": dict(sorted(cats.items()))}
+    if "objects" in records[0]:
+        out.update(scene_attribute_stats(records, 0))
+        del out["object_classes_declared"]
+    if "mean_luma" in records[0]:
+        out["mean_luma_by_category"] = {
+            c: round(float(np.mean([r["mean_luma"] for r in records if r.get("category") == c])), 4)
+            for c in sorted(cats)}
     return out
 
 
 def attribute_stats(records: list[dict], num_classes: int) -> dict:
     if records and attribute_lookup(records[0], "identity.pigment") is not None:
         return portrait_attribute_stats(records)
+    if records and "category" in records[0]:
+        return category_attribute_stats(records)
     if records and "objects" in records[0]:
         return scene_attribute_stats(records, num_classes)
     return {"num_records": len(records)}
