@@ -4,6 +4,13 @@
     layers.py     spectral norm (with the singular-value estimates the monitors read), conditional BatchNorm,
                   self-attention, the residual blocks of both architectures
     models.py     BigGANGenerator, BigGANDiscriminator (projection), the truncation trick
+    steps.py      one iteration of thesis Algorithm 1 (accumulation), EMA, standing statistics
+    monitors.py   singular values of every layer and collapse detection (thesis Fig. 2-2)
+    train.py      the training run: options, run folder, checkpoints, bit-exact resume, torchrun
+    checkpoint.py BigGAN generator folders (safetensors + JSON), safe loading
+    classifier.py the domain classifier (IS, FID features, accuracy), trained like the probe
+    evaluate.py   accuracy, domain IS / FID per class, precision / recall, the truncation sweep
+    cli.py        `memorygan biggan presets | train | classifier | generate | evaluate`
 """
 from memorygan.biggan.config import BigGANConfig, biggan_config, preset_names
 from memorygan.biggan.models import BigGANDiscriminator, BigGANGenerator, truncated_z
