@@ -10,6 +10,9 @@
     checkpoint.py BigGAN generator folders (safetensors + JSON), safe loading
     classifier.py the domain classifier (IS, FID features, accuracy), trained like the probe
     evaluate.py   accuracy, domain IS / FID per class, precision / recall, the truncation sweep
+    edits.py      GANalyze directions in z with the class fixed (ch. 3), Paint-by-Word over the split first
+                  feature map with CMA-ES + Adam (ch. 4)
+    report.py     the monitors' figure (thesis Fig. 2-2) and summary
     cli.py        `memorygan biggan presets | train | classifier | generate | evaluate`
 """
 from memorygan.biggan.config import BigGANConfig, biggan_config, preset_names

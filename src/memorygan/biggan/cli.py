@@ -116,6 +116,23 @@ def register(subparsers) -> None:
     add_device_argument(e)
     e.set_defaults(func=cmd_evaluate)
 
+    r = sub.add_parser("report", help="the run's monitors (thesis Fig. 2-2) as JSON and a figure",
+                       description="Losses, first singular values of every G and D layer, domain IS/FID and "
+                                   "accuracy over training, collapse warnings.")
+    r.add_argument("run")
+    r.add_argument("--out", metavar="FILE.png", help="write the figure")
+    r.set_defaults(func=cmd_report)
+
+
+def cmd_report(args) -> int:
+    from memorygan.biggan.report import plot_monitors, summarize
+
+    if args.out:
+        plot_monitors(args.run, args.out)
+        print(f"wrote {args.out}")
+    print(json.dumps(summarize(args.run), indent=2))
+    return 0
+
 
 def cmd_presets(args) -> int:
     import torch

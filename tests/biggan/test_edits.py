@@ -1,0 +1,69 @@
+"""GANalyze directions and Paint-by-Word on BigGAN."""
+import pytest
+import torch
+
+from memorygan.biggan.config import biggan_config
+from memorygan.biggan.edits import (
+    SplitBigGAN, brightness, colourfulness, evaluate_direction, learn_direction, load_direction, paint_by_word,
+    psnr_outside, region_score, save_direction,
+)
+from memorygan.biggan.models import BigGANGenerator
+from memorygan.errors import CheckpointError, ConfigError
+
+
+@pytest.fixture(scope="module")
+def G():
+    torch.manual_seed(0)
+    cfg = biggan_config("biggan-small", num_classes=3, g_ch=8, d_ch=8, dim_z=20, shared_dim=8)
+    return BigGANGenerator(cfg).eval().requires_grad_(False)
+
+
+def test_assessors_by_hand():
+    grey = torch.zeros(1, 3, 4, 4)                           # [-1, 1] 0 -> 0.5 grey
+    assert brightness(grey).item() == pytest.approx(0.5)
+    assert colourfulness(grey).item() == pytest.approx(0.0, abs=1e-3)
+    red = torch.tensor([1.0, -1.0, -1.0])[None, :, None, None].expand(1, 3, 4, 4)
+    # rg = 1, yb = 0.5: std 0, mean sqrt(1.25) -> 0.3 * 1.118
+    assert colourfulness(red).item() == pytest.approx(0.3 * 1.25 ** 0.5, rel=1e-3)
+
+
+def test_split_generator_reproduces_the_source_and_keeps_the_outside(G):
+    z0 = torch.randn(1, 20)
+    mask = torch.zeros(64, 64)
+    mask[16:48, 16:48] = 1
+    split = SplitBigGAN(G, z0, torch.tensor([1]), mask)
+    src = G.generate(z0, torch.tensor([1]))
+    assert torch.allclose(split(z0), src, atol=1e-6)
+    nothing = SplitBigGAN(G, z0, torch.tensor([1]), torch.zeros(64, 64))
+    assert torch.allclose(nothing(torch.randn(3, 20)), src.expand(3, -1, -1, -1), atol=1e-6)
+    other = split(torch.randn(1, 20) * 2)
+    inside = (other - src).abs()[..., 24:40, 24:40].mean()
+    corner = (other - src).abs()[..., :4, :4].mean()
+    assert inside > 10 * corner                               # the change stays in and around the region
+
+
+def test_ganalyze_learns_brightness_with_the_class_fixed(G, tmp_path):
+    d = learn_direction(G, "brightness", steps=60, batch=8, lr=0.05, seed=0)
+    assert d.info["curve"][-1]["loss"] < d.info["curve"][0]["loss"]
+    ev = evaluate_direction(G, d, seeds=range(1000, 1040), alphas=(-0.5, 0.5), batch=20)
+    assert ev["slope"] > 0.5 and ev["spearman"] > 0.5
+    save_direction(d, tmp_path / "dir")
+    d2 = load_direction(tmp_path / "dir", G)
+    assert torch.equal(d2.theta, d.theta) and d2.scale == d.scale
+    other = BigGANGenerator(G.config)
+    with pytest.raises(CheckpointError, match="another generator"):
+        load_direction(tmp_path / "dir", other)
+    with pytest.raises(ConfigError, match="unknown BigGAN assessor 'memorability'"):
+        learn_direction(G, "memorability", steps=1)
+
+
+def test_paint_by_word_moves_the_region_and_keeps_the_rest(G):
+    z0 = torch.randn(1, 20, generator=torch.Generator().manual_seed(3))
+    mask = torch.zeros(64, 64)
+    mask[8:40, 8:40] = 1
+    score = region_score("brightness", 0.95)
+    r = paint_by_word(G, z0, 2, mask, score, cma_iterations=6, popsize=8, adam_steps=5, seed=0)
+    assert r.score_after < r.score_before
+    assert r.psnr_outside == pytest.approx(psnr_outside(r.image, r.source, mask))
+    assert r.psnr_outside > 20
+    assert psnr_outside(r.source, r.source, mask) > 100
