@@ -148,3 +148,30 @@ def test_metrics_during_training(cat64, tmp_path):
     rows = read_metrics(tmp_path / "run")
     assert len(rows) == 1 and rows[0]["step"] == 2 and rows[0]["num_samples"] == 30
     assert 0 <= rows[0]["accuracy"] <= 1 and rows[0]["inception_score"] >= 1 and "beach" in rows[0]["per_class_fid"]
+
+
+def test_torchrun_two_processes_equal_one_with_accumulation(cat64, tmp_path):
+    """DDP semantics: 2 processes with micro-batch 4 give the weights of 1 process with 2 accumulations of 4 (the
+    same data and latents; BatchNorm statistics per micro-batch either way)."""
+    import os
+    import subprocess
+    import sys
+    single = train(opts(cat64, tmp_path / "single", steps=2, d_accum=2, g_accum=2, checkpoint_every=0))
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "memorygan",
+           "biggan", "train", "--data", str(cat64), "--out", str(out), "--steps", "2", "--batch", "4",
+           "--accum", "1", "--ema-start", "2", "--log-every", "1", "--sample-every", "0", "--checkpoint-every", "0",
+           "--threads", "1", "--no-progress"] + [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"),
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((out / "config.json").read_text())["world_size"] == 2
+    for f in ("G.safetensors", "D.safetensors"):
+        a = load_file(str(single.checkpoint / f))
+        b = load_file(str(out / "checkpoints" / "step-00000002" / f))
+        # BatchNorm's running statistics are per process (the thesis's choice): rank 0 saw its own micro-batches
+        stats = [k for k in a if k.endswith(("stored_mean", "stored_var"))]
+        worst = max((a[k] - b[k]).abs().max().item() for k in a if k not in stats)
+        assert worst < 1e-5, f"{f}: {worst}"
+        if f == "G.safetensors":
+            assert len(stats) > 10 and max((a[k] - b[k]).abs().max().item() for k in stats) > 1e-3

@@ -248,8 +248,10 @@ class BigGANTrainer:
 
     # ------------------------------------------------------------------ one step
     def _latent(self, phase: str, s: int, a: int) -> tuple[torch.Tensor, torch.Tensor]:
+        # keyed by the micro-batch's global index a * world + rank: one process with k accumulations draws what
+        # k processes draw (tested against torchrun)
         g = torch.Generator(device=self.device).manual_seed(
-            seed_for(self.opts.seed, PHASE[phase], self.step, s, a, self.rank))
+            seed_for(self.opts.seed, PHASE[phase], self.step, s, a * self.world + self.rank))
         z = torch.randn(self.opts.batch, self.cfg.dim_z, generator=g, device=self.device)
         y = torch.randint(0, self.cfg.num_classes, (self.opts.batch,), generator=g, device=self.device)
         return z, y
@@ -395,6 +397,18 @@ class BigGANTrainer:
                     rewrite_lines(self.run / name, lambda r: r.get("step", 0) <= self.step)
 
     # ------------------------------------------------------------------ the loop
+    def _time_up(self, deadline: float | None) -> bool:
+        """The time limit. Processes reach it at different moments, so under torchrun they agree (a sum over
+        processes) at log steps only; a single process checks every step."""
+        if deadline is None:
+            return False
+        if self.world == 1:
+            return self.train_seconds >= deadline
+        if self.step % self.opts.log_every:
+            return False
+        flag = torch.tensor([float(self.train_seconds >= deadline)], device=self.device)
+        return bool(distributed.all_sum(flag).item() > 0)
+
     def fit(self) -> TrainResult:
         o = self.opts
         total = self._total_steps()
@@ -404,7 +418,7 @@ class BigGANTrainer:
             from tqdm import tqdm
             bar = tqdm(total=total, initial=self.step, desc="biggan", unit="step")
         try:
-            while (total is None or self.step < total) and (deadline is None or self.train_seconds < deadline):
+            while (total is None or self.step < total) and not self._time_up(deadline):
                 self.train_step()
                 if bar is not None:
                     bar.update(1)
