@@ -175,3 +175,20 @@ def test_torchrun_two_processes_equal_one_with_accumulation(cat64, tmp_path):
         assert worst < 1e-5, f"{f}: {worst}"
         if f == "G.safetensors":
             assert len(stats) > 10 and max((a[k] - b[k]).abs().max().item() for k in stats) > 1e-3
+
+
+def test_cli_direction_and_paint(cat64, tmp_path, capsys):
+    run = tmp_path / "run"
+    train(opts(cat64, run, steps=1, checkpoint_every=0))
+    assert main(["biggan", "direction", str(run), "--assessor", "brightness", "--out", str(tmp_path / "d"),
+                 "--steps", "3", "--batch", "4", "--eval-seeds", "0-3"]) == 0
+    ev = json.loads((tmp_path / "d" / "direction.json").read_text())["info"]["evaluation"]
+    assert ev["seeds"] == 4 and "slope" in ev and "class_kept" not in ev
+    out = tmp_path / "paint.png"
+    assert main(["biggan", "paint", str(run), "--class", "night", "--box", "8,8,40,40", "--target", "0.9",
+                 "--iterations", "2", "--popsize", "4", "--adam-steps", "1", "--out", str(out)]) == 0
+    res = json.loads(out.with_suffix(".json").read_text())
+    assert res["class"] == "night" and res["psnr_outside"] > 10
+    assert main(["biggan", "paint", str(run), "--class", "night", "--box", "8,8,80,40", "--target", "0.9",
+                 "--out", str(out)]) == 2
+    assert "--box '8,8,80,40': needs" in capsys.readouterr().err

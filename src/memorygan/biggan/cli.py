@@ -116,12 +116,115 @@ def register(subparsers) -> None:
     add_device_argument(e)
     e.set_defaults(func=cmd_evaluate)
 
+    d = sub.add_parser("direction", help="learn a GANalyze direction in z with the class held fixed (thesis ch. 3)",
+                       description="Learn theta so that G(z + alpha theta, y) changes the assessor by alpha (in "
+                                   "units of 2 std over samples), then judge it on held-out seeds: slope, Spearman, "
+                                   "and how often the domain classifier keeps the class.")
+    d.add_argument("generator")
+    d.add_argument("--assessor", required=True, choices=["brightness", "colourfulness"])
+    d.add_argument("--out", required=True, help="direction folder")
+    d.add_argument("--steps", type=positive_int, default=300)
+    d.add_argument("--batch", type=positive_int, default=16)
+    d.add_argument("--lr", type=positive_float, default=0.01)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--classifier", help="judge the class kept with this classifier (a folder or dataset folder)")
+    d.add_argument("--eval-seeds", type=seed_list, default=list(range(100000, 100500)),
+                   help="held-out seeds for the judgement (default 100000-100499; the class of seed i is i %% C)")
+    add_device_argument(d)
+    d.set_defaults(func=cmd_direction)
+
+    pw = sub.add_parser("paint", help="Paint-by-Word region edit on the split first feature map (thesis ch. 4)",
+                        description="Change a region of a sample towards an assessor target (e.g. brightness 0.9) "
+                                    "by optimising a second latent that draws the first block's feature map inside "
+                                    "the mask (CMA-ES, then Adam); outside the mask the source's features are kept.")
+    pw.add_argument("generator")
+    pw.add_argument("--class", dest="cls", required=True, help="class name or index")
+    pw.add_argument("--seed", type=int, default=0, help="seed of the source latent")
+    pw.add_argument("--mask", help="mask PNG at the generator's size (white = edit)")
+    pw.add_argument("--box", help="instead of --mask: x0,y0,x1,y1 in pixels")
+    pw.add_argument("--assessor", default="brightness", choices=["brightness", "colourfulness"])
+    pw.add_argument("--target", type=float, required=True, help="assessor value wanted inside the region")
+    pw.add_argument("--lambda-img", type=float, default=10.0)
+    pw.add_argument("--iterations", type=positive_int, default=20, help="CMA-ES iterations")
+    pw.add_argument("--popsize", type=positive_int, default=16)
+    pw.add_argument("--adam-steps", type=non_negative_int, default=30)
+    pw.add_argument("--out", required=True, help="before | after strip (PNG); numbers go to OUT.json")
+    add_device_argument(pw)
+    pw.set_defaults(func=cmd_paint)
+
     r = sub.add_parser("report", help="the run's monitors (thesis Fig. 2-2) as JSON and a figure",
                        description="Losses, first singular values of every G and D layer, domain IS/FID and "
                                    "accuracy over training, collapse warnings.")
     r.add_argument("run")
     r.add_argument("--out", metavar="FILE.png", help="write the figure")
     r.set_defaults(func=cmd_report)
+
+
+def cmd_direction(args) -> int:
+    from memorygan.biggan.checkpoint import load_biggan
+    from memorygan.biggan.edits import evaluate_direction, learn_direction, save_direction
+    from memorygan.devices import resolve_device
+
+    device = resolve_device(args.device)
+    G, _ = load_biggan(args.generator, device)
+    d = learn_direction(G, args.assessor, args.steps, args.batch, args.lr, args.seed)
+    clf = None
+    if args.classifier:
+        from memorygan.biggan.classifier import load_classifier
+        clf, _ = load_classifier(args.classifier, device)
+    d.info["evaluation"] = evaluate_direction(G, d, clf, args.eval_seeds)
+    save_direction(d, args.out)
+    print(json.dumps(d.info["evaluation"], indent=2))
+    return 0
+
+
+def _box_mask(text: str, res: int):
+    import torch
+
+    from memorygan.errors import ConfigError
+    try:
+        x0, y0, x1, y1 = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--box {text!r}: expected x0,y0,x1,y1 in pixels") from None
+    if not (0 <= x0 < x1 <= res and 0 <= y0 < y1 <= res):
+        raise ConfigError(f"--box {text!r}: needs 0 <= x0 < x1 <= {res} and 0 <= y0 < y1 <= {res}")
+    m = torch.zeros(res, res)
+    m[y0:y1, x0:x1] = 1
+    return m
+
+
+def cmd_paint(args) -> int:
+    from pathlib import Path
+
+    import torch
+    from PIL import Image
+
+    from memorygan.biggan.checkpoint import load_biggan
+    from memorygan.biggan.edits import paint_by_word, region_score
+    from memorygan.biggan.models import truncated_z
+    from memorygan.devices import resolve_device
+    from memorygan.editing.region import read_mask
+    from memorygan.errors import ConfigError
+    from memorygan.fileio import write_text_atomic
+    from memorygan.visualize import grid, to_uint8
+
+    if not args.out.lower().endswith(".png"):
+        raise ConfigError(f"--out {args.out}: expected a .png file name")
+    if bool(args.mask) == bool(args.box):
+        raise ConfigError("give one of --mask PNG or --box x0,y0,x1,y1")
+    G, cfg = load_biggan(args.generator, resolve_device(args.device))
+    names = cfg.class_names or [str(i) for i in range(cfg.num_classes)]
+    cls = _class_indices(args.cls, names)[0]
+    mask = read_mask(args.mask, cfg.resolution) if args.mask else _box_mask(args.box, cfg.resolution)
+    z0 = truncated_z(1, cfg.dim_z, None, torch.Generator().manual_seed(args.seed))
+    r = paint_by_word(G, z0, cls, mask, region_score(args.assessor, args.target), args.lambda_img, args.iterations,
+                      args.popsize, adam_steps=args.adam_steps, seed=args.seed)
+    Image.fromarray(grid([to_uint8(torch.cat([r.source, r.image]).cpu())])).save(args.out)
+    res = {"class": names[cls], "seed": args.seed, "assessor": args.assessor, "target": args.target,
+           "loss_before": r.score_before, "loss_after": r.score_after, "psnr_outside": r.psnr_outside}
+    write_text_atomic(Path(args.out).with_suffix(".json"), json.dumps(res, indent=2))
+    print(json.dumps(res, indent=2))
+    return 0
 
 
 def cmd_report(args) -> int:
