@@ -18,6 +18,8 @@ def test_inception_score_by_hand():
     assert inception_score(uniform, splits=2)[0] == pytest.approx(1.0)
     onehot = torch.eye(c).repeat(10, 1)                   # confident and balanced: KL = log C -> IS = C
     assert inception_score(onehot, splits=1)[0] == pytest.approx(c, rel=1e-6)
+    by_class = torch.eye(c).repeat_interleave(100, 0)      # sorted by class, as evaluate_generator samples them
+    assert inception_score(by_class, splits=4)[0] == pytest.approx(c, rel=0.1)
     one_class = torch.eye(c)[[0] * 40]                     # confident, one class: IS 1
     assert inception_score(one_class, splits=1)[0] == pytest.approx(1.0, abs=1e-6)
 

@@ -19,8 +19,11 @@ from memorygan.metrics.stats import FeatureStats, fid_from_stats
 
 
 def inception_score(probs: torch.Tensor, splits: int = 10) -> tuple[float, float]:
-    """IS = exp(E_x KL(p(y|x) || p(y))) per split of the rows of probs (N, C); returns (mean, std) over splits."""
+    """IS = exp(E_x KL(p(y|x) || p(y))) per split of the rows of probs (N, C); returns (mean, std) over splits.
+    The rows are shuffled (a fixed permutation) before splitting: samples arrive sorted by class, and a split of one
+    class would have p(y) = p(y|x) and IS 1."""
     p = probs.double().clamp_min(1e-12)
+    p = p[torch.randperm(len(p), generator=torch.Generator().manual_seed(0))]
     scores = []
     for part in p.chunk(splits):
         py = part.mean(0, keepdim=True)
