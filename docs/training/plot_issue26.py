@@ -18,6 +18,9 @@ ARMS = [  # (label, file, style)
     ("MemoryGAN, mask R1 10", "issue26-k32-memorygan.jsonl", dict(color="C0", ls="-")),
     ("SSG, mask R1 10", "issue26-k32-ssg.jsonl", dict(color="C1", ls="-")),
     ("MemoryGAN, mask R1 10, seed 1 (shipped)", "issue26-k32-memorygan-s1.jsonl", dict(color="C2", ls="-")),
+    ("MemoryGAN, mask R1 10 + ADA", "issue26-k32-memorygan-ada.jsonl", dict(color="C3", ls="-.")),
+    ("MemoryGAN, mask R1 10 + hybrid projected D + DiffAugment", "issue26-k32-memorygan-hybrid.jsonl",
+     dict(color="C4", ls=":")),
 ]
 
 
@@ -36,6 +39,8 @@ def main():
               ("train_minutes", "domain_fid", "domain FID vs CPU-minutes of one core (log)", True)]
     for ax, (x, y, title, log) in zip(axes, panels):
         for label, name, style in ARMS:
+            if not (HERE / name).is_file():
+                continue
             data = [r for r in rows(name) if y in r]
             if data:
                 ax.plot([r[x] for r in data], [r[y] for r in data], marker="o", ms=3, label=label, **style)

@@ -11,7 +11,8 @@ def register(subparsers) -> None:
         "demo", help="local web demo (Gradio, extra [demo])",
         description="Serve an interactive demo of a generator on this machine: sample by seed, sequential "
                     "composition, resample / mix / interpolate parts, learned directions with an alpha slider, "
-                    "undo, download of image, mask and codes. Bound to 127.0.0.1 (this machine only) unless --host "
+                    "undo, download of image, mask and codes. A BigGAN generator (`memorygan biggan train`) gets a "
+                    "class picker, class interpolation, direction sliders and Paint-by-Word. Bound to 127.0.0.1 (this machine only) unless --host "
                     "says otherwise; never a public share link; no analytics.")
     p.add_argument("--generator", default=None,
                    help="generator, checkpoint or training run folder, or a shipped name (default: the shipped "
@@ -43,6 +44,17 @@ def run_demo(args) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"memorygan demo: warning: binding {args.host}: other machines on the network can reach the demo",
               file=sys.stderr)
+    from memorygan.biggan.checkpoint import is_biggan_folder
+
+    if is_biggan_folder(args.generator):                 # a class-conditional BigGAN: its own page
+        from memorygan.demo.biggan_app import launch_biggan
+        from memorygan.errors import ConfigError
+
+        if args.screenshot or args.clip:
+            raise ConfigError("--screenshot and --clip belong to the part-based demo; a BigGAN generator gets the "
+                              "class picker, directions and Paint-by-Word")
+        launch_biggan(args.generator, args.directions, args.host, args.port, block=True, device=args.device)
+        return 0
     if args.screenshot:
         from memorygan.demo.browser import drive
 
