@@ -192,3 +192,17 @@ def test_cli_direction_and_paint(cat64, tmp_path, capsys):
     assert main(["biggan", "paint", str(run), "--class", "night", "--box", "8,8,80,40", "--target", "0.9",
                  "--out", str(out)]) == 2
     assert "--box '8,8,80,40': needs" in capsys.readouterr().err
+
+
+def test_unconditional_baseline(cat64, tmp_path):
+    from memorygan.biggan.classifier import train_classifier
+    train_classifier(cat64, tmp_path / "clf", steps=5, progress=False)
+    res = train(opts(cat64, tmp_path / "run", steps=2, unconditional=True, metrics_every=2, metrics_per_class=2,
+                     classifier=str(tmp_path / "clf")))
+    G, cfg = load_biggan(res.run)
+    assert cfg.num_classes == 1 and cfg.class_names == ["all"]
+    row = read_metrics(tmp_path / "run")[0]
+    assert row["num_samples"] == 20 and "accuracy" not in row
+    assert sum(row["class_share"].values()) == pytest.approx(1.0)
+    assert main(["biggan", "evaluate", str(res.run), "--data", str(cat64), "--classifier", str(tmp_path / "clf"),
+                 "--per-class", "2"]) == 0

@@ -65,6 +65,8 @@ def register(subparsers) -> None:
     t.add_argument("--ema-decay", type=float, help="EMA decay per step (thesis 0.9999)")
     t.add_argument("--ema-start", type=non_negative_int, help="EMA copies G until this step")
     t.add_argument("--no-mirror", dest="mirror", action="store_false", help="no x-flips")
+    t.add_argument("--unconditional", action="store_true",
+                   help="ignore the labels (one class): the unconditional baseline of a conditional model")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--log-every", type=positive_int, default=20)
     t.add_argument("--sample-every", type=non_negative_int, default=500)
@@ -270,7 +272,7 @@ def cmd_train(args) -> int:
             steps=args.steps, kimg=args.kimg, minutes=args.minutes, batch=args.batch,
             d_accum=args.d_accum or args.accum, g_accum=args.g_accum or args.accum, d_steps=args.d_steps,
             lr_g=args.lr_g, lr_d=args.lr_d, ema_decay=args.ema_decay, ema_start=args.ema_start,
-            mirror=args.mirror, seed=args.seed, log_every=args.log_every, sample_every=args.sample_every,
+            mirror=args.mirror, unconditional=args.unconditional, seed=args.seed, log_every=args.log_every, sample_every=args.sample_every,
             checkpoint_every=args.checkpoint_every, metrics_every=args.metrics_every,
             metrics_per_class=args.metrics_per_class, classifier=args.classifier, keep=args.keep,
             device=args.device, threads=args.threads, progress=args.progress)
@@ -339,7 +341,7 @@ def cmd_evaluate(args) -> int:
 
     from memorygan.biggan.checkpoint import load_biggan
     from memorygan.biggan.classifier import load_classifier
-    from memorygan.biggan.evaluate import evaluate_generator, plot_sweep, real_features
+    from memorygan.biggan.evaluate import evaluate_generator, evaluate_unconditional, plot_sweep, real_features
     from memorygan.devices import resolve_device
     from memorygan.fileio import write_text_atomic
 
@@ -347,12 +349,17 @@ def cmd_evaluate(args) -> int:
     G, cfg = load_biggan(args.generator, device)
     clf, meta = load_classifier(args.classifier or args.data, device)
     real = real_features(clf, args.data)
-    rows = [evaluate_generator(G, clf, real, args.per_class, t, args.seed, categories=cfg.class_names)
-            for t in (args.truncations or [None])]
+    if cfg.num_classes == 1 and clf.num_classes > 1:          # an unconditional baseline: classes by the classifier
+        rows = [evaluate_unconditional(G, clf, real, args.per_class * clf.num_classes, t, args.seed,
+                                       categories=meta["categories"]) for t in (args.truncations or [None])]
+    else:
+        rows = [evaluate_generator(G, clf, real, args.per_class, t, args.seed, categories=cfg.class_names)
+                for t in (args.truncations or [None])]
     for r in rows:
-        print(f"truncation {r['truncation'] if r['truncation'] is not None else 'none':>5}: accuracy "
-              f"{r['accuracy']:.3f}  IS {r['inception_score']:.2f}  FID {r['fid']:.2f}  per-class FID "
-              f"{r['fid_per_class_mean']:.2f}  precision {r['precision']:.3f}  recall {r['recall']:.3f}")
+        acc = f"accuracy {r['accuracy']:.3f}" if "accuracy" in r else f"classes {r['classes_with_samples']}"
+        print(f"truncation {r['truncation'] if r['truncation'] is not None else 'none':>5}: {acc}  IS "
+              f"{r['inception_score']:.2f}  FID {r['fid']:.2f}  per-class FID {r['fid_per_class_mean']:.2f}  "
+              f"precision {r['precision']:.3f}  recall {r['recall']:.3f}")
     if args.out:
         write_text_atomic(Path(args.out), json.dumps(rows, indent=2))
     if args.plot:

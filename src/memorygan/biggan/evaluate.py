@@ -113,6 +113,36 @@ def evaluate_generator(G: BigGANGenerator, classifier: DomainClassifier, real: t
             "recall": recall, "per_class": per_class}
 
 
+def evaluate_unconditional(G: BigGANGenerator, classifier: DomainClassifier, real: tuple[torch.Tensor, torch.Tensor],
+                           n: int = 1000, truncation: float | None = None, seed: int = 123, batch_size: int = 50,
+                           categories: list[str] | None = None) -> dict:
+    """The same measures for a generator with one class (the unconditional baseline of a conditional one): samples
+    are put in classes by the classifier, and the per-class FID compares the samples assigned to class c with the
+    real images of c; `class_share` says how the samples spread over the classes (a model that drops a class has
+    no samples there, and that class's FID is missing from the mean)."""
+    real_f, real_y = real
+    C = classifier.num_classes
+    labels = torch.zeros(n, dtype=torch.int64)
+    images = sample(G, labels, truncation, seed, batch_size)
+    device = next(classifier.parameters()).device
+    logits, feats = predict(classifier, images.to(device), batch_size)
+    logits, feats = logits.cpu(), feats.cpu()
+    assigned = logits.argmax(1)
+    names = categories or [str(c) for c in range(C)]
+    per_class = {}
+    for c in range(C):
+        own, mine = real_f[real_y == c], feats[assigned == c]
+        per_class[names[c]] = {"share": float((assigned == c).float().mean()),
+                               "fid": _fid(mine, own) if len(mine) > 1 and len(own) > 1 else float("nan"),
+                               "num_samples": int(len(mine))}
+    is_mean, is_std = inception_score(logits.softmax(1))
+    precision, recall = precision_recall(real_f, feats)
+    fids = [v["fid"] for v in per_class.values() if math.isfinite(v["fid"])]
+    return {"truncation": truncation, "num_samples": n, "inception_score": is_mean, "inception_score_std": is_std,
+            "fid": _fid(feats, real_f), "fid_per_class_mean": float(np.mean(fids)) if fids else float("nan"),
+            "classes_with_samples": len(fids), "precision": precision, "recall": recall, "per_class": per_class}
+
+
 def truncation_sweep(G: BigGANGenerator, classifier: DomainClassifier, real, truncations=(2.0, 1.0, 0.5, 0.25, 0.04),
                      n_per_class: int = 100, seed: int = 123) -> list[dict]:
     """`evaluate_generator` at each truncation threshold (thesis Fig. 2-4: 2, 1, 0.5, 0.04)."""

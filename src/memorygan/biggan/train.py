@@ -69,6 +69,7 @@ class BigGANTrainOptions:
     ema_decay: float | None = None
     ema_start: int | None = None         # steps before which the EMA copies G
     mirror: bool = True
+    unconditional: bool = False          # one class for every image: the baseline of a conditional model
     seed: int = 0
     log_every: int = 20
     sample_every: int = 500
@@ -136,8 +137,8 @@ class RealStream:
     """Position p of the stream is item perm_e[p % N] with e = p // N, perm_e seeded by (seed, epoch). Items are
     kept in memory as uint8."""
 
-    def __init__(self, dataset, seed: int):
-        self.ds, self.seed, self.n = dataset, seed, len(dataset)
+    def __init__(self, dataset, seed: int, unconditional: bool = False):
+        self.ds, self.seed, self.n, self.unconditional = dataset, seed, len(dataset), unconditional
         self._cache: dict[int, tuple[torch.Tensor, int]] = {}
         self._perms: dict[int, list[int]] = {}
 
@@ -155,7 +156,8 @@ class RealStream:
             i = self.perm(p // self.n)[p % self.n]
             if i not in self._cache:
                 it = self.ds[i]
-                self._cache[i] = (((it["image"] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8), int(it["label"]))
+                self._cache[i] = (((it["image"] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8),
+                                  0 if self.unconditional else int(it["label"]))
             items.append(self._cache[i])
         x = torch.stack([a for a, _ in items]).to(device).float() / 127.5 - 1
         y = torch.tensor([b for _, b in items], dtype=torch.int64, device=device)
@@ -186,8 +188,8 @@ class BigGANTrainer:
         use_threads(opts.threads)
         self.dataset = LabelledDataset(opts.data, mirror=opts.mirror)
         info = self.dataset.info
-        self.cfg: BigGANConfig = biggan_config(opts.preset, num_classes=self.dataset.num_categories,
-                                               class_names=list(self.dataset.categories),
+        classes = ["all"] if opts.unconditional else list(self.dataset.categories)
+        self.cfg: BigGANConfig = biggan_config(opts.preset, num_classes=len(classes), class_names=classes,
                                                **opts.generator_overrides)
         if info.resolution != (self.cfg.resolution, self.cfg.resolution):
             raise ConfigError(f"dataset {opts.data} is {info.resolution[1]}x{info.resolution[0]} px, preset "
@@ -209,7 +211,7 @@ class BigGANTrainer:
         self.g_opt = adam(self.G.parameters(), opts.lr_g, opts.beta1, opts.beta2, opts.adam_eps)
         self.d_opt = adam(self.D.parameters(), opts.lr_d, opts.beta1, opts.beta2, opts.adam_eps)
         self.monitor = CollapseMonitor(opts.monitor_window, opts.sv_ratio, opts.d_floor)
-        self.stream = RealStream(self.dataset, opts.seed)
+        self.stream = RealStream(self.dataset, opts.seed, opts.unconditional)
         self.step, self.images, self.train_seconds = 0, 0, 0.0
         self.warnings: list[str] = []
         self.last_checkpoint: Path | None = None
@@ -319,7 +321,7 @@ class BigGANTrainer:
 
     def run_metrics(self) -> dict:
         from memorygan.biggan.classifier import DIR, load_classifier, train_classifier
-        from memorygan.biggan.evaluate import evaluate_generator, real_features
+        from memorygan.biggan.evaluate import evaluate_generator, evaluate_unconditional, real_features
 
         if self._classifier is None:
             path = self.opts.classifier or str(Path(self.opts.data) / DIR)
@@ -333,13 +335,21 @@ class BigGANTrainer:
             self._real_feats = real_features(self._classifier, self.opts.data)
         G = self._ema_for_eval()
         t0 = time.perf_counter()
-        res = evaluate_generator(G, self._classifier, self._real_feats, self.opts.metrics_per_class,
-                                 categories=list(self.dataset.categories))
+        cats = list(self.dataset.categories)
+        if self.opts.unconditional:
+            res = evaluate_unconditional(G, self._classifier, self._real_feats,
+                                         self.opts.metrics_per_class * len(cats), categories=cats)
+        else:
+            res = evaluate_generator(G, self._classifier, self._real_feats, self.opts.metrics_per_class,
+                                     categories=cats)
         row = {"step": self.step, "kimg": self.images / 1000, "train_minutes": self.train_seconds / 60,
                **{k: v for k, v in res.items() if k != "per_class"},
-               "per_class_accuracy": {k: v["accuracy"] for k, v in res["per_class"].items()},
                "per_class_fid": {k: v["fid"] for k, v in res["per_class"].items()},
                "seconds": time.perf_counter() - t0}
+        if "accuracy" in res:
+            row["per_class_accuracy"] = {k: v["accuracy"] for k, v in res["per_class"].items()}
+        else:
+            row["class_share"] = {k: v["share"] for k, v in res["per_class"].items()}
         append_line(self.run / METRICS_LOG, row)
         return row
 
