@@ -269,6 +269,15 @@ def test_bad_inputs_get_one_line_errors(tmp_path, capsys):
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "rgb.png")
     err = _cli_error(capsys, base + one + [str(tmp_path / "rgb.png")])
     assert "single-channel" in err
+    # an image beyond Pillow's decompression-bomb limit (lowered here so the test stays small): the input's fault
+    import PIL.Image
+    limit = PIL.Image.MAX_IMAGE_PIXELS
+    PIL.Image.MAX_IMAGE_PIXELS = 100                                     # 32x32 = 1024 > 2 x 100: refused
+    try:
+        err = _cli_error(capsys, base + ["--images", str(tmp_path / "imgs")])
+    finally:
+        PIL.Image.MAX_IMAGE_PIXELS = limit
+    assert "img0.png: too large to decode safely" in err and "bug" not in err
     # a generator folder that does not exist
     err = _cli_error(capsys, ["invert", "--generator", str(tmp_path / "nope"), "--images", str(tmp_path / "imgs"),
                               "--out", str(tmp_path / "inv")])

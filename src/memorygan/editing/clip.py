@@ -42,6 +42,12 @@ def resolve_clip_folder(path=None) -> Path:
                           f"pass --clip PATH or set {ENV})")
     if not (folder / "config.json").is_file():
         raise ConfigError(f"{where} {folder}: no config.json, not a transformers CLIP folder")
+    if not any(folder.glob("*.safetensors")):
+        pickled = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+        raise ConfigError(f"{where} {folder}: no .safetensors weights" + (
+            f" ({', '.join(pickled)} is a pickle, which memorygan never loads: it can run code)" if pickled else "")
+            + "; only safetensors weights are read (save the model once with "
+              "`CLIPModel.from_pretrained(folder).save_pretrained(folder, safe_serialization=True)`)")
     return folder
 
 
@@ -77,14 +83,14 @@ class ClipModel:
     vectors; `encode_text` list[str] -> (T, E) unit vectors."""
 
     def __init__(self, folder=None, device="cpu"):
+        self.folder = resolve_clip_folder(folder)          # the files first: a pickle is refused without transformers
         try:
             from transformers import AutoTokenizer, CLIPModel
         except ImportError:
             raise ConfigError("the CLIP scorer needs transformers: pip install 'memorygan[clip]'") from None
-        self.folder = resolve_clip_folder(folder)
         _keep_device_contexts_working()
         try:
-            model = CLIPModel.from_pretrained(str(self.folder), local_files_only=True)
+            model = CLIPModel.from_pretrained(str(self.folder), local_files_only=True, use_safetensors=True)
         except (OSError, ValueError, KeyError) as e:
             raise CheckpointError(f"CLIP folder {self.folder}: cannot load the model ({type(e).__name__}: "
                                   f"{str(e).splitlines()[0]})") from None

@@ -105,6 +105,8 @@ def check_target(G, t: Target) -> None:
     try:
         with Image.open(t.image) as im:
             w, h = im.size
+    except Image.DecompressionBombError as e:
+        raise DatasetError(f"image {t.image}: too large to decode safely ({e})") from None
     except OSError as e:
         raise DatasetError(f"image {t.image}: cannot be read ({e})") from None
     if (w, h) != (size, size):
@@ -124,6 +126,8 @@ def read_mask_ids(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             return mask_array(im, str(path))
+    except Image.DecompressionBombError as e:
+        raise DatasetError(f"mask {path}: too large to decode safely ({e})") from None
     except OSError as e:
         raise DatasetError(f"mask {path}: cannot be read ({e})") from None
 
