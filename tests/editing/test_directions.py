@@ -162,6 +162,31 @@ def test_edit_cli_end_to_end(tmp_path, capsys):
     assert "learned on another generator" in capsys.readouterr().err
 
 
+def test_learn_refuses_a_foreign_out_before_training(tmp_path, capsys, monkeypatch):
+    """--out holding the user's files (or being a file) is refused before any training, and left as it was; an
+    existing direction folder is replaced."""
+    G = tiny_generator("memorygan", class_names=NAMES).eval()
+    G.save_pretrained(tmp_path / "g")
+    import memorygan.editing.directions as directions
+    trained = []
+    real = directions.learn_direction
+    monkeypatch.setattr(directions, "learn_direction", lambda *a, **k: trained.append(1) or real(*a, **k))
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    (tmp_path / "file").write_text("keep")
+    for out, message in ((tmp_path / "mine", "is not a direction folder"), (tmp_path / "file", "is a file")):
+        for cmd in (["learn", "--steps", "1", "--batch", "2", "--scale-samples", "8"], ["interfacegan", "--n", "8"],
+                    ["sefa"]):
+            assert main(["edit", cmd[0], "--generator", str(tmp_path / "g"), "--assessor", "lightness:hair",
+                         "--parts", "hair", "--out", str(out)] + cmd[1:]) == 2
+            assert message in capsys.readouterr().err
+    assert trained == [] and (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+    assert (tmp_path / "file").read_text() == "keep"
+    argv = ["edit", "learn", "--generator", str(tmp_path / "g"), "--assessor", "lightness:hair", "--parts", "hair",
+            "--steps", "1", "--batch", "2", "--scale-samples", "8", "--out", str(tmp_path / "d"), "--no-progress"]
+    assert main(argv) == 0 and main(argv) == 0 and trained == [1, 1]
+
+
 def test_editing_report_runs_on_a_tiny_generator(tmp_path):
     """The study end to end at toy budgets (one attribute): its rows and the eye-colour experiment are written."""
     from memorygan.editing.report import ATTRIBUTES, eye_colour_plans, write_editing_report

@@ -167,6 +167,12 @@ def cmd_direction(args) -> int:
     from memorygan.biggan.edits import evaluate_direction, learn_direction, save_direction
     from memorygan.devices import resolve_device
 
+    from pathlib import Path
+
+    from memorygan.errors import ConfigError
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "direction.json").is_file())):
+        raise ConfigError(f"--out {out} exists and is not a direction folder; refusing to replace it")
     device = resolve_device(args.device)
     G, _ = load_biggan(args.generator, device)
     d = learn_direction(G, args.assessor, args.steps, args.batch, args.lr, args.seed)

@@ -131,6 +131,8 @@ def save_direction(d: ZDirection, out) -> Path:
 
     from memorygan.checkpoint import atomic_directory
     out = Path(out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "direction.json").is_file())):
+        raise ConfigError(f"--out {out} exists and is not a direction folder; refusing to replace it")
     with atomic_directory(out) as tmp:
         save_file({"theta": d.theta.detach().cpu().contiguous()}, str(tmp / "direction.safetensors"))
         (tmp / "direction.json").write_text(json.dumps({"format": FORMAT, "assessor": d.assessor, "scale": d.scale,

@@ -457,8 +457,9 @@ def run_train_assessor(args) -> int:
 
 
 def run_learn(args) -> int:
-    from memorygan.editing.directions import learn_direction
+    from memorygan.editing.directions import check_direction_out, learn_direction
 
+    check_direction_out(args.out)                       # before the training, not after it
     G = _setup(args)
     d = learn_direction(G, _assessor(args, G), args.space, _parts(args), args.layers, args.steps, args.batch,
                         args.lr, args.seed, args.truncation, scale_n=args.scale_samples,
@@ -468,7 +469,9 @@ def run_learn(args) -> int:
 
 def run_interfacegan(args) -> int:
     from memorygan.editing.baselines import interfacegan
+    from memorygan.editing.directions import check_direction_out
 
+    check_direction_out(args.out)
     G = _setup(args)
     cond = _assessor(args, G, args.condition) if args.condition else None
     d = interfacegan(G, _assessor(args, G), args.space, _parts(args), args.layers, args.n, args.fraction, cond,
@@ -480,8 +483,11 @@ def run_sefa(args) -> int:
     from memorygan.editing.baselines import sefa
     from memorygan.errors import ConfigError
 
+    from memorygan.editing.directions import check_direction_out
+
     if args.space != "parts":
         raise ConfigError("SeFa directions live in the parts space (--space parts)")
+    check_direction_out(args.out)
     G = _setup(args)
     return _save(sefa(G, _assessor(args, G), _parts(args), args.layers, args.num, args.seed, args.truncation),
                  args.out)

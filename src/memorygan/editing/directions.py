@@ -246,10 +246,23 @@ def learn_direction(G, assessor, space: str = "parts", parts=None, layers: str =
 
 
 # ----------------------------------------------------------------------------------------------- files
+def check_direction_out(out) -> Path:
+    """Refuse, before any work, an output that is a file or a folder holding something other than a direction
+    (a direction folder is replaced; anything else is the user's and stays)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder for the direction")
+    if out.is_dir() and any(out.iterdir()) and not (out / CONFIG).is_file():
+        raise ConfigError(f"--out {out} exists and is not a direction folder (no {CONFIG}); refusing to replace it")
+    return out
+
+
 def save_direction(direction: Direction, out) -> Path:
     from safetensors.torch import save_file
 
     from memorygan.checkpoint import atomic_directory
+
+    check_direction_out(out)
 
     meta = {"format": FORMAT, "version": 1, "space": direction.space, "parts": direction.parts,
             "part_names": [direction.part_names[p] for p in direction.parts] if direction.part_names else [],
