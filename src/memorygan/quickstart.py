@@ -182,10 +182,10 @@ def register(subparsers) -> None:
     p.add_argument("--n", type=positive_int, default=2000, help="dataset size (default 2000)")
     p.add_argument("--preset", default="memorygan-small", help="model preset (default memorygan-small)")
     p.add_argument("--probe-steps", type=positive_int, default=800, help="probe training steps (default 800)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="torch CPU threads (default: the cores not busy with other work)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_device_argument(p)
     p.set_defaults(func=lambda a: (run_quickstart(a.out, a.steps, a.n, preset=a.preset, probe_steps=a.probe_steps,
                                                   seed=a.seed, progress=not a.no_progress, threads=a.threads,

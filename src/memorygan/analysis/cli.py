@@ -119,7 +119,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--num", type=_positive, default=1000, help="real images and samples per model (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the samples")
-    p.add_argument("--truncation", type=float, default=1.0)
+    p.add_argument("--truncation", type=float, default=1.0, help="truncation psi (default %(default)s: none)")
     add_device_argument(p)
     p.add_argument("--threads", type=_positive, help="torch CPU threads (default: torch's choice)")
     p.set_defaults(func=run_dependencies)
@@ -141,10 +141,10 @@ def register(subparsers) -> None:
     p.add_argument("--num-embed", type=_positive, default=300, help="samples for t-SNE (default 300)")
     p.add_argument("--num-correlate", type=_positive, default=2000, help="samples for correlation (default 2000)")
     p.add_argument("--inception-weights", help="FID Inception weights file (adds fid, kid, is)")
-    p.add_argument("--truncation", type=float, default=1.0)
+    p.add_argument("--truncation", type=float, default=1.0, help="truncation psi (default %(default)s: none)")
     add_device_argument(p)
     p.add_argument("--threads", type=_positive, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_report)
 
 

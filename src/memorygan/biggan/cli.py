@@ -67,39 +67,43 @@ def register(subparsers) -> None:
     t.add_argument("--no-mirror", dest="mirror", action="store_false", help="no x-flips")
     t.add_argument("--unconditional", action="store_true",
                    help="ignore the labels (one class): the unconditional baseline of a conditional model")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--log-every", type=positive_int, default=20)
-    t.add_argument("--sample-every", type=non_negative_int, default=500)
-    t.add_argument("--checkpoint-every", type=non_negative_int, default=500)
+    t.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    t.add_argument("--log-every", type=positive_int, default=20,
+                   help="a stats.jsonl / sv.jsonl row every N steps (default %(default)s)")
+    t.add_argument("--sample-every", type=non_negative_int, default=500,
+                   help="a sample grid every N steps, 0: never (default %(default)s)")
+    t.add_argument("--checkpoint-every", type=non_negative_int, default=500,
+                   help="a checkpoint every N steps, 0: only the last (default %(default)s)")
     t.add_argument("--metrics-every", type=non_negative_int, default=0,
                    help="domain IS / FID / accuracy every N steps (0: never; trains DATA/classifier first if missing)")
-    t.add_argument("--metrics-per-class", type=positive_int, default=50)
+    t.add_argument("--metrics-per-class", type=positive_int, default=50,
+                   help="samples per class for the in-run metrics (default %(default)s)")
     t.add_argument("--classifier", help="domain classifier folder (default DATA/classifier)")
     t.add_argument("--keep", type=positive_int, default=5, help="checkpoints kept")
     t.add_argument("--threads", type=positive_int, help="torch CPU threads")
-    t.add_argument("--no-progress", dest="progress", action="store_false")
+    t.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     add_device_argument(t)
     t.set_defaults(func=cmd_train)
 
     c = sub.add_parser("classifier", help="train the domain classifier of a labelled dataset (IS, FID, accuracy)",
                        description="Train the small CNN whose p(y|x) and pooled features give domain IS, FID, "
                                    "per-class accuracy and precision/recall; saved to DATA/classifier by default.")
-    c.add_argument("--data", required=True)
+    c.add_argument("--data", required=True, help="the labelled dataset folder")
     c.add_argument("--out", help="classifier folder (default DATA/classifier)")
-    c.add_argument("--steps", type=positive_int, default=1500)
-    c.add_argument("--batch", type=positive_int, default=32)
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--quiet", action="store_true")
+    c.add_argument("--steps", type=positive_int, default=1500, help="optimisation steps (default %(default)s)")
+    c.add_argument("--batch", type=positive_int, default=32, help="batch size (default %(default)s)")
+    c.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
     add_device_argument(c)
     c.set_defaults(func=cmd_classifier)
 
     g = sub.add_parser("generate", help="a grid of samples: one row per class",
                        description="Sample a BigGAN generator (folder, checkpoint or run): one row per class, "
                                    "one column per seed.")
-    g.add_argument("generator")
+    g.add_argument("generator", help="BigGAN generator, checkpoint or run folder")
     g.add_argument("--out", required=True, help="output PNG")
     g.add_argument("--classes", help="comma-separated class names or indices (default: all, up to 16)")
-    g.add_argument("--seeds", type=seed_list, default=list(range(8)))
+    g.add_argument("--seeds", type=seed_list, default=list(range(8)), help="seeds, e.g. 0-7 or 1,5,9 (default 0-7)")
     g.add_argument("--truncation", type=float, default=None, help="truncation threshold (default: none)")
     add_device_argument(g)
     g.set_defaults(func=cmd_generate)
@@ -107,13 +111,13 @@ def register(subparsers) -> None:
     e = sub.add_parser("evaluate", help="accuracy, IS, FID per class, precision/recall; --truncations for a sweep",
                        description="Evaluate with the dataset's domain classifier. With several --truncations, "
                                    "a sweep (thesis Figs. 2-4, 2-5), plotted with --plot.")
-    e.add_argument("generator")
+    e.add_argument("generator", help="BigGAN generator, checkpoint or run folder")
     e.add_argument("--data", required=True, help="the labelled dataset (real features)")
     e.add_argument("--classifier", help="classifier folder (default DATA/classifier)")
     e.add_argument("--per-class", type=positive_int, default=100, help="samples per class")
     e.add_argument("--truncations", type=_floats, default=None, help="e.g. 2,1,0.5,0.04 (default: none)")
-    e.add_argument("--seed", type=int, default=123)
-    e.add_argument("--plot", metavar="FILE.png")
+    e.add_argument("--seed", type=int, default=123, help="random seed (default %(default)s)")
+    e.add_argument("--plot", metavar="FILE.png", help="also write a figure (PNG)")
     e.add_argument("--out", metavar="FILE.json", help="write the results as JSON")
     add_device_argument(e)
     e.set_defaults(func=cmd_evaluate)
@@ -122,13 +126,14 @@ def register(subparsers) -> None:
                        description="Learn theta so that G(z + alpha theta, y) changes the assessor by alpha (in "
                                    "units of 2 std over samples), then judge it on held-out seeds: slope, Spearman, "
                                    "and how often the domain classifier keeps the class.")
-    d.add_argument("generator")
-    d.add_argument("--assessor", required=True, choices=["brightness", "colourfulness"])
+    d.add_argument("generator", help="BigGAN generator, checkpoint or run folder")
+    d.add_argument("--assessor", required=True, choices=["brightness", "colourfulness"],
+                   help="what the direction or the edit changes")
     d.add_argument("--out", required=True, help="direction folder")
-    d.add_argument("--steps", type=positive_int, default=300)
-    d.add_argument("--batch", type=positive_int, default=16)
-    d.add_argument("--lr", type=positive_float, default=0.01)
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--steps", type=positive_int, default=300, help="optimisation steps (default %(default)s)")
+    d.add_argument("--batch", type=positive_int, default=16, help="batch size (default %(default)s)")
+    d.add_argument("--lr", type=positive_float, default=0.01, help="Adam learning rate (default %(default)s)")
+    d.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
     d.add_argument("--classifier", help="judge the class kept with this classifier (a folder or dataset folder)")
     d.add_argument("--eval-seeds", type=seed_list, default=list(range(100000, 100500)),
                    help="held-out seeds for the judgement (default 100000-100499; the class of seed i is i %% C)")
@@ -139,17 +144,20 @@ def register(subparsers) -> None:
                         description="Change a region of a sample towards an assessor target (e.g. brightness 0.9) "
                                     "by optimising a second latent that draws the first block's feature map inside "
                                     "the mask (CMA-ES, then Adam); outside the mask the source's features are kept.")
-    pw.add_argument("generator")
+    pw.add_argument("generator", help="BigGAN generator, checkpoint or run folder")
     pw.add_argument("--class", dest="cls", required=True, help="class name or index")
     pw.add_argument("--seed", type=int, default=0, help="seed of the source latent")
     pw.add_argument("--mask", help="mask PNG at the generator's size (white = edit)")
     pw.add_argument("--box", help="instead of --mask: x0,y0,x1,y1 in pixels")
-    pw.add_argument("--assessor", default="brightness", choices=["brightness", "colourfulness"])
+    pw.add_argument("--assessor", default="brightness", choices=["brightness", "colourfulness"],
+                   help="what the direction or the edit changes")
     pw.add_argument("--target", type=float, required=True, help="assessor value wanted inside the region")
-    pw.add_argument("--lambda-img", type=float, default=10.0)
+    pw.add_argument("--lambda-img", type=float, default=10.0,
+                   help="weight of the image-consistency loss outside the region, thesis Eq. 4.10 (default %(default)s)")
     pw.add_argument("--iterations", type=positive_int, default=20, help="CMA-ES iterations")
-    pw.add_argument("--popsize", type=positive_int, default=16)
-    pw.add_argument("--adam-steps", type=non_negative_int, default=30)
+    pw.add_argument("--popsize", type=positive_int, default=16, help="CMA-ES population (default %(default)s)")
+    pw.add_argument("--adam-steps", type=non_negative_int, default=30,
+                   help="Adam steps after CMA-ES (default %(default)s)")
     pw.add_argument("--out", required=True, help="before | after strip (PNG); numbers go to OUT.json")
     add_device_argument(pw)
     pw.set_defaults(func=cmd_paint)
@@ -157,7 +165,7 @@ def register(subparsers) -> None:
     r = sub.add_parser("report", help="the run's monitors (thesis Fig. 2-2) as JSON and a figure",
                        description="Losses, first singular values of every G and D layer, domain IS/FID and "
                                    "accuracy over training, collapse warnings.")
-    r.add_argument("run")
+    r.add_argument("run", help="BigGAN run folder")
     r.add_argument("--out", metavar="FILE.png", help="write the figure")
     r.set_defaults(func=cmd_report)
 

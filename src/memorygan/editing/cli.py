@@ -56,7 +56,7 @@ def register(subparsers) -> None:
     space.add_argument("--layers", choices=list(LAYERS), default="both",
                        help="parts space: the parts' shape codes, texture codes or both (default)")
     space.add_argument("--truncation", type=float, default=1.0, help="psi of the samples (default 1: none)")
-    space.add_argument("--seed", type=int, default=0)
+    space.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
 
     p = sub.add_parser("assessors", help="list the assessors and what they measure")
     p.set_defaults(func=run_assessors)
@@ -69,45 +69,53 @@ def register(subparsers) -> None:
     p.add_argument("--data", required=True, help="dataset folder with attributes.jsonl")
     p.add_argument("--attribute", required=True, help="dotted attribute path, e.g. hair.lightness")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--steps", type=_positive, default=2000)
-    p.add_argument("--batch", type=_positive, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=_positive, default=2000, help="optimisation steps (default %(default)s)")
+    p.add_argument("--batch", type=_positive, default=32, help="batch size (default %(default)s)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
     p.add_argument("--no-flip", action="store_true", help="no x-flip augmentation (default: flip unless the "
                                                           "attribute changes under a mirror, e.g. pose.yaw)")
     add_device_argument(p)
-    p.add_argument("--threads", type=_positive)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--threads", type=_positive, help="torch CPU threads (default: from the idle cores)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_train_assessor)
 
     p = sub.add_parser("learn", parents=[common, scorer, space], help="learn a direction (GANalyze)",
                        description="Learn theta so that A(G(w + alpha theta)) = A(G(w)) + alpha * spread, alpha ~ "
                                    "U[-0.5, 0.5] (GANalyze Eq. 3.1), with Adam; writes direction.safetensors and "
                                    "direction.json (with the training curve) into --out.")
-    p.add_argument("--out", required=True)
-    p.add_argument("--steps", type=_positive, default=300)
+    p.add_argument("--out", required=True,
+                   help="direction folder to write (a direction folder there is replaced; anything else is refused "
+                        "before any work)")
+    p.add_argument("--steps", type=_positive, default=300, help="optimisation steps (default %(default)s)")
     p.add_argument("--batch", type=_positive, default=8, help="samples per step (default 8; GANalyze 4)")
     p.add_argument("--lr", type=float, default=0.005, help="Adam lr (default 0.005; GANalyze 2e-4 for BigGAN's z)")
     p.add_argument("--scale-samples", type=_positive, default=256,
                    help="samples that measure the assessor's spread (default 256)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_learn)
 
     p = sub.add_parser("interfacegan", parents=[common, scorer, space], help="InterFaceGAN direction (linear SVM)",
                        description="Normal of a linear SVM separating the codes of the top and bottom --fraction of "
                                    "--n samples by the assessor; with --condition, the normal of a second assessor "
                                    "is projected out. Calibrated to the learned directions' scale.")
-    p.add_argument("--out", required=True)
-    p.add_argument("--n", type=_positive, default=2000)
-    p.add_argument("--fraction", type=float, default=0.3)
+    p.add_argument("--out", required=True,
+                   help="direction folder to write (a direction folder there is replaced; anything else is refused "
+                        "before any work)")
+    p.add_argument("--n", type=_positive, default=2000, help="samples (default %(default)s)")
+    p.add_argument("--fraction", type=float, default=0.3,
+                   help="the top and bottom fraction of the samples are the SVM's two classes (default %(default)s)")
     p.add_argument("--condition", help="assessor kept fixed (conditional editing)")
     p.set_defaults(func=run_interfacegan)
 
     p = sub.add_parser("sefa", parents=[common, scorer, space], help="SeFa direction (closed form, per part)",
                        description="Top eigenvectors of the modulation weights of the parts' local layers; keeps the "
                                    "one of the top --num that moves the assessor most. Parts space only.")
-    p.add_argument("--out", required=True)
-    p.add_argument("--num", type=_positive, default=5)
+    p.add_argument("--out", required=True,
+                   help="direction folder to write (a direction folder there is replaced; anything else is refused "
+                        "before any work)")
+    p.add_argument("--num", type=_positive, default=5,
+                   help="top eigenvectors considered, per part (default %(default)s)")
     p.set_defaults(func=run_sefa)
 
     p = sub.add_parser("apply", parents=[common], help="image and mask strips of a direction",
@@ -121,23 +129,24 @@ def register(subparsers) -> None:
     src.add_argument("--seeds", type=_seeds, help="e.g. 0-3 (default 0,1,2)")
     src.add_argument("--codes", help="codes file (.safetensors)")
     p.add_argument("--truncation", type=float, default=None, help="psi for --seeds (default: the direction's)")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=run_apply)
 
     p = sub.add_parser("evaluate", parents=[common], help="measure a direction (slope, Spearman, preservation)",
                        description="Slope, Spearman, monotone fraction, preserved pixels outside the target parts, "
                                    "non-target mask mIoU and attribute leakage over --n samples; writes "
                                    "evaluation.json and evaluation.png.")
-    p.add_argument("--direction", required=True)
-    p.add_argument("--n", type=_positive, default=500)
-    p.add_argument("--alphas", type=_alphas, default=[-0.5, -0.25, 0.0, 0.25, 0.5])
+    p.add_argument("--direction", required=True, help="direction folder (`memorygan edit learn|interfacegan|sefa`)")
+    p.add_argument("--n", type=_positive, default=500, help="samples (default %(default)s)")
+    p.add_argument("--alphas", type=_alphas, default=[-0.5, -0.25, 0.0, 0.25, 0.5],
+                   help="comma-separated alphas (default %(default)s)")
     p.add_argument("--target-parts", help="parts whose pixels may change (default: the direction's or assessor's)")
     p.add_argument("--probe", help="probe folder for probe:CLASS assessors")
     p.add_argument("--data", help="dataset folder (its probe)")
-    p.add_argument("--seed", type=int, default=12345)
-    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=12345, help="random seed (default %(default)s)")
+    p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--json", action="store_true", help="print the record as JSON")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_evaluate)
 
     _register_report(sub)
@@ -170,8 +179,9 @@ def _register_text(sub, common) -> None:
     text.add_argument("--layers", choices=["shape", "texture", "both"], default="both",
                       help="the parts' shape codes, texture codes or both (default)")
     text.add_argument("--seed", type=int, default=0, help="random crops / CMA-ES seed (default 0)")
-    text.add_argument("--out", required=True)
-    text.add_argument("--no-progress", action="store_true")
+    text.add_argument("--out", required=True,
+                   help="output folder")
+    text.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = sub.add_parser("text", parents=[common, text], help="text-guided part edit (StyleCLIP, MemoryGAN Eq. 16-18)",
                        description="Optimise only the selected parts' codes (or MemoryGAN query codes) so the image "
@@ -197,7 +207,8 @@ def _register_text(sub, common) -> None:
                         f"label than the source's costs (default {SEG_LOSS}; Eq. 18 exactly: --seg-loss l2 --seg-norm "
                         f"pixels --lambda-seg 100)")
     p.add_argument("--identity", help="identity network MODULE:CALLABLE (image -> embedding) for Eq. 17; off without")
-    p.add_argument("--lambda-id", type=float, default=LAMBDA_ID)
+    p.add_argument("--lambda-id", type=float, default=LAMBDA_ID,
+                   help="weight of the loss that keeps the image outside the edited parts (default %(default)s)")
     p.set_defaults(func=run_text)
 
     p = sub.add_parser("region", parents=[common, text], help="region edit (Paint-by-Word: split generator, CMA-ES)",
@@ -209,7 +220,8 @@ def _register_text(sub, common) -> None:
     p.add_argument("--mask", help="PNG at the generator's resolution: white = edit, black = keep")
     p.add_argument("--parts", help="the region (without --mask) and the codes that move (default with --mask: the "
                                    "parts covering >= 5%% of it)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="cma+adam")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="cma+adam",
+                   help="cma+adam (CMA-ES, then Adam; default), cma or adam (thesis Sec. 4.3.3)")
     p.add_argument("--basis", choices=BASES, default="pca",
                    help="CMA-ES search space: principal directions of the parts' codes (default) or every code "
                         "dimension")
@@ -244,26 +256,30 @@ def _register_text(sub, common) -> None:
                                    "read back (resumable). Writes OUT/<label>/..., OUT/text-edits.json, "
                                    "OUT/fig17.png and a markdown page.")
     p.add_argument("--generator", action="append", required=True, help="generator/run folder or shipped name (repeat)")
-    p.add_argument("--labels", type=lambda t: [x.strip() for x in t.split(",") if x.strip()])
-    p.add_argument("--out", required=True)
+    p.add_argument("--labels", type=lambda t: [x.strip() for x in t.split(",") if x.strip()],
+                   help="comma-separated labels, one per --generator (default: the folder names)")
+    p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--markdown", help="markdown page (default OUT/README.md)")
     p.add_argument("--seeds", type=_seeds, default=list(range(8)), help="images edited per run (default 0-7)")
     p.add_argument("--region-seeds", type=_seeds, help="images per region edit (default: --seeds)")
-    p.add_argument("--steps", type=_positive, default=STEPS)
+    p.add_argument("--steps", type=_positive, default=STEPS, help="optimisation steps (default %(default)s)")
     p.add_argument("--lambda-seg", type=float, default=LAMBDA_SEG, help="the seg weight of the 'with' runs")
     p.add_argument("--seg-loss", choices=SEG_LOSSES, default=SEG_LOSS, help="the seg term of every run (edit text)")
     p.add_argument("--seg-norm", choices=SEG_NORMS, default=SEG_NORM, help="the seg term of every run (edit text)")
     p.add_argument("--sweep", type=lambda t: [float(x) for x in t.split(",") if x.strip()],
                    default=[0, 100, 1000, 10000], help="lambda_seg values of the sweep (default 0,100,1000,10000)")
     p.add_argument("--held-out", default="rgb", help="held-out scorer (default rgb: the attribute scorer in RGB)")
-    p.add_argument("--colour-space", choices=["lab", "rgb"], default="lab")
-    p.add_argument("--popsize", type=_positive, default=POPSIZE)
-    p.add_argument("--cma-iters", type=_positive, default=CMA_ITERS)
-    p.add_argument("--adam-steps", type=int, default=ADAM_STEPS)
-    p.add_argument("--components", type=_positive, default=16)
-    p.add_argument("--lambda-img", type=float, default=LAMBDA_IMG)
+    p.add_argument("--colour-space", choices=["lab", "rgb"], default="lab",
+                   help="attribute scorer: colour space of its colour features (default %(default)s)")
+    p.add_argument("--popsize", type=_positive, default=POPSIZE, help="CMA-ES population (default %(default)s)")
+    p.add_argument("--cma-iters", type=_positive, default=CMA_ITERS, help="CMA-ES iterations (default %(default)s)")
+    p.add_argument("--adam-steps", type=int, default=ADAM_STEPS, help="Adam steps after CMA-ES (default %(default)s)")
+    p.add_argument("--components", type=_positive, default=16,
+                   help="PCA directions per part and role (default %(default)s)")
+    p.add_argument("--lambda-img", type=float, default=LAMBDA_IMG,
+                   help="weight of the image-consistency loss outside the region, thesis Eq. 4.10 (default %(default)s)")
     add_device_argument(p)
-    p.add_argument("--threads", type=_positive)
+    p.add_argument("--threads", type=_positive, help="torch CPU threads (default: from the idle cores)")
     p.set_defaults(func=run_text_report)
 
 
@@ -385,21 +401,23 @@ def _register_report(sub) -> None:
                                    "and the eye-colour experiment (eyes' codes vs skin+hair codes vs query space). "
                                    "Writes OUT/<label>/..., OUT/editing.json and a markdown page.")
     p.add_argument("--generator", action="append", help="generator/run folder or shipped name (repeat)")
-    p.add_argument("--labels", type=lambda t: [x.strip() for x in t.split(",") if x.strip()])
+    p.add_argument("--labels", type=lambda t: [x.strip() for x in t.split(",") if x.strip()],
+                   help="comma-separated labels, one per --generator (default: the folder names)")
     p.add_argument("--combine", nargs="+", metavar="OUT",
                    help="instead of running: one markdown page (--markdown) from study folders run separately")
     p.add_argument("--combine-command", help="with --combine: the command line(s) to print as 'Regenerate'")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--markdown", help="markdown page (default OUT/README.md)")
     p.add_argument("--smile-regressor", help="folder of a mouth.smile regressor (`edit train-assessor`)")
     p.add_argument("--n", type=_positive, default=500, help="evaluation samples per direction (default 500)")
-    p.add_argument("--steps", type=_positive, default=300)
-    p.add_argument("--batch", type=_positive, default=8)
-    p.add_argument("--lr", type=float, default=0.005)
-    p.add_argument("--interfacegan-n", type=_positive, default=2000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=_positive, default=300, help="optimisation steps (default %(default)s)")
+    p.add_argument("--batch", type=_positive, default=8, help="batch size (default %(default)s)")
+    p.add_argument("--lr", type=float, default=0.005, help="Adam learning rate (default %(default)s)")
+    p.add_argument("--interfacegan-n", type=_positive, default=2000,
+                   help="samples for the InterFaceGAN baseline (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
     add_device_argument(p)
-    p.add_argument("--threads", type=_positive)
+    p.add_argument("--threads", type=_positive, help="torch CPU threads (default: from the idle cores)")
     from memorygan.editing.report import run_report_cli
     p.set_defaults(func=run_report_cli)
 

@@ -85,7 +85,7 @@ def register(subparsers) -> None:
 
     add_device_argument(p)
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_invert)
 
 

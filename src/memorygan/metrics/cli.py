@@ -38,7 +38,7 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float, default=DEFAULT_LR, help=f"Adam learning rate (default {DEFAULT_LR})")
     p.add_argument("--channels", type=_positive, default=DEFAULT_CHANNELS,
                    help=f"base channels of the U-Net (default {DEFAULT_CHANNELS})")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
     p.add_argument("--holdout-every", type=_positive, default=10, help="hold out every Nth image (default 10)")
     add_device_argument(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -95,7 +95,7 @@ def register(subparsers) -> None:
     p.add_argument("--inception-weights", help=f"FID Inception weights file (default ${ENV_VAR})")
     p.add_argument("--probe", help="probe folder (default: the run's probe, or DATA/probe)")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated samples (default 0)")
-    p.add_argument("--truncation", type=float, default=1.0)
+    p.add_argument("--truncation", type=float, default=1.0, help="truncation psi (default %(default)s: none)")
     p.add_argument("--batch", type=_positive, default=32, help="generator batch size (default 32)")
     p.add_argument("--num-real", type=_positive, help="real images (default: all of --data)")
     p.add_argument("--kid-subset", type=_positive, help="rows per KID subset (default min(1000, N, real))")

@@ -35,7 +35,8 @@ def register(subparsers) -> None:
     p.add_argument("generator", help="generator, checkpoint or run folder, or a shipped name (`memorygan pretrained list`)")
     p.add_argument("--seeds", type=_seeds, default=list(range(8)), help="e.g. 0-7 or 1,5,9 (default 0-7)")
     p.add_argument("--truncation", type=float, default=1.0, help="psi in W (default 1: none)")
-    p.add_argument("--noise-mode", choices=["const", "random", "none"], default="const")
+    p.add_argument("--noise-mode", choices=["const", "random", "none"], default="const",
+                   help="render-net noise: const (fixed per seed), random or none (default %(default)s)")
     p.add_argument("--out", required=True, help="output PNG")
     add_device_argument(p)
     p.set_defaults(func=run_generate)
