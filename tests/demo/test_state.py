@@ -131,7 +131,8 @@ def test_invert_an_uploaded_image(state):
         state.invert(None)
 
 
-def test_text_edit_moves_only_the_chosen_parts_codes(state):
+def test_text_edit_moves_only_the_chosen_parts_codes(state, monkeypatch):
+    monkeypatch.delenv("MEMORYGAN_CLIP", raising=False)
     state.generate(1)
     before = _codes(state)
     view = state.text_edit("red hair", ["hair"], steps=3)
@@ -172,3 +173,23 @@ def test_region_edit_shows_the_blended_result(state):
     assert state.current.blend is None
     with pytest.raises(ConfigError, match="paint a region on the image or choose parts"):
         state.region_edit("blonde hair", None, np.zeros((8, 8), np.uint8))
+
+
+def test_clip_from_the_environment_loaded_once(state, monkeypatch, tmp_path):
+    """The demo reads $MEMORYGAN_CLIP (its error message tells users to set it) and loads CLIP once, not per edit."""
+    import memorygan.editing.clip as clip_mod
+    import memorygan.editing.scorers as scorers
+
+    loads = []
+
+    class FakeClip:
+        def __init__(self, folder, device="cpu"):
+            loads.append(str(folder))
+
+    monkeypatch.setattr(clip_mod, "ClipModel", FakeClip)
+    monkeypatch.setattr(scorers, "text_score", lambda kind, prompt, G, clip=None, **kw: (kind, clip))
+    monkeypatch.setenv("MEMORYGAN_CLIP", str(tmp_path / "clip"))
+    kind, model = state._scorer("red hair", "clip")
+    assert kind == "clip" and isinstance(model, FakeClip)
+    assert state._scorer("blue eyes", "clip")[1] is model
+    assert loads == [str(tmp_path / "clip")]

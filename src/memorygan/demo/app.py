@@ -205,6 +205,9 @@ def launch(generator, directions=None, clip=None, host: str = "127.0.0.1", port:
     from memorygan.devices import resolve_device
 
     G, _ = load(generator, device=resolve_device(device))
+    if clip is None:
+        from memorygan.editing.clip import ENV
+        clip = os.environ.get(ENV) or None              # the folder the error message tells users to set
     dirs = load_directions(directions)
     for name, d in dirs.items():
         check_direction(d, G, f"--directions {name}")

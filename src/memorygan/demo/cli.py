@@ -9,11 +9,15 @@ from memorygan.devices import add_device_argument
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "demo", help="local web demo (Gradio, extra [demo])",
-        description="Serve an interactive demo of a generator on this machine: sample by seed, sequential "
-                    "composition, resample / mix / interpolate parts, learned directions with an alpha slider, "
-                    "undo, download of image, mask and codes. A BigGAN generator (`memorygan biggan train`) gets a "
-                    "class picker, class interpolation, direction sliders and Paint-by-Word. Bound to 127.0.0.1 (this machine only) unless --host "
-                    "says otherwise; never a public share link; no analytics.")
+        description="Serve an interactive demo of a generator on this machine. Panels: Sample (seed, truncation), "
+                    "Compose (the first N parts in order), Parts (resample a part's shape or texture codes from "
+                    "another seed, mix parts of two samples, interpolate a part), Directions (learned directions "
+                    "with an alpha slider), Text edit (attribute words offline, or CLIP from --clip / "
+                    "$MEMORYGAN_CLIP), Region edit (paint a region, Paint-by-Word with CMA-ES and Adam), Invert "
+                    "(upload an image, optionally its mask), then Undo and Download (image, mask, codes). A BigGAN "
+                    "generator (`memorygan biggan train`) gets its own page: class picker and truncation, class "
+                    "interpolation, direction sliders and Paint-by-Word. Bound to 127.0.0.1 (this machine only) "
+                    "unless --host says otherwise; never a public share link; no analytics.")
     p.add_argument("--generator", default=None,
                    help="generator, checkpoint or training run folder, or a shipped name (default: the shipped "
                         "portraits-memorygan; `memorygan pretrained list`)")

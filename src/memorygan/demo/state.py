@@ -139,9 +139,17 @@ class DemoState:
     def _scorer(self, prompt: str, scorer: str):
         from memorygan.editing.scorers import text_score
 
-        if scorer == "clip" and self.clip is None:
-            raise ConfigError("text edit: the CLIP scorer needs a local CLIP folder (start the demo with --clip PATH "
-                              "or set MEMORYGAN_CLIP); the 'attributes' scorer works offline")
+        if scorer == "clip":
+            import os
+
+            from memorygan.editing.clip import ENV, ClipModel
+            if self.clip is None:
+                self.clip = os.environ.get(ENV) or None
+            if self.clip is None:
+                raise ConfigError("text edit: the CLIP scorer needs a local CLIP folder (start the demo with --clip "
+                                  "PATH or set MEMORYGAN_CLIP); the 'attributes' scorer works offline")
+            if not isinstance(self.clip, ClipModel):
+                self.clip = ClipModel(self.clip, self.G.device)     # loaded once, kept for every later edit
         return text_score(scorer, prompt, self.G, clip=self.clip)
 
     def _sample(self, seed: int, truncation: float):
