@@ -160,6 +160,12 @@ def test_edit_cli_end_to_end(tmp_path, capsys):
     assert main(["edit", "apply", "--generator", str(tmp_path / "g2"), "--direction", str(tmp_path / "d"),
                  "--out", str(tmp_path / "z")]) == 2
     assert "learned on another generator" in capsys.readouterr().err
+    # a generator derived from the direction's (e.g. tuned by PTI): allowed when asked, with the same edit
+    assert main(["edit", "apply", "--generator", str(tmp_path / "g2"), "--direction", str(tmp_path / "d"),
+                 "--seeds", "0", "--alphas=0,0.5", "--allow-other-generator", "--out", str(tmp_path / "z")]) == 0
+    assert (tmp_path / "z" / "strip.png").is_file()
+    assert main(["edit", "evaluate", "--generator", str(tmp_path / "g2"), "--direction", str(tmp_path / "d"),
+                 "--n", "2", "--allow-other-generator", "--out", str(tmp_path / "e2"), "--no-progress"]) == 0
 
 
 def test_learn_refuses_a_foreign_out_before_training(tmp_path, capsys, monkeypatch):

@@ -130,6 +130,9 @@ def register(subparsers) -> None:
     src.add_argument("--codes", help="codes file (.safetensors)")
     p.add_argument("--truncation", type=float, default=None, help="psi for --seeds (default: the direction's)")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--allow-other-generator", action="store_true",
+                   help="use a direction learned on another generator of the same architecture (e.g. the generator "
+                        "a PTI inversion tuned from the one the direction was learned on)")
     p.set_defaults(func=run_apply)
 
     p = sub.add_parser("evaluate", parents=[common], help="measure a direction (slope, Spearman, preservation)",
@@ -147,6 +150,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--json", action="store_true", help="print the record as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--allow-other-generator", action="store_true",
+                   help="use a direction learned on another generator of the same architecture (e.g. the generator "
+                        "a PTI inversion tuned from the one the direction was learned on)")
     p.set_defaults(func=run_evaluate)
 
     _register_report(sub)
@@ -517,7 +523,7 @@ def run_apply(args) -> int:
     from memorygan.editing.directions import codes_source, load_direction, seed_source
 
     G = _setup(args)
-    d = load_direction(args.direction, G)
+    d = load_direction(args.direction, G, allow_other_generator=args.allow_other_generator)
     if args.codes:
         codes = load_codes(args.codes, G, allow_other_generator=False)
         source, names = codes_source(codes), codes.names or None
@@ -540,7 +546,7 @@ def run_evaluate(args) -> int:
     from memorygan.metrics.jsonl import jsonable
 
     G = _setup(args)
-    d = load_direction(args.direction, G)
+    d = load_direction(args.direction, G, allow_other_generator=args.allow_other_generator)
     A = get_assessor(d.assessor, G, probe=args.probe, data=args.data)
     targets = [p.strip() for p in args.target_parts.split(",")] if args.target_parts else None
     rec = evaluate_direction(G, d, A, args.n, args.alphas, args.seed, target_parts=targets,

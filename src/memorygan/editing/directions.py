@@ -311,7 +311,8 @@ def check_direction(d: Direction, G, where="direction", allow_other_generator: b
         raise CheckpointError(f"{where}: a direction of a {d.arch} generator cannot edit a {G.arch} generator")
     if not allow_other_generator and d.generator and d.generator != generator_fingerprint(G):
         raise CheckpointError(f"{where}: the direction was learned on another generator (fingerprint {d.generator}, "
-                              f"this one is {generator_fingerprint(G)}); learn it again on this generator")
+                              f"this one is {generator_fingerprint(G)}); learn it again on this generator, or pass "
+                              f"--allow-other-generator when this one derives from it (a PTI-tuned copy)")
     want = theta_shape(G, d.space, d.parts, d.roles)
     if tuple(d.theta.shape) != want or any(not 0 <= p < G.config.num_classes for p in d.parts):
         raise CheckpointError(f"{where}: theta is {tuple(d.theta.shape)} but this generator needs {want}")
