@@ -248,10 +248,11 @@ def test_bad_inputs_get_one_line_errors(tmp_path, capsys):
     base = ["invert", "--generator", str(gdir), "--out", str(tmp_path / "inv"), "--steps", "2", "--no-progress",
             "--perceptual", "none"]
     out = _write_images(tmp_path / "imgs", G, [0])
-    # an image of another size
+    # a mask of another size than its image
     _write_images(tmp_path / "big", G, [0], size=48)
-    err = _cli_error(capsys, base + ["--images", str(tmp_path / "big")])
-    assert "img0.png is 48x48 but the generator makes 32x32 images" in err
+    _write_masks(tmp_path / "bigmasks", {"img0": np.zeros((32, 32), np.uint8)})
+    err = _cli_error(capsys, base + ["--images", str(tmp_path / "big"), "--masks", str(tmp_path / "bigmasks")])
+    assert "img0.png is 32x32 but its image is 48x48" in err
     # a mask with unknown ids
     bad = out.seg.argmax(1)[0].numpy().copy()
     bad[0, 0] = 4                                                        # ids are 0..3
@@ -336,3 +337,47 @@ def test_pti_around_the_codes_of_a_previous_inversion(tmp_path):
     with pytest.raises(CheckpointError, match="belong to another generator"):
         invert_command(other, tmp_path / "y", pti, images=tmp_path / "imgs", perceptual="none", progress=False,
                        init_from=tmp_path / "inv")
+
+
+def test_images_as_users_have_them(tmp_path, capsys):
+    """Any size and aspect (shorter side scaled, centre crop, as `data import`), transparency over white,
+    greyscale, EXIF orientation: the same fitting for `memorygan invert` and the demo's upload (issue 30)."""
+    from memorygan.inversion.targets import Target, fit_image, load_target, source_size
+
+    G = tiny_generator("memorygan").eval()
+    rgba = np.zeros((40, 60, 4), np.uint8)                               # fully transparent: white
+    rgba[:, :30, :3] = (200, 0, 0)
+    rgba[:, :30, 3] = 255                                                # left half opaque red
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "wide.png")
+    x, _ = load_target(Target("wide", tmp_path / "wide.png"), 32)
+    assert x.shape == (3, 32, 32)
+    u8 = ((x + 1) * 127.5).round()
+    assert u8[:, :, 0].tolist() == [[200.0] * 32, [0.0] * 32, [0.0] * 32]     # red at the crop's left edge
+    assert (u8[:, :, -1] == 255).all()                                   # white where it was transparent
+    Image.fromarray(np.full((20, 20), 90, np.uint8), "L").save(tmp_path / "grey.png")
+    g, _ = load_target(Target("grey", tmp_path / "grey.png"), 32)
+    assert torch.allclose(g, torch.full_like(g, 90 / 127.5 - 1), atol=1e-6)
+    tall = np.zeros((20, 10, 3), np.uint8)
+    tall[:10] = 255                                                      # top half white
+    im = Image.fromarray(tall)
+    exif = im.getexif()
+    exif[0x0112] = 6                                                     # "rotate 90 CW to display"
+    im.save(tmp_path / "rot.jpg", exif=exif, quality=100)
+    assert source_size(tmp_path / "rot.jpg") == (20, 10)
+    r, _ = load_target(Target("rot", tmp_path / "rot.jpg"), 10)
+    shown = ((r + 1) * 127.5).round()[0]
+    assert shown[:, :3].mean() < 60 and shown[:, -3:].mean() > 200       # displayed: white half on the right
+    # the mask follows the image's crop with nearest neighbours
+    ids = np.zeros((40, 60), np.int64)
+    ids[:, 30:] = 2
+    rgb, fitted = fit_image(Image.fromarray(rgba[..., :3]), 32, ids)
+    assert rgb.shape == (32, 32, 3) and set(np.unique(fitted)) == {0, 2}
+    assert (fitted[:, 0] == 0).all() and (fitted[:, -1] == 2).all()
+    # through the CLI: a 48x40 RGBA photo inverts
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(rgba, "RGBA").resize((48, 40)).save(folder / "photo.png")
+    G.save_pretrained(tmp_path / "G")
+    assert main(["invert", "--generator", str(tmp_path / "G"), "--images", str(folder), "--out",
+                 str(tmp_path / "inv"), "--steps", "2", "--no-progress", "--perceptual", "none"]) == 0
+    assert (tmp_path / "inv" / "photo").is_dir() or any((tmp_path / "inv").rglob("*photo*"))

@@ -55,14 +55,6 @@ class View:
         return np.concatenate([image, gap, mask, gap, depth], axis=1)
 
 
-def _square(img, size: int, resample):
-    """Centre-crop a PIL image to a square and resize it to size x size."""
-    w, h = img.size
-    side = min(w, h)
-    left, top = (w - side) // 2, (h - side) // 2
-    return img.crop((left, top, left + side, top + side)).resize((size, size), resample)
-
-
 def depth_tiles(depths: torch.Tensor, size: int) -> np.ndarray:
     """(1, K, Hc, Wc) -> a grid of K grey tiles (ceil(sqrt K) columns), each min-max normalised, `size` wide in all."""
     from memorygan.visualize import depth_to_gray, grid
@@ -323,11 +315,13 @@ class DemoState:
 
     def invert(self, image: np.ndarray, mask: np.ndarray | None = None, steps: int = 200) -> View:
         """Invert an uploaded image (H, W, 3 uint8; optional mask of class ids (H, W)) into expanded codes (the
-        inversion of `memorygan invert`, without PTI); it becomes the current image. Other sizes are centre-cropped
-        to a square and resized to the generator's resolution (the mask with nearest neighbours)."""
+        inversion of `memorygan invert`, without PTI); it becomes the current image. Any size or aspect is fitted as
+        `memorygan invert` fits files (`inversion.targets.fit_image`: shorter side scaled, centre crop; the mask with
+        nearest neighbours); transparency is composited over white."""
         from PIL import Image
 
         from memorygan.inversion import InversionOptions, load_perceptual, project
+        from memorygan.inversion.targets import fit_image
 
         if image is None:
             raise ConfigError("invert: upload an image first")
@@ -337,19 +331,25 @@ class DemoState:
         if image.ndim != 3 or image.shape[-1] not in (3, 4):
             raise ConfigError(f"invert: expected an RGB image, got an array of shape {image.shape}")
         size = self.G.config.resolution
-        target = _square(Image.fromarray(image[..., :3].astype(np.uint8)), size, Image.LANCZOS)
-        x = torch.from_numpy(np.array(target)).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(self.G.device)
-        ids = None
+        if image.shape[-1] == 4:                       # transparency over white, as `memorygan invert` reads files
+            alpha = image[..., 3:4].astype(np.float32) / 255.0
+            image = np.rint(image[..., :3] * alpha + 255.0 * (1 - alpha))
+        ids_np = None
         if mask is not None:
             mask = np.asarray(mask)
             if mask.ndim == 3:
                 mask = mask[..., 0]
+            if mask.shape != image.shape[:2]:
+                raise ConfigError(f"invert: the mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                                  f"{image.shape[1]}x{image.shape[0]}")
             k = self.G.config.num_classes
             if mask.max() >= k:
                 raise ConfigError(f"invert: the mask has class id {int(mask.max())} but the generator has {k} parts "
                                   f"(ids 0..{k - 1})")
-            m = _square(Image.fromarray(mask.astype(np.uint8)), size, Image.NEAREST)
-            ids = torch.from_numpy(np.asarray(m).astype(np.int64))[None].to(self.G.device)
+            ids_np = mask
+        rgb, ids_np = fit_image(Image.fromarray(image.astype(np.uint8)), size, ids_np)   # as `memorygan invert`
+        x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(self.G.device)
+        ids = None if ids_np is None else torch.from_numpy(ids_np)[None].to(self.G.device)
         opts = InversionOptions(steps=int(steps), stats_samples=500)
         with torch.enable_grad():
             res = project(self.G, x, opts, load_perceptual("auto", device=self.G.device), ids=ids)

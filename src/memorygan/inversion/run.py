@@ -203,7 +203,7 @@ def invert(G, targets: Targets, out, opts: InversionOptions, perceptual=None, ge
             if bar is not None:
                 bar.set_description(f"invert {start + 1}-{start + len(chunk)}/{len(todo)}")
             t0 = time.perf_counter()
-            loaded = [load_target(t) for t in chunk]
+            loaded = [load_target(t, G.config.resolution) for t in chunk]
             target = torch.stack([x for x, _ in loaded]).to(G.device)
             has = torch.tensor([ids is not None for _, ids in loaded], dtype=torch.float32)
             ids = None

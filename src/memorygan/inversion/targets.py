@@ -101,25 +101,44 @@ def collect_targets(G, images, masks=None, limit: int | None = None) -> Targets:
 
 
 def check_target(G, t: Target) -> None:
-    size = G.config.resolution
-    try:
-        with Image.open(t.image) as im:
-            w, h = im.size
-    except Image.DecompressionBombError as e:
-        raise DatasetError(f"image {t.image}: too large to decode safely ({e})") from None
-    except OSError as e:
-        raise DatasetError(f"image {t.image}: cannot be read ({e})") from None
-    if (w, h) != (size, size):
-        raise DatasetError(f"image {t.image} is {w}x{h} but the generator makes {size}x{size} images; resize it "
-                           f"first (e.g. `memorygan data import --size {size}`)")
+    """Readable image (any size or aspect: `load_target` fits it), a mask of the image's size with the generator's
+    ids. One-line DatasetError naming the file otherwise."""
+    w, h = source_size(t.image)
     if t.mask is not None:
         ids = read_mask_ids(t.mask)
-        if ids.shape != (size, size):
+        if ids.shape != (h, w):
             raise DatasetError(f"mask {t.mask} is {ids.shape[1]}x{ids.shape[0]} but its image is {w}x{h}")
         top = int(ids.max(initial=0))
         if top >= G.num_classes:
             raise DatasetError(f"mask {t.mask} has class id {top} but the generator has {G.num_classes} parts "
                                f"(ids 0..{G.num_classes - 1})")
+
+
+def source_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image file as displayed (EXIF orientation applied)."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            orientation = im.getexif().get(0x0112, 1)
+    except Image.DecompressionBombError as e:
+        raise DatasetError(f"image {path}: too large to decode safely ({e})") from None
+    except OSError as e:
+        raise DatasetError(f"image {path}: cannot be read ({e})") from None
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def fit_image(image: Image.Image, size: int, mask: np.ndarray | None = None) -> tuple[np.ndarray,
+                                                                                    np.ndarray | None]:
+    """An RGB image of any size or aspect (and its id mask of the same size) -> (size, size, 3) uint8 and
+    (size, size) ids: the shorter side scaled to `size`, centre-cropped (LANCZOS for the image, NEAREST for the
+    mask), as `memorygan data import` does. The CLI's `invert` and the demo's upload share it."""
+    from memorygan.data.importer import resize_crop
+
+    rgb = np.array(resize_crop(image.convert("RGB"), size, Image.LANCZOS), dtype=np.uint8)
+    ids = None
+    if mask is not None:
+        ids = np.asarray(resize_crop(Image.fromarray(mask.astype(np.int32)), size, Image.NEAREST)).astype(np.int64)
+    return rgb, ids
 
 
 def read_mask_ids(path: Path) -> np.ndarray:
@@ -132,12 +151,25 @@ def read_mask_ids(path: Path) -> np.ndarray:
         raise DatasetError(f"mask {path}: cannot be read ({e})") from None
 
 
-def load_target(t: Target) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(image (3, H, W) in [-1, 1], ids (H, W) int64 or None)."""
-    with Image.open(t.image) as im:
-        rgb = np.array(im.convert("RGB"), dtype=np.uint8)
+def load_target(t: Target, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(image (3, S, S) in [-1, 1], ids (S, S) int64 or None). The file is read as users have it (EXIF
+    orientation, transparency over white, greyscale and 16-bit: `data.classfolders.load_source_image`) and fitted
+    to `size` (`fit_image`) when given."""
+    from memorygan.data.classfolders import load_source_image
+
+    try:
+        im = load_source_image(t.image)
+    except Image.DecompressionBombError as e:
+        raise DatasetError(f"image {t.image}: too large to decode safely ({e})") from None
+    except OSError as e:
+        raise DatasetError(f"image {t.image}: cannot be read ({e})") from None
+    mask = None if t.mask is None else read_mask_ids(t.mask)
+    if size is not None:
+        rgb, mask = fit_image(im, size, mask)
+    else:
+        rgb = np.array(im, dtype=np.uint8)
     image = torch.from_numpy(rgb).permute(2, 0, 1).float().div(127.5).sub(1.0)
-    ids = None if t.mask is None else torch.from_numpy(read_mask_ids(t.mask).astype(np.int64))
+    ids = None if mask is None else torch.from_numpy(mask.astype(np.int64))
     return image, ids
 
 
