@@ -146,6 +146,16 @@ def test_calibrate_reproduces_the_builtin_table_and_reads_datasets(tmp_path):
     path = book.save(tmp_path / "table.json")
     again = load_phrasebook(path)
     assert torch.equal(again.references["glasses"]["lab"].mean, book.references["glasses"]["lab"].mean)
+    # the calibrated table is what `edit text|region --phrases T.json` and `demo --phrases T.json` score with
+    # (issue 30: a calibrated table could not be used): its references, not the built-in table's
+    g = tiny_generator("ssg", num_classes=5, class_names=["background", "skin", "eyes", "hair", "eyeglasses"])
+    used = text_score("attributes", "glasses", g, phrases=str(path)).terms[0].ref
+    assert torch.equal(used.mean, book.references["glasses"]["lab"].mean)
+    assert not torch.equal(used.mean, load_phrasebook().references["glasses"]["lab"].mean)
+    from memorygan.demo.state import DemoState
+    assert DemoState(g, phrases=str(path)).phrases.source == book.source
+    with pytest.raises(ConfigError, match="has no calibrated references|unknown phrase"):
+        text_score("attributes", "blue eyes", g, phrases=str(path))    # only two groups were calibrated
 
 
 def test_smile_features_separate_big_smiles():

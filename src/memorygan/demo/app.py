@@ -27,7 +27,7 @@ def _gradio():
     return gr
 
 
-def build_app(G, directions: dict | None = None, clip=None, title: str = "memorygan demo"):
+def build_app(G, directions: dict | None = None, clip=None, title: str = "memorygan demo", phrases=None):
     """The gr.Blocks app for generator G and {name: Direction}."""
     gr = _gradio()
     from memorygan.demo.state import WHAT, DemoState
@@ -38,7 +38,7 @@ def build_app(G, directions: dict | None = None, clip=None, title: str = "memory
     k = len(names)
 
     def session(state):
-        return state if state is not None else DemoState(G, directions, clip)
+        return state if state is not None else DemoState(G, directions, clip, phrases=phrases)
 
     def wrap(method):
         """Call a DemoState method; user errors become a visible gr.Error (and an API error)."""
@@ -197,7 +197,7 @@ def load_directions(path) -> dict:
 
 
 def launch(generator, directions=None, clip=None, host: str = "127.0.0.1", port: int | None = None,
-           block: bool = True, device: str = "auto"):
+           block: bool = True, device: str = "auto", phrases=None):
     """Load and serve the demo; returns the running app (with `block=False`, for tests) and its URL."""
     from memorygan import load
     from memorygan.editing.directions import check_direction
@@ -211,7 +211,9 @@ def launch(generator, directions=None, clip=None, host: str = "127.0.0.1", port:
     dirs = load_directions(directions)
     for name, d in dirs.items():
         check_direction(d, G, f"--directions {name}")
-    app = build_app(G, dirs, clip, title=f"memorygan demo: {Path(generator).name}")
+    from memorygan.editing.phrases import resolve_phrases
+
+    app = build_app(G, dirs, clip, title=f"memorygan demo: {Path(generator).name}", phrases=resolve_phrases(phrases))
     _, url, _ = app.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=not block,
                            quiet=not block, show_error=True)
     return app, url

@@ -23,6 +23,9 @@ def register(subparsers) -> None:
                         "portraits-memorygan; `memorygan pretrained list`)")
     p.add_argument("--directions", help="a direction folder or a folder of them (`memorygan edit learn ...`)")
     p.add_argument("--clip", help="local CLIP folder for text edits (or MEMORYGAN_CLIP)")
+    p.add_argument("--phrases", help="the attribute words of text and region edits: a phrases table "
+                                     "(`memorygan edit phrases --calibrate --out T.json`) or a JSON file of extra "
+                                     "phrases (default: the built-in portraits table)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, help="port (default: Gradio's first free one from 7860)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
@@ -54,16 +57,16 @@ def run_demo(args) -> int:
         from memorygan.demo.biggan_app import launch_biggan
         from memorygan.errors import ConfigError
 
-        if args.screenshot or args.clip:
-            raise ConfigError("--screenshot and --clip belong to the part-based demo; a BigGAN generator gets the "
-                              "class picker, directions and Paint-by-Word")
+        if args.screenshot or args.clip or args.phrases:
+            raise ConfigError("--screenshot, --clip and --phrases belong to the part-based demo; a BigGAN generator "
+                              "gets the class picker, directions and Paint-by-Word")
         launch_biggan(args.generator, args.directions, args.host, args.port, block=True, device=args.device)
         return 0
     if args.screenshot:
         from memorygan.demo.browser import drive
 
         app, url = launch(args.generator, args.directions, args.clip, args.host, args.port, block=False,
-                          device=args.device)
+                          device=args.device, phrases=args.phrases)
         try:
             first = next(iter(app.memorygan_directions), None)
             result = drive(url, args.screenshot, direction=first)
@@ -73,5 +76,6 @@ def run_demo(args) -> int:
             print(f"{step['action']}: {step['status']} (image changed: {step['changed']})")
         print(f"wrote {args.screenshot}")
         return 0
-    launch(args.generator, args.directions, args.clip, args.host, args.port, block=True, device=args.device)
+    launch(args.generator, args.directions, args.clip, args.host, args.port, block=True, device=args.device,
+           phrases=args.phrases)
     return 0

@@ -73,10 +73,13 @@ def depth_tiles(depths: torch.Tensor, size: int) -> np.ndarray:
 class DemoState:
     """One user's session: the current image, its history and the loaded directions. G is shared (read-only)."""
 
-    def __init__(self, G, directions: dict | None = None, clip=None, max_history: int = 50):
+    def __init__(self, G, directions: dict | None = None, clip=None, max_history: int = 50, phrases=None):
+        from memorygan.editing.phrases import resolve_phrases
+
         self.G = G.eval().requires_grad_(False)
         self.directions = dict(directions or {})
         self.clip = clip
+        self.phrases = resolve_phrases(phrases)          # the attribute words (a calibrated table with --phrases)
         self.max_history = max_history
         self.current: Snapshot | None = None
         self.history: list[Snapshot] = []
@@ -142,7 +145,7 @@ class DemoState:
                                   "PATH or set MEMORYGAN_CLIP); the 'attributes' scorer works offline")
             if not isinstance(self.clip, ClipModel):
                 self.clip = ClipModel(self.clip, self.G.device)     # loaded once, kept for every later edit
-        return text_score(scorer, prompt, self.G, clip=self.clip)
+        return text_score(scorer, prompt, self.G, clip=self.clip, phrases=self.phrases)
 
     def _sample(self, seed: int, truncation: float):
         with torch.no_grad():

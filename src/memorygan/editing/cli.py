@@ -173,7 +173,8 @@ def _register_text(sub, common) -> None:
                            "folder (default attributes)")
     text.add_argument("--clip", help="CLIP folder in the transformers format (default: $MEMORYGAN_CLIP)")
     text.add_argument("--crops", type=int, default=8, help="CLIP: random crops per step (default 8)")
-    text.add_argument("--phrases", help="JSON file of extra phrases {\"phrase\": [\"group\", \"class\"]}")
+    text.add_argument("--phrases", help="a phrases table (`memorygan edit phrases --calibrate --out T.json`) or a "
+                                        "JSON file of extra phrases {\"phrase\": [\"group\", \"class\"]}")
     text.add_argument("--colour-space", choices=["lab", "rgb"], default="lab",
                       help="attribute scorer: colour space of its colour features (default lab)")
     text.add_argument("--held-out", help="a second scorer measured but not optimised: rgb / lab (the attribute "

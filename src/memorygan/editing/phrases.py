@@ -304,6 +304,26 @@ class PhraseBook:
         return path
 
 
+def resolve_phrases(spec=None) -> PhraseBook:
+    """The phrase book for `--phrases`: a PhraseBook, a phrases table file (`memorygan edit phrases --calibrate
+    --out T.json`: its own groups, phrases and calibrated references), a JSON file of extra phrases added to the
+    built-in table, or None (the built-in table)."""
+    if isinstance(spec, PhraseBook):
+        return spec
+    if spec is None:
+        return load_phrasebook()
+    path = Path(spec)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"--phrases {path}: not a readable JSON file ({e})") from None
+    if isinstance(data, dict) and data.get("format") == TABLE_FORMAT:
+        return PhraseBook.from_json(data, f"--phrases {path}")
+    book = load_phrasebook()
+    book.load_aliases(path)
+    return book
+
+
 def load_phrasebook(path=None) -> PhraseBook:
     """A phrases table file (default: the built-in table of the procedural portraits)."""
     path = Path(path) if path else BUILTIN_TABLE

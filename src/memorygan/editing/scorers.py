@@ -25,7 +25,8 @@ SCORERS = ("attributes", "clip")
 def text_score(kind: str, prompt: str, G, clip=None, phrases=None, colour_space: str = "lab", crops: int = 8,
                min_crop: float = 0.5):
     """Resolve a scorer for a prompt. `clip`: a folder (or None: $MEMORYGAN_CLIP) or a loaded `ClipModel`;
-    `phrases`: a `PhraseBook`, a JSON file of extra phrases, or None (the built-in portraits table)."""
+    `phrases`: a `PhraseBook`, a phrases table file (calibrated), a JSON file of extra phrases, or None (the built-in
+    portraits table); see `phrases.resolve_phrases`."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise ConfigError("--prompt: give the text to edit towards, e.g. --prompt \"a person with red hair\"")
     if kind == "clip":
@@ -34,12 +35,9 @@ def text_score(kind: str, prompt: str, G, clip=None, phrases=None, colour_space:
         model = clip if isinstance(clip, ClipModel) else ClipModel(clip, G.device)
         return ClipScore(model, prompt, crops, min_crop)
     if kind == "attributes":
-        from memorygan.editing.phrases import PhraseBook, load_phrasebook, phrase_score
+        from memorygan.editing.phrases import phrase_score, resolve_phrases
 
-        book = phrases if isinstance(phrases, PhraseBook) else load_phrasebook()
-        if phrases is not None and not isinstance(phrases, PhraseBook):
-            book.load_aliases(phrases)
-        return phrase_score(prompt, G, book, colour_space)
+        return phrase_score(prompt, G, resolve_phrases(phrases), colour_space)
     raise ConfigError(f"--scorer must be one of {', '.join(SCORERS)}, got {kind!r}")
 
 
