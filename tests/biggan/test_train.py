@@ -84,13 +84,14 @@ def test_monitor_d_loss_collapse():
 def test_collapse_is_detected_in_training_and_a_healthy_run_is_silent(cat64, tmp_path):
     """Provoke a collapse: G frozen (lr 0) while D trains fast, so D's hinge loss goes to 0. The same run with the
     preset's learning rates stays silent."""
-    with pytest.warns(UserWarning, match="D's loss has stayed below 0.05"):
-        collapsed = train(opts(cat64, tmp_path / "c", steps=30, lr_g=0.0, lr_d=4e-3, checkpoint_every=0,
-                               monitor_window=3))
+    with pytest.warns(UserWarning, match="D's loss has stayed below 0.1"):
+        collapsed = train(opts(cat64, tmp_path / "c", steps=40, lr_g=0.0, lr_d=1e-2, checkpoint_every=0,
+                               monitor_window=5, d_floor=0.1))
     assert any("D's loss" in w for w in collapsed.warnings)
     rows = read_lines(tmp_path / "c" / "stats.jsonl")
     assert any("warnings" in r for r in rows)
-    healthy = train(opts(cat64, tmp_path / "h", steps=30, checkpoint_every=0, monitor_window=3))
+    assert min(r["d_loss"] for r in rows) < 0.1
+    healthy = train(opts(cat64, tmp_path / "h", steps=40, checkpoint_every=0, monitor_window=5, d_floor=0.1))
     assert healthy.warnings == []
 
 
