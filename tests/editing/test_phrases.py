@@ -153,7 +153,9 @@ def test_calibrate_reproduces_the_builtin_table_and_reads_datasets(tmp_path):
     assert torch.equal(used.mean, book.references["glasses"]["lab"].mean)
     assert not torch.equal(used.mean, load_phrasebook().references["glasses"]["lab"].mean)
     from memorygan.demo.state import DemoState
-    assert DemoState(g, phrases=str(path)).phrases.source == book.source
+    demo = DemoState(g, phrases=str(path))
+    demo._scorer("glasses", "attributes")
+    assert demo.phrases.source == book.source
     with pytest.raises(ConfigError, match="has no calibrated references|unknown phrase"):
         text_score("attributes", "blue eyes", g, phrases=str(path))    # only two groups were calibrated
 

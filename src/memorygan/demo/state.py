@@ -74,12 +74,10 @@ class DemoState:
     """One user's session: the current image, its history and the loaded directions. G is shared (read-only)."""
 
     def __init__(self, G, directions: dict | None = None, clip=None, max_history: int = 50, phrases=None):
-        from memorygan.editing.phrases import resolve_phrases
-
         self.G = G.eval().requires_grad_(False)
         self.directions = dict(directions or {})
         self.clip = clip
-        self.phrases = resolve_phrases(phrases)          # the attribute words (a calibrated table with --phrases)
+        self.phrases = phrases        # the attribute words: None (built-in), a table or phrases file, a PhraseBook
         self.max_history = max_history
         self.current: Snapshot | None = None
         self.history: list[Snapshot] = []
@@ -145,6 +143,9 @@ class DemoState:
                                   "PATH or set MEMORYGAN_CLIP); the 'attributes' scorer works offline")
             if not isinstance(self.clip, ClipModel):
                 self.clip = ClipModel(self.clip, self.G.device)     # loaded once, kept for every later edit
+        if scorer == "attributes":
+            from memorygan.editing.phrases import resolve_phrases
+            self.phrases = resolve_phrases(self.phrases)            # read once, on the first text edit
         return text_score(scorer, prompt, self.G, clip=self.clip, phrases=self.phrases)
 
     def _sample(self, seed: int, truncation: float):
