@@ -27,6 +27,23 @@ def _gradio():
     return gr
 
 
+def endpoint_wrapper(gr, session):
+    """`wrap(method)` for the demo's endpoints: call a state method on the session's state (made by `session` on
+    first use); user errors become a visible gr.Error (and an API error); returns (panel, message, state)."""
+    from memorygan.errors import MemoryGANError
+
+    def wrap(method):
+        def fn(state, *args):
+            state = session(state)
+            try:
+                view = method(state, *args)
+            except MemoryGANError as e:
+                raise gr.Error(str(e)) from None
+            return view.panel(DISPLAY_HEIGHT), view.message, state
+        return fn
+    return wrap
+
+
 def build_app(G, directions: dict | None = None, clip=None, title: str = "memorygan demo", phrases=None):
     """The gr.Blocks app for generator G and {name: Direction}."""
     gr = _gradio()
@@ -40,16 +57,7 @@ def build_app(G, directions: dict | None = None, clip=None, title: str = "memory
     def session(state):
         return state if state is not None else DemoState(G, directions, clip, phrases=phrases)
 
-    def wrap(method):
-        """Call a DemoState method; user errors become a visible gr.Error (and an API error)."""
-        def fn(state, *args):
-            state = session(state)
-            try:
-                view = method(state, *args)
-            except MemoryGANError as e:
-                raise gr.Error(str(e)) from None
-            return view.panel(DISPLAY_HEIGHT), view.message, state
-        return fn
+    wrap = endpoint_wrapper(gr, session)
 
     with gr.Blocks(title=title, analytics_enabled=False) as app:
         state = gr.State(None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from memorygan.demo.app import DISPLAY_HEIGHT, _gradio, painted_mask
+from memorygan.demo.app import _gradio, endpoint_wrapper, painted_mask
 
 
 def load_biggan_directions(path, G) -> dict:
@@ -28,23 +28,13 @@ def load_biggan_directions(path, G) -> dict:
 def build_biggan_app(G, directions: dict | None = None, title: str = "memorygan demo (BigGAN)"):
     gr = _gradio()
     from memorygan.demo.biggan_state import BigGANDemoState
-    from memorygan.errors import MemoryGANError
-
     directions = dict(directions or {})
     classes = list(G.config.class_names or [str(i) for i in range(G.config.num_classes)])
 
     def session(state):
         return state if state is not None else BigGANDemoState(G, directions)
 
-    def wrap(method):
-        def fn(state, *args):
-            state = session(state)
-            try:
-                view = method(state, *args)
-            except MemoryGANError as e:
-                raise gr.Error(str(e)) from None
-            return view.panel(DISPLAY_HEIGHT), view.message, state
-        return fn
+    wrap = endpoint_wrapper(gr, session)
 
     with gr.Blocks(title=title, analytics_enabled=False) as app:
         state = gr.State(None)
