@@ -156,6 +156,8 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_evaluate)
 
     _register_report(sub)
+    from memorygan.editing import spatial_cli
+    spatial_cli.register(sub, common)
     _register_text(sub, common)
 
 

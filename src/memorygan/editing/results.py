@@ -127,10 +127,11 @@ def difference_map(before: torch.Tensor, after: torch.Tensor) -> np.ndarray:
 
 
 def write_edit(out, G, before, after, record: dict, names: list[str], codes_extra: dict | None = None,
-               region: torch.Tensor | None = None) -> dict:
+               region: torch.Tensor | None = None, codes: bool = True) -> dict:
     """Write before.png, after.png, mask-before.png, mask-after.png, difference.png (one column per image),
     strip.png (labelled rows per image: before, after, masks, difference[, region]), edited-codes.safetensors and
-    metrics.json (`record`) into `out`. Returns {name: path}."""
+    metrics.json (`record`) into `out`; `codes=False` leaves the codes out (spatial edits keep the codes and change
+    coordinates). Returns {name: path}."""
     from memorygan.analysis.figures import label_rows, save_png, write_json
     from memorygan.checkpoint import generator_fingerprint
     from memorygan.editing.codes import Codes, save_codes
@@ -147,9 +148,10 @@ def write_edit(out, G, before, after, record: dict, names: list[str], codes_extr
     paths = {k: save_png(grid([v]), out / f"{k}.png") for k, v in pics.items()}
     rows = [np.stack([pics[k][i] for k in pics]) for i in range(len(names))]
     paths["strip"] = save_png(label_rows(grid(rows), names, G.config.resolution), out / "strip.png")
-    codes = Codes(after.expanded.detach().cpu(), "expanded", [f"{n} edited" for n in names], arch=G.arch,
-                  generator=generator_fingerprint(G), extra=dict(codes_extra or {}))
-    paths["codes"] = save_codes(out / "edited-codes.safetensors", codes)
+    if codes:
+        edited = Codes(after.expanded.detach().cpu(), "expanded", [f"{n} edited" for n in names], arch=G.arch,
+                       generator=generator_fingerprint(G), extra=dict(codes_extra or {}))
+        paths["codes"] = save_codes(out / "edited-codes.safetensors", edited)
     record = dict(record)
     record["files"] = {k: str(v) for k, v in paths.items()}
     record["strip_columns"] = list(pics)
