@@ -10,13 +10,14 @@ pytest.importorskip("gradio")
 pytest.importorskip("gradio_client")
 
 from memorygan.demo.app import OFFLINE_ENV, launch  # noqa: E402
-from memorygan.demo.browser import browser_available, drive  # noqa: E402
+from memorygan.demo.browser import browser_available, drive, drive_drag  # noqa: E402
 from memorygan.editing.assessors import get_assessor  # noqa: E402
 from memorygan.editing.directions import learn_direction, save_direction  # noqa: E402
 
 NAMES = ["background", "skin", "eyes", "hair"]
 ENDPOINTS = ["/generate", "/compose", "/resample_part", "/mix", "/interpolate", "/apply_direction", "/text_edit",
-             "/region_edit", "/invert", "/undo", "/download"]
+             "/region_edit", "/move_part", "/remove_parts", "/drag", "/clear_points", "/invert", "/undo",
+             "/download"]
 
 
 @pytest.fixture(scope="module")
@@ -88,12 +89,34 @@ def test_every_endpoint(served, tmp_path):
         c.predict("nose", 1, 0.5, api_name="/interpolate")
 
 
+def test_spatial_endpoints(served):
+    from gradio_client import Client
+    from PIL import Image
+
+    c = Client(served, verbose=False)
+    c.predict(4, 1.0, api_name="/generate")
+    panel, msg = c.predict("hair", 4, -2, 1.0, 0, False, api_name="/move_part")
+    assert msg == "hair moved by (+4, -2) px, scale 1, turned +0 deg"
+    assert np.asarray(Image.open(panel)).shape[0] == 256
+    assert c.predict(["eyes"], api_name="/remove_parts")[1] == "removed eyes"
+    with pytest.raises(Exception, match="click a handle point and then its target"):
+        c.predict(10, "codes", api_name="/drag")
+    assert c.predict(api_name="/clear_points") is not None
+
+
 @pytest.mark.skipif(browser_available() is not None, reason=str(browser_available()))
 def test_real_browser_generate_resample_direction(served, tmp_path):
     result = drive(served, tmp_path / "demo.png", direction="hair-light")
     assert [s["action"] for s in result["steps"]] == ["generate", "resample part", "apply direction"]
     assert all(s["changed"] for s in result["steps"]), result
     assert (tmp_path / "demo.png").stat().st_size > 10_000
+
+
+@pytest.mark.skipif(browser_available() is not None, reason=str(browser_available()))
+def test_real_browser_drag_by_clicks(served, tmp_path):
+    result = drive_drag(served, tmp_path / "drag.png")
+    assert result["canvas_shown"] and result["clicks_drawn"] == [True, True]
+    assert result["status"].startswith("drag (codes): 1 point(s), "), result
 
 
 def test_painted_mask_from_an_image_editor_value():

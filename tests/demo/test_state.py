@@ -193,3 +193,64 @@ def test_clip_from_the_environment_loaded_once(state, monkeypatch, tmp_path):
     assert kind == "clip" and isinstance(model, FakeClip)
     assert state._scorer("blue eyes", "clip")[1] is model
     assert loads == [str(tmp_path / "clip")]
+
+
+def test_move_remove_and_clone_parts_keep_the_codes(state):
+    state.generate(3)
+    codes = _codes(state)
+    before = state.view().image
+    view = state.move_part("hair", 4, 0)
+    assert view.message.startswith("hair moved by (+4, +0) px") and not np.array_equal(view.image, before)
+    assert torch.equal(state.current.expanded, codes) and state.current.z is not None
+    state.move_part("hair", 4, 0, scale=1.2)                 # replaces the hair's transform, does not add to it
+    assert [(t.part, t.shift, t.scale) for t in state.current.spatial["edit"].transforms] == [(3, (4.0, 0.0), 1.2)]
+    state.remove_parts(["eyes"])
+    edit = state.current.spatial["edit"]
+    assert edit.remove == [2] and len(edit.transforms) == 1
+    state.move_part("skin", 0, 6, clone=True)
+    assert len(state.current.spatial["edit"].clones) == 1
+    for _ in range(4):
+        state.undo()
+    assert state.current.spatial is None and np.array_equal(state.view().image, before)
+    with pytest.raises(ConfigError, match="scale must be > 0"):
+        state.move_part("hair", 0, 0, scale=0)
+    with pytest.raises(ConfigError, match="move the copy away"):
+        state.move_part("hair", clone=True)
+    with pytest.raises(ConfigError, match="choose at least one part"):
+        state.remove_parts([])
+
+
+def test_a_code_edit_after_a_spatial_edit_starts_from_the_codes(state):
+    state.generate(1)
+    plain = state.view().image
+    state.move_part("skin", 0, 4)
+    state.resample_part("hair", "texture", 7)
+    assert state.current.spatial is None
+    assert not np.array_equal(state.view().image, plain)
+
+
+def test_drag_points_and_steps(state):
+    state.generate(2)
+    f = state.display_factor(256)
+    assert f == 8
+    pic = state.add_point(10 * f + 3, 12 * f + 3, 256)         # the middle of image pixel (10, 12)
+    assert pic.shape == (256, 256, 3)
+    assert state.points == [pytest.approx((10.0, 12.0), abs=0.5 / f)]
+    with pytest.raises(ConfigError, match="click a handle point and then its target"):
+        next(state.drag_steps(5))
+    state.add_point(14 * f + 3, 12 * f + 3, 256)
+    with pytest.raises(ConfigError, match="outside the image"):
+        state.add_point(40 * f, 3, 256)
+    codes = _codes(state)
+    frames = list(state.drag_steps(6, "codes", every=2, min_height=256))
+    assert len(frames) >= 2 and frames[0][0].message == "drag step 0"
+    view, canvas = frames[-1]
+    assert view.message.startswith("drag (codes): 1 point(s), ") and canvas.shape == (256, 256, 3)
+    assert not torch.equal(state.current.expanded, codes)
+    assert len(state.points) == 2 and state.points[1] == pytest.approx((14.0, 12.0), abs=0.5 / f)
+    state.undo()
+    assert torch.equal(state.current.expanded, codes)
+    frames = list(state.drag_steps(4, "coords", every=2))
+    assert frames[-1][0].message.startswith("drag (coords)")
+    assert state.current.spatial is not None and set(state.current.spatial["grids"])
+    assert state.clear_points().shape[-1] == 3 and state.points == []

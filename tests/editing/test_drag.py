@@ -228,3 +228,35 @@ def test_mask_helpers():
     m12 = torch.zeros(8, 8, dtype=torch.bool)
     m12[2:5, 2:6] = True
     assert _usable(m12) and not _usable(torch.roll(m12, 3, 1)) and not _usable(m)
+
+
+def test_truth_cases_move_the_head_or_the_eyes_apart():
+    from memorygan.editing.spatial_report import _eye_centroids, centroid, truth_cases
+
+    cases = truth_cases(4, 1000, 64, np.random.default_rng(0))
+    assert [c["kind"] for c in cases] == ["head", "eyes", "head", "eyes"]
+    for c in cases:
+        assert c["image0"].shape == (1, 3, 64, 64) and c["ids0"].shape == (64, 64)
+        if c["kind"] == "head":
+            d = centroid(c["ids1"] == 1) - centroid(c["ids0"] == 1)
+            assert 3.0 < float(d.norm()) < 9.0
+        else:
+            e0, e1 = _eye_centroids(c["ids0"], 2), _eye_centroids(c["ids1"], 2)
+            assert float((e1[1, 0] - e1[0, 0]) - (e0[1, 0] - e0[0, 0])) > 2.0      # further apart
+            assert torch.equal(c["ids0"] == 8, c["ids1"] == 8)                        # the neck did not move
+
+
+def test_cli_spatial_report(tmp_path, saved):
+    from memorygan.metrics.probe import ProbeUNet, save_probe
+
+    save_probe(ProbeUNet(4, 4, 2), tmp_path / "probe", {"format": "memorygan-probe", "version": 1, "num_classes": 4,
+                                                         "base_channels": 4, "depth": 2, "classes": NAMES,
+                                                         "resolution": [32, 32]})
+    out = tmp_path / "report"
+    assert main(["edit", "spatial-report", "--generator", saved, "--labels", "tiny", "--probe", str(tmp_path / "probe"),
+                 "--n", "2", "--drag-n", "1", "--drag-steps", "2", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["n"] == 2 and set(report["models"]) == {"tiny"}
+    assert set(report["models"]["tiny"]["rows"]) == {"move", "move-raw", "move-unpreserved", "scale", "remove",
+                                                     "drag-codes", "drag-coords"}
+    assert (out / "report.md").read_text().startswith("| model | edit |")

@@ -1,6 +1,8 @@
 """The Gradio app of `memorygan demo`: widgets wired to `DemoState` methods, one named API endpoint per action
-(`/generate`, `/compose`, `/resample_part`, `/mix`, `/interpolate`, `/apply_direction`, `/undo`, `/download`, and
-those of the features installed: `/text_edit`, `/region_edit`, `/invert`). Gradio is imported only here.
+(`/generate`, `/compose`, `/resample_part`, `/mix`, `/interpolate`, `/apply_direction`, `/move_part`,
+`/remove_parts`, `/drag` (streams its steps), `/clear_points`, `/undo`, `/download`, and those of the features
+installed: `/text_edit`, `/region_edit`, `/invert`). The drag canvas takes clicks (handle, target, ...). Gradio is
+imported only here.
 
 Privacy: bound to 127.0.0.1 unless the user asks otherwise, never a share link, no analytics (the environment
 variables are set before Gradio is imported).
@@ -142,6 +144,66 @@ def build_app(G, directions: dict | None = None, clip=None, title: str = "memory
                     raise gr.Error(str(e)) from None
                 return {"background": image, "layers": [], "composite": image}, st
             paint_btn.click(to_painter, [state], [painter, state], api_name=False)
+        with gr.Tab("Move parts"):
+            gr.Markdown("Move, scale or turn a part through its coordinates (codes do not change; the image outside "
+                        "the part's old and new place stays as it was), add a copy of it, or remove parts.")
+            with gr.Row():
+                s_part = gr.Dropdown(names, value=names[min(1, k - 1)], label="part", elem_id="move-part")
+                s_dx = gr.Slider(-16, 16, value=0, step=1, label="dx (px, right)", elem_id="move-dx")
+                s_dy = gr.Slider(-16, 16, value=0, step=1, label="dy (px, down)", elem_id="move-dy")
+            with gr.Row():
+                s_scale = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="scale")
+                s_rot = gr.Slider(-90, 90, value=0, step=5, label="turn (degrees, counter-clockwise)")
+                s_clone = gr.Checkbox(value=False, label="add a copy instead of moving")
+            s_btn = gr.Button("Apply", elem_id="move-apply")
+            s_btn.click(wrap(lambda s, p, dx, dy, sc, r, c: s.move_part(p, dx, dy, sc, r, bool(c))),
+                        [state, s_part, s_dx, s_dy, s_scale, s_rot, s_clone], outs, api_name="move_part")
+            with gr.Row():
+                rm_parts = gr.CheckboxGroup(names, label="parts to remove")
+                rm_btn = gr.Button("Remove", elem_id="remove-parts")
+            rm_btn.click(wrap(lambda s, ps: s.remove_parts(list(ps or []))), [state, rm_parts], outs,
+                         api_name="remove_parts")
+        with gr.Tab("Drag"):
+            gr.Markdown("Click a handle point on the image, then its target (repeat for more points), then Drag: "
+                        "motion supervision and point tracking (DragGAN) over the part codes, or over each part's "
+                        "coordinates. The image updates every few steps.")
+            canvas = gr.Image(label="click: handle (red), then target (blue)", type="numpy", interactive=False,
+                              elem_id="drag-canvas")
+            with gr.Row():
+                d_space = gr.Radio(["codes", "coords"], value="codes", label="what moves")
+                d_steps = gr.Slider(10, 300, value=100, step=10, label="at most this many steps")
+            with gr.Row():
+                d_show = gr.Button("Show the current image", elem_id="drag-show")
+                d_clear = gr.Button("Clear points", elem_id="drag-clear")
+                d_btn = gr.Button("Drag", elem_id="drag-run")
+
+            def canvas_fn(method):
+                def fn(st, *args):
+                    st = session(st)
+                    try:
+                        return method(st, *args), st
+                    except MemoryGANError as e:
+                        raise gr.Error(str(e)) from None
+                return fn
+
+            def clicked(st, evt):
+                return canvas_fn(lambda s: s.add_point(evt.index[0], evt.index[1], DISPLAY_HEIGHT))(st)
+            clicked.__annotations__ = {"evt": gr.SelectData}        # how Gradio knows to pass the click (this
+            #                                                         module's annotations are strings)
+
+            canvas.select(clicked, [state], [canvas, state], api_name=False)
+            d_show.click(canvas_fn(lambda s: s.canvas(DISPLAY_HEIGHT)), [state], [canvas, state], api_name=False)
+            d_clear.click(canvas_fn(lambda s: s.clear_points(DISPLAY_HEIGHT)), [state], [canvas, state],
+                          api_name="clear_points")
+
+            def run_drag(st, steps, space):
+                st = session(st)
+                try:
+                    for view, pic in st.drag_steps(int(steps), space, min_height=DISPLAY_HEIGHT):
+                        yield view.panel(DISPLAY_HEIGHT), view.message, pic, st
+                except MemoryGANError as e:
+                    raise gr.Error(str(e)) from None
+            d_btn.click(run_drag, [state, d_steps, d_space], [panel, message, canvas, state], api_name="drag")
         with gr.Tab("Invert"):
             with gr.Row():
                 upload = gr.Image(label="image (cropped and resized to the generator's size)", type="numpy")

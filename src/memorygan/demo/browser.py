@@ -72,3 +72,50 @@ def drive(url: str, screenshot=None, direction: str | None = None, timeout_ms: i
         finally:
             browser.close()
     return {"url": url, "steps": steps, "screenshot": str(screenshot) if screenshot else None}
+
+
+def drive_drag(url: str, screenshot=None, timeout_ms: int = 60000) -> dict:
+    """Generate, open the Drag tab, click a handle and a target on the canvas, run the drag; returns the status
+    messages (the click's point count read back from the canvas change) and saves a screenshot when asked."""
+    why = browser_available()
+    if why:
+        raise ConfigError(f"cannot drive a browser: {why}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 1400})
+            page.set_default_timeout(timeout_ms)
+            page.goto(url)
+            status = page.locator("#status textarea")
+            page.click("#generate button, button#generate")
+            page.wait_for_function("() => document.querySelector('#status textarea')?.value.includes('seed')")
+            page.get_by_role("tab", name="Drag").click()
+            page.click("#drag-show button, button#drag-show")
+            canvas = page.locator("#drag-canvas img").first
+            canvas.wait_for()
+
+            def src() -> str:
+                return canvas.get_attribute("src") or ""
+            shown = src()
+            box = canvas.bounding_box()
+            clicks = []
+            for fx, fy in ((0.45, 0.5), (0.6, 0.5)):                  # handle, then its target, right of it
+                before = src()
+                page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+                page.wait_for_function("([sel, old]) => document.querySelector(sel)?.getAttribute('src') !== old",
+                                       arg=["#drag-canvas img", before])
+                clicks.append(src() != before)
+            page.click("#drag-run button, button#drag-run")
+            page.wait_for_function("() => document.querySelector('#status textarea')?.value.startsWith('drag (')",
+                                   timeout=timeout_ms * 3)
+            result = {"url": url, "clicks_drawn": clicks, "canvas_shown": bool(shown),
+                      "status": status.input_value()}
+            if screenshot:
+                Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    result["screenshot"] = str(screenshot) if screenshot else None
+    return result

@@ -31,6 +31,10 @@ class Snapshot:
     # a region edit's result: `expanded` (the edited codes) inside the mask, these codes outside, blended in the
     # fused features and at every render layer (editing.region); later edits start from `expanded` without it
     blend: tuple | None = None                    # (reference expanded (1, K, L, D), region mask (1, 1, H, W))
+    # a spatial edit of these codes (editing.spatial / editing.drag): {"edit": SpatialEdit} (moves, turns, removals,
+    # clones; the outside preserved) or {"grids": {part: (1, 2, Hc, Wc)}} (a drag over coordinates); later code edits
+    # start from `expanded` without it
+    spatial: dict | None = None
 
 
 @dataclass
@@ -75,6 +79,7 @@ class DemoState:
 
     def __init__(self, G, directions: dict | None = None, clip=None, max_history: int = 50, phrases=None):
         self.G = G.eval().requires_grad_(False)
+        self.points: list[tuple[float, float]] = []     # drag: handle, target, handle, target, ... (image pixels)
         self.directions = dict(directions or {})
         self.clip = clip
         self.phrases = phrases        # the attribute words: None (built-in), a table or phrases file, a PhraseBook
@@ -110,6 +115,16 @@ class DemoState:
     @torch.no_grad()
     def _render(self, snap: Snapshot, composition_mask=None):
         noise = None if snap.noise is None else [n.to(self.G.device) for n in snap.noise]
+        if snap.spatial is not None and composition_mask is None:
+            from types import SimpleNamespace
+
+            from memorygan.editing.spatial import spatial_edit, synthesize_edit
+
+            if "edit" in snap.spatial:
+                out = spatial_edit(self.G, self._source(snap), snap.spatial["edit"]).after
+            else:
+                out = synthesize_edit(self.G, snap.expanded.to(self.G.device), snap.spatial["grids"], noise=noise)
+            return SimpleNamespace(image=out["image"], seg=out["seg"], depths=out["depths"])
         if snap.blend is not None and composition_mask is None:
             from types import SimpleNamespace
 
@@ -374,6 +389,145 @@ class DemoState:
         self._commit(Snapshot(c.expanded, c.latents, c.z if c.level == "z" else None, c.noise,
                               f"codes {Path(path).name}[{index}]"))
         return self.view(message=self.current.label)
+
+    # ------------------------------------------------------------------ spatial edits and drag (issue 29)
+    def move_part(self, part, dx: float = 0.0, dy: float = 0.0, scale: float = 1.0, degrees: float = 0.0,
+                  clone: bool = False) -> View:
+        """Move / scale / turn a part through its coordinates (`memorygan edit move|scale|rotate`), or add a copy of
+        it there (`clone`). A part already transformed on this image gets the new transform instead; codes do not
+        change and the image outside the part's old and new place is kept."""
+        from memorygan.editing.spatial import PartTransform, SpatialEdit
+
+        cur = self._need_current()
+        k = self.G.resolve_parts([part], "part")[0]
+        if not float(scale) > 0:
+            raise ConfigError(f"move part: scale must be > 0, got {scale}")
+        t = PartTransform(k, shift=(float(dx), float(dy)), scale=float(scale), rotate=float(degrees))
+        old = (cur.spatial or {}).get("edit") or SpatialEdit()
+        if clone:
+            if t.is_identity():
+                raise ConfigError("clone: move the copy away from the part (dx, dy)")
+            edit = SpatialEdit(list(old.transforms), list(old.remove), list(old.clones) + [t])
+        else:
+            edit = SpatialEdit([x for x in old.transforms if x.part != k] + ([] if t.is_identity() else [t]),
+                               list(old.remove), list(old.clones))
+        name = self.G.part_names[k]
+        what = "copy of " if clone else ""
+        label = (f"{what}{name} moved by ({float(dx):+g}, {float(dy):+g}) px, scale {float(scale):g}, "
+                 f"turned {float(degrees):+g} deg")
+        return self._spatial(cur, edit, label)
+
+    def remove_parts(self, parts) -> View:
+        """Draw the image without these parts (`memorygan edit remove`): the parts under them fill their place."""
+        from memorygan.editing.spatial import SpatialEdit
+
+        cur = self._need_current()
+        ids = self.G.resolve_parts(parts, "parts") if parts not in (None, [], "") else []
+        if not ids:
+            raise ConfigError("remove: choose at least one part")
+        old = (cur.spatial or {}).get("edit") or SpatialEdit()
+        edit = SpatialEdit(list(old.transforms), sorted(set(old.remove) | set(ids)), list(old.clones))
+        return self._spatial(cur, edit, "removed " + ", ".join(self.G.part_names[k] for k in ids))
+
+    def _spatial(self, cur: Snapshot, edit, label: str) -> View:
+        edit.check(self.G)
+        self._commit(Snapshot(cur.expanded, cur.latents, cur.z, cur.noise, label, spatial={"edit": edit}))
+        try:
+            return self.view(message=label)
+        except MemoryGANError:
+            self.current = self.history.pop()            # e.g. turning a part that is not in the image
+            raise
+
+    def display_factor(self, min_height: int) -> int:
+        return max(1, -(-min_height // self.G.config.resolution))
+
+    def add_point(self, x: float, y: float, min_height: int = 0) -> np.ndarray:
+        """A click on the drag canvas at display pixel (x, y): the next handle, then its target, and so on. Returns
+        the canvas (the current image enlarged, with the points)."""
+        f = self.display_factor(min_height)
+        res = self.G.config.resolution
+        px, py = (float(x) + 0.5) / f - 0.5, (float(y) + 0.5) / f - 0.5
+        if not (-0.5 <= px <= res - 0.5 and -0.5 <= py <= res - 0.5):
+            raise ConfigError(f"drag: the point ({x}, {y}) is outside the image")
+        self.points.append((min(max(px, 0.0), res - 1.0), min(max(py, 0.0), res - 1.0)))
+        return self.canvas(min_height)
+
+    def clear_points(self, min_height: int = 0) -> np.ndarray:
+        self.points = []
+        return self.canvas(min_height)
+
+    def canvas(self, min_height: int = 0, image: np.ndarray | None = None, handles=None) -> np.ndarray:
+        """The current image (or `image`) enlarged, handles red, targets blue, joined by a line; `handles`
+        replaces the handles' positions (where tracking has them during a drag)."""
+        from PIL import Image, ImageDraw
+
+        if image is None:
+            image = self.view().image
+        f = self.display_factor(min_height)
+        pic = Image.fromarray(np.repeat(np.repeat(image, f, 0), f, 1))
+        draw = ImageDraw.Draw(pic)
+        pts = list(self.points)
+        if handles is not None:
+            for i, h in enumerate(handles):
+                pts[2 * i] = tuple(h)
+        scale = (lambda p: ((p[0] + 0.5) * f - 0.5, (p[1] + 0.5) * f - 0.5))
+        r = max(2, f)
+        for i, p in enumerate(pts):
+            x, y = scale(p)
+            if i % 2 and i > 0:
+                draw.line([scale(pts[i - 1]), (x, y)], fill=(255, 255, 255), width=max(1, f // 3))
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=(60, 90, 255) if i % 2 else (255, 40, 40))
+        return np.asarray(pic)
+
+    def drag_steps(self, steps: int = 100, space: str = "codes", every: int = 5, min_height: int = 0):
+        """Drag the handles to their targets (`memorygan edit drag`), yielding (View, canvas) every `every` steps
+        and at the end, when the result becomes the current image."""
+        import queue
+        import threading
+
+        from memorygan.editing.drag import drag
+        from memorygan.visualize import to_uint8
+
+        cur = self._need_current()
+        if len(self.points) < 2:
+            raise ConfigError("drag: click a handle point and then its target on the image first")
+        pts = self.points[:len(self.points) // 2 * 2]
+        handles, targets = pts[0::2], pts[1::2]
+        q: queue.Queue = queue.Queue()
+
+        def callback(step, image, tracked):
+            if step % max(1, int(every)) == 0:
+                q.put(("step", step, to_uint8(image)[0], tracked.tolist()))
+            return False
+
+        def work():
+            try:
+                with torch.enable_grad():
+                    q.put(("done", drag(self.G, self._source(cur), handles, targets, space=space, steps=int(steps),
+                                        callback=callback)))
+            except Exception as e:                  # reported on the request thread
+                q.put(("error", e))
+
+        base = self.view()
+        threading.Thread(target=work, daemon=True).start()
+        while True:
+            item = q.get()
+            if item[0] == "error":
+                raise item[1]
+            if item[0] == "step":
+                _, step, image, tracked = item
+                msg = f"drag step {step}"
+                yield View(image, base.mask, base.depth, msg), self.canvas(min_height, image, tracked)
+                continue
+            res = item[1]
+            spatial = {"grids": res.grids} if res.grids else None
+            label = (f"drag ({space}): {len(handles)} point(s), {res.steps} steps, tracked distance "
+                     f"{res.trace[0]:.1f} -> {res.trace[-1]:.1f} px{'' if res.converged else ' (not converged)'}")
+            self._commit(Snapshot(res.expanded.detach(), None, None, cur.noise, label, spatial=spatial))
+            self.points = [p for pair in zip([tuple(h) for h in res.handles.tolist()], targets) for p in pair]
+            view = self.view(message=label)
+            yield view, self.canvas(min_height)
+            return
 
     def undo(self) -> View:
         if not self.history:

@@ -14,9 +14,10 @@ What moves (`space`):
              that set geometry);
     coords   an affine transform per chosen part (6 numbers each) of its coordinate grid, the closed-form move of
              `editing.spatial` learned by the same loss: parts move as rigid-ish wholes, codes stay as they were.
-Features (`feature`): "fused" (the fused coarse map), or "render:B" (the second conv of render block B, negative
-from the end; default render:-2, the block below the last, half the image resolution, like DragGAN's block 6 of a
-256-px StyleGAN2 at 512 px).
+Features (`feature`): "fused" (the fused coarse map), "seg" (the generator's soft segmentation: sharp at part
+boundaries, flat inside), "render:B" (the second conv of render block B, negative from the end: render:-2 is the
+block below the last, half the image resolution, like DragGAN's block 6 of a 256-px StyleGAN2 at 512 px), or several
+joined by "+", each scaled to the same mean magnitude.
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ from memorygan.errors import ConfigError
 from memorygan.models import codes as codes_mod
 
 SPACES = ("codes", "coords")
+SUPERVISE = ("disk", "part")
+TRACKING = ("features", "mask")
 LAYER_CHOICES = ("shape", "texture", "all")
 R1, R2 = 2, 4                 # px at 64 px (DragGAN: 3 and 12 on 256-px feature maps of 512-px images)
 LR_CODES, LR_COORDS = 2e-3, 1e-2
@@ -56,8 +59,8 @@ class DragResult:
 
 
 def feature_index(G, feature: str) -> int | None:
-    """The render net's mix point of a "render:B" spec (None for "fused"); ConfigError otherwise."""
-    if feature == "fused":
+    """The render net's mix point of a "render:B" spec (None for "fused" and "seg"); ConfigError otherwise."""
+    if feature in ("fused", "seg"):
         return None
     blocks = G.render_net.mix_points // 4
     try:
@@ -65,31 +68,49 @@ def feature_index(G, feature: str) -> int | None:
         b = int(b)
         assert kind == "render"
     except (ValueError, AssertionError):
-        raise ConfigError(f"feature must be 'fused' or 'render:B' (a render block, e.g. render:-2), got {feature!r}") \
-            from None
+        raise ConfigError(f"feature must be 'fused', 'seg' or 'render:B' (a render block, e.g. render:-2), or several "
+                          f"joined by '+', got {feature!r}") from None
     if not -blocks <= b < blocks:
         raise ConfigError(f"feature {feature!r}: the render net has blocks 0..{blocks - 1} (or -{blocks}..-1)")
     return 4 * (b % blocks) + 1
 
 
-def _features(G, expanded, grids, noise, index: int | None):
-    """Image, seg, coarse masks and the feature map (1, C, H, W) at the image resolution."""
+def feature_specs(G, feature: str) -> list[tuple[str, int | None]]:
+    """["render:-2+seg"] -> [(name, mix point or None), ...], each checked."""
+    specs = [f.strip() for f in str(feature).split("+")]
+    if not all(specs):
+        raise ConfigError(f"feature {feature!r}: an empty component")
+    return [(f, feature_index(G, f)) for f in specs]
+
+
+def _features(G, expanded, grids, noise, specs, scales=None):
+    """Image, seg, coarse masks and the feature map (1, C, H, W) at the image resolution: the components of `specs`
+    resized and concatenated, each divided by its scale (its mean absolute value in the source: so that each
+    component weighs the same in the L1 losses). Returns (out, features, scales)."""
     grabbed = {}
+    points = {i for _, i in specs if i is not None}
 
     def mix(i, t):
-        if i == index:
-            grabbed["f"] = t
+        if i in points:
+            grabbed[i] = t
         return t
 
-    out = synthesize_edit(G, expanded, grids, noise=noise, mix=None if index is None else mix)
-    if index is None:
-        hidden, depths = G.generate_parts(expanded, _coords(G, expanded, grids))
-        feat = G.fuse(hidden, out["depths"]).fused
-    else:
-        feat = grabbed["f"]
+    out = synthesize_edit(G, expanded, grids, noise=noise, mix=mix if points else None)
     res = G.config.resolution
-    feat = F.interpolate(feat.float(), size=(res, res), mode="bilinear", align_corners=False)
-    return out, feat
+    parts = []
+    for name, index in specs:
+        if name == "fused":
+            hidden, _ = G.generate_parts(expanded, _coords(G, expanded, grids))
+            f = G.fuse(hidden, out["depths"]).fused
+        elif name == "seg":
+            f = torch.softmax(out["seg"].float(), 1)
+        else:
+            f = grabbed[index]
+        parts.append(F.interpolate(f.float(), size=(res, res), mode="bilinear", align_corners=False))
+    if scales is None:
+        scales = [float(f.detach().abs().mean().clamp(min=1e-8)) for f in parts]
+    feat = torch.cat([f / sc for f, sc in zip(parts, scales)], 1)
+    return out, feat, scales
 
 
 def _coords(G, expanded, grids):
@@ -151,19 +172,27 @@ def check_points(name: str, pts, resolution: int) -> torch.Tensor:
 def drag(G, source: Source, handles, targets, mask: torch.Tensor | None = None, space: str = "codes",
          parts=None, layers: str = "shape", feature: str = "render:-2", steps: int = STEPS, lr: float | None = None,
          r1: int = R1, r2: int = R2, lambda_mask: float = LAMBDA_MASK, stop_px: float = STOP_PX,
-         callback=None) -> DragResult:
+         supervise: str = "disk", tracking: str = "features", callback=None) -> DragResult:
     """Drag one image (source of length 1) so its handles (P, 2) reach the targets (P, 2), in image pixels (x, y).
 
     mask: (H, W) in {0, 1}, 1 where the image may change (None: anywhere). parts: part ids or names whose codes /
     coordinates move; None = every part (space codes) or the parts under the handles (space coords); "handles" =
-    the parts under the handles. callback(step, image (1, 3, H, W), handles (P, 2)) is called after each step
-    (the demo streams it); return True from it to stop."""
+    the parts under the handles. supervise: "disk" (DragGAN: the disk of radius r1 around each handle) or "part"
+    (every pixel of the part under the handle, dilated by r1: a handle inside a flat part, such as skin, has no
+    feature gradient in a small disk). tracking: "features" (DragGAN's nearest feature patch within r2) or
+    "mask" (the handle follows the centroid of its part in the generator's own segmentation).
+    callback(step, image (1, 3, H, W), handles (P, 2)) is called after each step (the demo streams it); return
+    True from it to stop."""
     if len(source) != 1:
         raise ConfigError(f"drag edits one image at a time, got {len(source)}")
     if space not in SPACES:
         raise ConfigError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
     if layers not in LAYER_CHOICES:
         raise ConfigError(f"layers must be one of {', '.join(LAYER_CHOICES)}, got {layers!r}")
+    if supervise not in SUPERVISE:
+        raise ConfigError(f"supervise must be one of {', '.join(SUPERVISE)}, got {supervise!r}")
+    if tracking not in TRACKING:
+        raise ConfigError(f"tracking must be one of {', '.join(TRACKING)}, got {tracking!r}")
     res = G.config.resolution
     dev = G.device
     handles = check_points("handles", handles, res).to(dev)
@@ -174,11 +203,11 @@ def drag(G, source: Source, handles, targets, mask: torch.Tensor | None = None, 
         mask = torch.as_tensor(mask, dtype=torch.float32, device=dev)
         if tuple(mask.shape) != (res, res):
             raise ConfigError(f"mask must be {res}x{res}, got {tuple(mask.shape)}")
-    index = feature_index(G, feature)
+    specs = feature_specs(G, feature)
     expanded0 = source.expanded.to(dev).detach()
     noise = None if source.noise is None else [n.to(dev) for n in source.noise]
     with torch.no_grad():
-        before, feat0 = _features(G, expanded0, {}, noise, index)
+        before, feat0, scales = _features(G, expanded0, {}, noise, specs)
     if parts is None:
         parts = list(range(G.num_classes)) if space == "codes" else "handles"
     if parts == "handles":
@@ -230,19 +259,37 @@ def drag(G, source: Source, handles, targets, mask: torch.Tensor | None = None, 
 
     opt = torch.optim.Adam(params, lr=lr)
     offsets2 = square(r2, dev)
+    handle_parts = [parts_under(G, before["seg"], handles[i:i + 1])[0] for i in range(handles.shape[0])]
+    if supervise == "part":
+        # offsets from the handle to every pixel of its part (dilated by r1), fixed at the start
+        labels = before["seg"][0].argmax(0)
+        ys, xs = torch.meshgrid(torch.arange(res, device=dev), torch.arange(res, device=dev), indexing="ij")
+        regions = []
+        for i, k in enumerate(handle_parts):
+            region = F.max_pool2d((labels == k).float()[None, None], 2 * r1 + 1, 1, r1)[0, 0] > 0
+            pts = torch.stack([xs[region], ys[region]], -1).float()
+            regions.append(pts - handles[i])
+    soft0 = torch.softmax(before["seg"].float(), 1)[0]
+    centre0 = _soft_centroids(soft0, handle_parts)
     p = handles.clone()
     trace, converged, step = [], False, 0
     outside = None if mask is None else (1.0 - mask)[None, None]
     for step in range(steps + 1):
         expanded, grids = state()
-        out, feat = _features(G, expanded, grids, noise, index)
-        if step > 0:                                               # point tracking on the updated features
+        out, feat, _ = _features(G, expanded, grids, noise, specs, scales)
+        if step > 0 and tracking == "mask":                        # the handles follow their parts' centroids
+            with torch.no_grad():
+                centre = _soft_centroids(torch.softmax(out["seg"].float(), 1)[0], handle_parts)
+                p = (handles + centre - centre0).clamp(0, res - 1)
+        elif step > 0:                                             # point tracking on the updated features
             with torch.no_grad():
                 cand = (p[:, None] + offsets2[None]).clamp(0, res - 1)       # (P, N2, 2)
                 pts = cand[:, :, None] + offsets1[None, None]                 # (P, N2, N1, 2)
                 n1, n2 = offsets1.shape[0], offsets2.shape[0]
                 fc = sample_at(feat.detach(), pts.reshape(-1, 2)).reshape(p.shape[0], n2, n1, -1)
                 dist = (fc - f0[:, None]).abs().sum(-1).mean(-1)            # (P, N2)
+                # ties (flat regions match everywhere) go to the nearest candidate, not the first one scanned
+                dist = dist + 1e-4 * dist.detach().mean(1, keepdim=True) * offsets2.norm(dim=1)[None]
                 p = cand[torch.arange(p.shape[0]), dist.argmin(1)]
         gap = torch.linalg.norm(targets - p, dim=1)
         trace.append(float(gap.mean()))
@@ -255,9 +302,15 @@ def drag(G, source: Source, handles, targets, mask: torch.Tensor | None = None, 
             break
         d = (targets - p) / gap.clamp(min=1e-6)[:, None]
         d = torch.where((gap > stop_px)[:, None], d, torch.zeros_like(d))
-        q = (p[:, None] + offsets1[None]).reshape(-1, 2)
-        dq = d[:, None].expand(-1, offsets1.shape[0], -1).reshape(-1, 2)
-        loss = (sample_at(feat, q + dq) - sample_at(feat, q).detach()).abs().mean(1).sum() / offsets1.shape[0]
+        if supervise == "part":
+            q = torch.cat([(p[i] + regions[i]).clamp(0, res - 1) for i in range(p.shape[0])])
+            dq = torch.cat([d[i].expand(regions[i].shape[0], 2) for i in range(p.shape[0])])
+            count = q.shape[0] / p.shape[0]
+        else:
+            q = (p[:, None] + offsets1[None]).reshape(-1, 2)
+            dq = d[:, None].expand(-1, offsets1.shape[0], -1).reshape(-1, 2)
+            count = offsets1.shape[0]
+        loss = (sample_at(feat, q + dq) - sample_at(feat, q).detach()).abs().mean(1).sum() / count
         if outside is not None:
             loss = loss + lambda_mask * ((feat - feat0) * outside).abs().mean()
         opt.zero_grad(set_to_none=True)
@@ -271,8 +324,18 @@ def drag(G, source: Source, handles, targets, mask: torch.Tensor | None = None, 
                       targets, trace, step, converged, seconds, list(parts))
 
 
+def _soft_centroids(prob: torch.Tensor, parts: list[int]) -> torch.Tensor:
+    """Centroids (P, 2) in pixels (x, y) of the parts' probability maps prob (K, H, W)."""
+    h, w = prob.shape[-2:]
+    ys = torch.arange(h, device=prob.device, dtype=prob.dtype)
+    xs = torch.arange(w, device=prob.device, dtype=prob.dtype)
+    m = prob[parts]                                                   # (P, H, W)
+    area = m.sum((1, 2)).clamp(min=1e-6)
+    return torch.stack([(m.sum(1) * xs).sum(-1) / area, (m.sum(2) * ys).sum(-1) / area], -1)
+
+
 def mean_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.linalg.norm(a - b, dim=-1).mean())
 
 
-__all__ = ["drag", "DragResult", "SPACES", "feature_index", "sample_at", "parts_under", "mean_distance"]
+__all__ = ["drag", "DragResult", "SPACES", "feature_index", "feature_specs", "sample_at", "parts_under", "mean_distance"]

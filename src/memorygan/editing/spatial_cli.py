@@ -139,6 +139,11 @@ def register(sub, common) -> None:
     p.add_argument("--n", type=_positive, default=100, help="edits per kind and generator (default 100)")
     p.add_argument("--drag-n", type=_non_negative, help="drag edits per generator (default --n; 0: none)")
     p.add_argument("--seed", type=int, default=0, help="first seed of the images (default 0)")
+    p.add_argument("--truth", type=_non_negative, default=0,
+                   help="also edit this many inverted held-out portraits against the renderer's edited picture "
+                        "(head shift, eye spacing; default 0)")
+    p.add_argument("--truth-steps", type=_positive, default=300, help="inversion steps of --truth (default 300)")
+    p.add_argument("--drag-steps", type=_positive, help="at most this many steps per drag (default: drag's)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--threads", type=_positive, help="torch CPU threads")
@@ -272,6 +277,9 @@ def run_report(args) -> int:
     from memorygan.models import load_generators
 
     gens = load_generators(args.generator, args.labels, device=args.device)
-    md = write_spatial_report(gens, args.probe, args.out, n=args.n, drag_n=args.n if args.drag_n is None else args.drag_n, seed=args.seed)
+    md = write_spatial_report(gens, args.probe, args.out, n=args.n,
+                              drag_n=args.n if args.drag_n is None else args.drag_n, seed=args.seed,
+                              truth_n=args.truth, truth_steps=args.truth_steps,
+                              drag_kw={"steps": args.drag_steps} if args.drag_steps else None)
     print(f"wrote {md}")
     return 0
