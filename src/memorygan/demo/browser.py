@@ -56,10 +56,10 @@ def drive(url: str, screenshot=None, direction: str | None = None, timeout_ms: i
                 steps.append({"action": name, "status": status.input_value(), "changed": after != before})
 
             act("generate", lambda: page.click("#generate button, button#generate"), "seed")
-            page.get_by_role("tab", name="Parts").click()
+            page.get_by_role("tab", name="Parts", exact=True).click()
             act("resample part", lambda: page.click("#resample button, button#resample"), "codes of seed")
             if direction:
-                page.get_by_role("tab", name="Directions").click()
+                page.get_by_role("tab", name="Directions", exact=True).click()
                 box = page.locator("#alpha input[type=number]")
 
                 def move():
@@ -91,7 +91,7 @@ def drive_drag(url: str, screenshot=None, timeout_ms: int = 60000) -> dict:
             status = page.locator("#status textarea")
             page.click("#generate button, button#generate")
             page.wait_for_function("() => document.querySelector('#status textarea')?.value.includes('seed')")
-            page.get_by_role("tab", name="Drag").click()
+            page.get_by_role("tab", name="Drag", exact=True).click()
             page.click("#drag-show button, button#drag-show")
             canvas = page.locator("#drag-canvas img").first
             canvas.wait_for()
