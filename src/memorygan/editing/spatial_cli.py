@@ -36,7 +36,7 @@ def _points(text: str) -> list[tuple[float, float]]:
 
 
 def register(sub, common) -> None:
-    from memorygan.editing.drag import LAYER_CHOICES, SPACES
+    from memorygan.editing.drag import LAYER_CHOICES, SPACES, SUPERVISE, TRACKING
     from memorygan.editing.spatial import DEPTH_MODES
 
     src = argparse.ArgumentParser(add_help=False)
@@ -116,8 +116,14 @@ def register(sub, common) -> None:
                                    "parts under the handles (default: all parts for codes, handles for coords)")
     p.add_argument("--layers", choices=LAYER_CHOICES, default="shape",
                    help="space codes: the shape codes (default, like DragGAN's first W+ codes), texture or all")
-    p.add_argument("--feature", default="render:-2",
-                   help="feature map for motion supervision and tracking: fused, or render:B (default render:-2)")
+    p.add_argument("--feature", default="render:-2+seg",
+                   help="feature maps for motion supervision and tracking: fused, seg, render:B, or several joined "
+                        "by + (default render:-2+seg)")
+    p.add_argument("--supervise", choices=SUPERVISE, default="part",
+                   help="motion supervision over the handle's part (default) or a disk of radius --r1 (DragGAN)")
+    p.add_argument("--tracking", choices=TRACKING, default="mask",
+                   help="handles follow their part's centroid in the generator's mask (default) or the nearest "
+                        "feature patch within --r2 (DragGAN)")
     p.add_argument("--steps", type=_positive, default=STEPS, help=f"at most this many steps (default {STEPS})")
     p.add_argument("--lr", type=float, help="Adam learning rate (default 2e-3 for codes, 1e-2 for coords)")
     p.add_argument("--r1", type=_positive, default=R1, help=f"motion supervision radius in px (default {R1})")
@@ -242,7 +248,8 @@ def run_drag(args) -> int:
 
         res = drag(G, source.select(slice(i, i + 1)), args.handles, args.targets, mask=mask, space=args.space,
                    parts=parts, layers=args.layers, feature=args.feature, steps=args.steps, lr=args.lr,
-                   r1=args.r1, r2=args.r2, lambda_mask=args.lambda_mask, stop_px=args.stop_px, callback=keep)
+                   r1=args.r1, r2=args.r2, lambda_mask=args.lambda_mask, stop_px=args.stop_px,
+                   supervise=args.supervise, tracking=args.tracking, callback=keep)
         shots.append(to_uint8(res.after["image"])[0])
         frames.append(np.stack(shots))
         befores.append(res.before)
@@ -259,7 +266,8 @@ def run_drag(args) -> int:
     before = SimpleNamespace(image=cat("image", befores), seg=cat("seg", befores), expanded=source.expanded)
     after = SimpleNamespace(image=cat("image", afters), seg=cat("seg", afters), expanded=cat("expanded", afters))
     record = {"edit": "drag", "space": args.space, "handles": args.handles, "targets": args.targets,
-              "feature": args.feature, "layers": args.layers, "images": records}
+              "feature": args.feature, "layers": args.layers, "supervise": args.supervise,
+              "tracking": args.tracking, "images": records}
     write_edit(args.out, G, before, after, record, names, codes=args.space == "codes",
                codes_extra={"edit": "drag"})
     width = max(f.shape[0] for f in frames)
