@@ -242,6 +242,21 @@ def test_bf16_and_clipping_run(opts_for):
     assert all(torch.isfinite(torch.tensor(r["loss_g"])) for r in rows)
 
 
+@pytest.mark.parametrize("bf16", [False, True])
+def test_clipping_bounds_the_update(opts_for, bf16):
+    """Adam is blind to the scale of a gradient except through its eps (1e-8): a gradient clipped to a norm of
+    1e-12 moves every weight about 1e4x less than the unclipped one. A loop that ignores --clip-grad moves them
+    the same."""
+    def moved(clip, out):
+        tr = Trainer(opts_for(steps=1, out=out, bf16=bf16, clip_grad=clip, d_reg_every=16, g_reg_every=16))
+        before = {k: v.detach().clone() for k, v in tr.G.named_parameters()}
+        tr.fit()
+        return torch.stack([(v.detach() - before[k]).abs().max() for k, v in tr.G.named_parameters()]).max()
+    free, clipped = moved(None, "free"), moved(1e-12, "clipped")
+    assert float(free) > 1e-4
+    assert float(clipped) < 1e-3 * float(free)
+
+
 def test_discriminator_learns_to_separate_real_from_generated(opts_for):
     """After a few steps at a high lr, real scores sit above generated ones (both start near 0)."""
     res = train(opts_for(steps=12, lr=0.01, d_reg_every=16, g_reg_every=16, mixing=0.0))
