@@ -20,6 +20,9 @@ ENDPOINTS = ["/generate", "/compose", "/resample_part", "/mix", "/interpolate", 
              "/download"]
 
 
+SERVED = {}
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     for k, v in OFFLINE_ENV.items():
@@ -31,6 +34,7 @@ def served(tmp_path_factory):
     d = learn_direction(G, get_assessor("lightness:hair", G), "parts", ["hair"], steps=2, batch=2, scale_n=8)
     save_direction(d, root / "dirs" / "hair-light")
     app, url = launch(root / "g", root / "dirs", block=False)
+    SERVED["root"] = root
     yield url
     app.close()
 
@@ -87,6 +91,28 @@ def test_every_endpoint(served, tmp_path):
         c.predict([], 5, api_name="/mix")
     with pytest.raises(Exception, match="not in the list of choices"):     # Gradio checks the dropdowns itself
         c.predict("nose", 1, 0.5, api_name="/interpolate")
+
+
+def test_endpoint_images_are_the_states(served):
+    """What the page shows is what DemoState draws for the same actions (not only the right status line)."""
+    from gradio_client import Client
+    from PIL import Image
+
+    import memorygan
+    from memorygan.demo.app import DISPLAY_HEIGHT
+    from memorygan.demo.state import DemoState
+
+    G, _ = memorygan.load(SERVED["root"] / "g")
+    st = DemoState(G)
+    c = Client(served, verbose=False)
+    calls = [(("generate", 5, 0.8), (5, 0.8, "/generate")),
+             (("resample_part", "hair", "texture", 2), ("hair", "texture", 2, "/resample_part")),
+             (("move_part", "skin", 3, 0, 1.0, 0.0, False), ("skin", 3, 0, 1.0, 0, False, "/move_part")),
+             (("remove_parts", ["eyes"]), (["eyes"], "/remove_parts"))]
+    for (method, *args), (*inputs, name) in calls:
+        want = getattr(st, method)(*args).panel(DISPLAY_HEIGHT)
+        got = np.asarray(Image.open(c.predict(*inputs, api_name=name)[0]).convert("RGB"))
+        assert got.shape == want.shape and np.array_equal(got, want), name
 
 
 def test_spatial_endpoints(served):

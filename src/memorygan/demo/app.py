@@ -65,7 +65,8 @@ def build_app(G, directions: dict | None = None, clip=None, title: str = "memory
         state = gr.State(None)
         gr.Markdown(f"## {title}\n{G.arch} generator, {k} parts, {G.config.resolution} px. "
                     "Panels act on the current image; Undo steps back.")
-        panel = gr.Image(label="image | mask | per-part depth", type="numpy", interactive=False, elem_id="panel")
+        panel = gr.Image(label="image | mask | per-part depth", type="numpy", interactive=False, elem_id="panel",
+                         format="png")                       # lossless: masks and edits are read off it
         message = gr.Textbox(label="status", interactive=False, elem_id="status")
         outs = [panel, message, state]
         with gr.Tab("Sample"):
@@ -168,7 +169,7 @@ def build_app(G, directions: dict | None = None, clip=None, title: str = "memory
                         "motion supervision and point tracking (DragGAN) over the part codes, or over each part's "
                         "coordinates. The image updates every few steps.")
             canvas = gr.Image(label="click: handle (red), then target (blue)", type="numpy", interactive=False,
-                              elem_id="drag-canvas")
+                              format="png", elem_id="drag-canvas")
             with gr.Row():
                 d_space = gr.Radio(["codes", "coords"], value="codes", label="what moves")
                 d_steps = gr.Slider(10, 300, value=100, step=10, label="at most this many steps")
