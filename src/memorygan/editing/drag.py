@@ -339,4 +339,5 @@ def mean_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.linalg.norm(a - b, dim=-1).mean())
 
 
-__all__ = ["drag", "DragResult", "SPACES", "feature_index", "feature_specs", "sample_at", "parts_under", "mean_distance"]
+__all__ = ["drag", "DragResult", "SPACES", "feature_index", "feature_specs", "sample_at", "parts_under",
+           "mean_distance"]

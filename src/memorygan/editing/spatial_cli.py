@@ -199,7 +199,8 @@ def run_closed(args) -> int:
     source, names = _source(args, G)
     res = spatial_edit(G, source, edit, depth=args.depth, preserve=not args.no_preserve)
     rows = measure_edit(G, res)
-    record = {"edit": args.kind, "depth": args.depth, "preserve": not args.no_preserve, "spec": edit.to_dict(G.part_names),
+    record = {"edit": args.kind, "depth": args.depth, "preserve": not args.no_preserve,
+              "spec": edit.to_dict(G.part_names),
               "seconds_per_image": res.seconds, "images": [dict(r, name=n) for r, n in zip(rows, names)]}
     view = (lambda d: SimpleNamespace(image=d["image"], seg=d["seg"], expanded=source.expanded))
     write_edit(args.out, G, view(res.before), view(res.after), record, names, codes=False, region=res.region)

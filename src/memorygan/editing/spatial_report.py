@@ -234,8 +234,8 @@ def summarise(rows: dict) -> dict:
              "seconds": _mean(r["seconds"] for r in rs)}
         if kind.startswith("move"):
             errs = [r["centroid_error"] for r in rs]
-            s.update(centroid_error=_mean(errs), centroid_error_median=float(np.median([e for e in errs if e is not None]
-                                                                                        or [float("nan")])),
+            known = [e for e in errs if e is not None] or [float("nan")]
+            s.update(centroid_error=_mean(errs), centroid_error_median=float(np.median(known)),
                      lost=sum(e is None for e in errs), area_ratio=_mean(r["area_ratio"] for r in rs))
         elif kind == "scale":
             s.update(area_vs_requested=_mean(r["area_ratio"] for r in rs),
@@ -312,7 +312,8 @@ def markdown(report: dict) -> str:
                 err = f"{_f(s['distance_before'])} → {_f(s['distance_after'])} (x{_f(s['ratio'])})"
                 area = f"{s['lost']} lost, {100 * s['converged']:.0f}% conv."
             elif kind == "scale":
-                err, area = _f(s["centroid_error"]), f"{_f(s['area_vs_requested'])} of asked ({100 * s['within_10pct']:.0f}% ±10%)"
+                err = _f(s["centroid_error"])
+                area = f"{_f(s['area_vs_requested'])} of asked ({100 * s['within_10pct']:.0f}% ±10%)"
             elif kind == "remove":
                 err, area = "—", f"{100 * s['remaining']:.0f}% left"
             else:
