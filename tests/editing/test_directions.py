@@ -57,6 +57,18 @@ def test_interfacegan_finds_the_part_direction(painter):
     assert dc.info["condition"] == "hue:eyes" and abs(dc.info["cosine_to_condition"]) <= 1
 
 
+def test_interfacegan_normal_is_the_painters_true_direction(painter):
+    """The painter's eye luma is linear in the eyes' codes: 0.2/L * sum over layers of code @ w, Rec. 601 weights. Its
+    gradient in (shape, texture) is (v, v) with v = w @ [0.299, 0.587, 0.114] (each role fills two of the five
+    layers). The SVM normal must point there (a random unit vector has cosine ~0.1 in 32 dimensions)."""
+    A = get_assessor("brightness:eyes", painter)
+    d = interfacegan(painter, A, "parts", ["eyes"], n=300, seed=0, scale_n=64)
+    v = painter.w @ torch.tensor([0.299, 0.587, 0.114])
+    truth = torch.stack([v, v])[None]
+    cosine = torch.nn.functional.cosine_similarity(d.theta.flatten(), truth.flatten(), dim=0)
+    assert float(cosine) > 0.95, float(cosine)
+
+
 def test_sefa_eigenvectors_and_direction():
     G = tiny_generator("ssg", class_names=NAMES).eval()
     vecs, vals = sefa_eigenvectors(G, 2, "texture", num=4)
