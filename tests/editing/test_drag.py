@@ -257,6 +257,6 @@ def test_cli_spatial_report(tmp_path, saved):
                  "--n", "2", "--drag-n", "1", "--drag-steps", "2", "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["n"] == 2 and set(report["models"]) == {"tiny"}
-    assert set(report["models"]["tiny"]["rows"]) == {"move", "move-raw", "move-unpreserved", "scale", "remove",
-                                                     "drag-codes", "drag-coords"}
+    from memorygan.editing.spatial_report import KINDS
+    assert set(report["models"]["tiny"]["rows"]) == set(KINDS)
     assert (out / "report.md").read_text().startswith("| model | edit |")

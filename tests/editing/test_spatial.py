@@ -178,3 +178,37 @@ def test_turning_an_absent_part_without_a_centre_is_refused(G):
         transform_centre(G, absent, zero, 1)
     assert masks is not None
     assert math.isfinite(float(transform_centre(G, PartTransform(3, shift=(2, 0)), zero, 1).sum()))
+
+
+def test_warp_images_moves_and_turns_a_map_in_pixels(G):
+    from memorygan.editing.spatial import warp_images
+
+    x = torch.randn(1, 3, 32, 32)
+    centre = torch.tensor([[15.5, 15.5]])
+    moved = warp_images(G, x, PartTransform(1, shift=(2.0, -1.0)), centre)
+    assert torch.allclose(moved[..., :31, 2:], x[..., 1:, :30], atol=1e-5)         # right by 2, up by 1
+    assert float(moved[..., :, :2].abs().max()) == 0.0                            # zeros where nothing was
+    turned = warp_images(G, x, PartTransform(1, rotate=90.0), centre)
+    assert torch.allclose(turned, torch.rot90(x, 1, (-2, -1)), atol=1e-5)
+    half = warp_images(G, torch.randn(1, 1, 8, 8), PartTransform(1, shift=(4.0, 0.0)), centre)   # any resolution:
+    assert float(half[..., :, :1].abs().max()) == 0.0                             # 4 px = one pixel at 8 x 8
+
+
+def test_warp_carries_the_render_activations(G):
+    from memorygan.editing.spatial import PartWarp, warp_images
+
+    src = _source(G, [0])
+    edit = SpatialEdit(transforms=[PartTransform(1, shift=(4.0, 0.0))])
+    warped = spatial_edit(G, src, edit, preserve=False, warp=True)
+    plain = spatial_edit(G, src, edit, preserve=False, warp=False)
+    assert not torch.allclose(warped.after["image"], plain.after["image"], atol=1e-4)
+    # the mixing rule on a sure mask: part 1 is the square 8..15 x 8..15, moved 4 px to the right
+    seg = torch.full((1, G.num_classes, 32, 32), -50.0)
+    seg[:, 0] = 50.0
+    seg[:, 0, 8:16, 8:16], seg[:, 1, 8:16, 8:16] = -50.0, 50.0
+    source_act, edit_act = torch.randn(1, 5, 16, 16), torch.randn(1, 5, 16, 16)
+    mover = PartWarp(G, [source_act], [(edit.transforms[0], torch.zeros(1, 2))], seg)
+    out = mover(0, edit_act.clone())
+    moved = warp_images(G, source_act, edit.transforms[0], torch.zeros(1, 2))
+    assert torch.allclose(out[..., 4:8, 6:8], moved[..., 4:8, 6:8], atol=1e-5)    # inside the new place (16 px)
+    assert torch.allclose(out[..., :3, :], edit_act[..., :3, :])                   # far from it: the edit's own

@@ -51,6 +51,9 @@ def register(sub, common) -> None:
     closed.add_argument("--depth", choices=DEPTH_MODES, default="keep-mask",
                         help="keep-mask: the part's mask is exactly its old mask transformed (default); raw: the "
                              "pseudo-depth the part has at its new coordinates competes as it is")
+    closed.add_argument("--no-warp", action="store_true",
+                        help="move only the part's coordinates, not also its render activations (default: both; at "
+                             "a coarse fusion grid small parts are drawn by the render net and barely move without)")
     closed.add_argument("--no-preserve", action="store_true",
                         help="let the render net change pixels outside the edited parts' old and new places "
                              "(default: they are kept as they were, bit for bit)")
@@ -197,9 +200,9 @@ def run_closed(args) -> int:
     G = _setup(args)
     edit = build_edit(args, G)
     source, names = _source(args, G)
-    res = spatial_edit(G, source, edit, depth=args.depth, preserve=not args.no_preserve)
+    res = spatial_edit(G, source, edit, depth=args.depth, preserve=not args.no_preserve, warp=not args.no_warp)
     rows = measure_edit(G, res)
-    record = {"edit": args.kind, "depth": args.depth, "preserve": not args.no_preserve,
+    record = {"edit": args.kind, "depth": args.depth, "preserve": not args.no_preserve, "warp": not args.no_warp,
               "spec": edit.to_dict(G.part_names),
               "seconds_per_image": res.seconds, "images": [dict(r, name=n) for r, n in zip(rows, names)]}
     view = (lambda d: SimpleNamespace(image=d["image"], seg=d["seg"], expanded=source.expanded))

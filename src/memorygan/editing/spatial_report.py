@@ -34,7 +34,8 @@ DILATE = 2
 PARTS = ("skin", "hair", "mouth", "nose", "eyes", "eyebrows", "ears", "neck", "cloth")
 #: parts that span several coarse pixels in a 64-px portrait (the others are about one coarse pixel or less)
 LARGE = ("skin", "hair", "neck", "cloth")
-KINDS = ("move", "move-raw", "move-unpreserved", "scale", "remove", "drag-codes", "drag-coords")
+KINDS = ("move", "move-coords-only", "move-raw", "move-unpreserved", "scale", "scale-coords-only", "remove",
+         "drag-codes", "drag-coords")
 
 
 def dilate(mask: torch.Tensor, px: int) -> torch.Tensor:
@@ -165,14 +166,14 @@ def study(G, judge: Judge, n: int, drag_n: int, seed: int = 0, strips: dict | No
         d = _offset(rng)
         factor = 1.25 if i % 2 else 0.8
         move = SpatialEdit(transforms=[PartTransform(part, shift=d)])
-        edits = {"move": (move, "keep-mask", True), "move-raw": (move, "raw", True),
-                 "move-unpreserved": (move, "keep-mask", False),
-                 "scale": (SpatialEdit(transforms=[PartTransform(part, scale=factor, centre=tuple(c0.tolist()))]),
-                           "keep-mask", True),
-                 "remove": (SpatialEdit(remove=[part]), "keep-mask", True)}
-        for kind, (edit, depth, preserve) in edits.items():
+        scale = SpatialEdit(transforms=[PartTransform(part, scale=factor, centre=tuple(c0.tolist()))])
+        edits = {"move": (move, "keep-mask", True, True), "move-coords-only": (move, "keep-mask", True, False),
+                 "move-raw": (move, "raw", True, True), "move-unpreserved": (move, "keep-mask", False, True),
+                 "scale": (scale, "keep-mask", True, True), "scale-coords-only": (scale, "keep-mask", True, False),
+                 "remove": (SpatialEdit(remove=[part]), "keep-mask", True, True)}
+        for kind, (edit, depth, preserve, warp) in edits.items():
             t0 = time.perf_counter()
-            res = spatial_edit(G, src, edit, depth=depth, preserve=preserve)
+            res = spatial_edit(G, src, edit, depth=depth, preserve=preserve, warp=warp)
             secs = time.perf_counter() - t0
             l1 = judge.labels(res.after["image"])[0]
             m1 = l1 == part
@@ -237,7 +238,7 @@ def summarise(rows: dict) -> dict:
             known = [e for e in errs if e is not None] or [float("nan")]
             s.update(centroid_error=_mean(errs), centroid_error_median=float(np.median(known)),
                      lost=sum(e is None for e in errs), area_ratio=_mean(r["area_ratio"] for r in rs))
-        elif kind == "scale":
+        elif kind.startswith("scale"):
             s.update(area_vs_requested=_mean(r["area_ratio"] for r in rs),
                      within_10pct=_mean(float(abs(r["area_ratio"] - 1) <= 0.1) for r in rs),
                      centroid_error=_mean(r["centroid_error"] for r in rs))
@@ -311,7 +312,7 @@ def markdown(report: dict) -> str:
             if kind.startswith("drag"):
                 err = f"{_f(s['distance_before'])} → {_f(s['distance_after'])} (x{_f(s['ratio'])})"
                 area = f"{s['lost']} lost, {100 * s['converged']:.0f}% conv."
-            elif kind == "scale":
+            elif kind.startswith("scale"):
                 err = _f(s["centroid_error"])
                 area = f"{_f(s['area_vs_requested'])} of asked ({100 * s['within_10pct']:.0f}% ±10%)"
             elif kind == "remove":
