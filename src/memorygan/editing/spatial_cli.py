@@ -6,6 +6,7 @@ import argparse
 from memorygan.argtypes import non_negative_int as _non_negative
 from memorygan.argtypes import positive_int as _positive
 from memorygan.argtypes import seed_list as _seeds
+from memorygan.devices import add_device_argument
 
 
 def _pair(text: str) -> tuple[float, float]:
@@ -154,7 +155,7 @@ def register(sub, common) -> None:
     p.add_argument("--truth-steps", type=_positive, default=300, help="inversion steps of --truth (default 300)")
     p.add_argument("--drag-steps", type=_positive, help="at most this many steps per drag (default: drag's)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_device_argument(p)
     p.add_argument("--threads", type=_positive, help="torch CPU threads")
     p.set_defaults(func=run_report)
 
