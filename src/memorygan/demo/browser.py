@@ -95,21 +95,36 @@ def drive_drag(url: str, screenshot=None, timeout_ms: int = 60000) -> dict:
             page.click("#drag-show button, button#drag-show")
             canvas = page.locator("#drag-canvas img").first
             canvas.wait_for()
+            # the picture must have loaded and stopped moving before a click can land on it
+            page.wait_for_function("() => { const i = document.querySelector('#drag-canvas img');"
+                                   " return i && i.complete && i.naturalWidth > 0; }")
+            page.wait_for_timeout(500)
 
             def src() -> str:
                 return canvas.get_attribute("src") or ""
             shown = src()
-            box = canvas.bounding_box()
             clicks = []
             for fx, fy in ((0.45, 0.5), (0.6, 0.5)):                  # handle, then its target, right of it
-                before = src()
-                page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
-                page.wait_for_function("([sel, old]) => document.querySelector(sel)?.getAttribute('src') !== old",
-                                       arg=["#drag-canvas img", before])
-                clicks.append(src() != before)
-            page.click("#drag-run button, button#drag-run")
-            page.wait_for_function("() => document.querySelector('#status textarea')?.value.startsWith('drag (')",
-                                   timeout=timeout_ms * 3)
+                before, changed = src(), False
+                for _ in range(3):                                   # a click during a re-layout can miss
+                    box = canvas.bounding_box()
+                    page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+                    try:
+                        page.wait_for_function(
+                            "([sel, old]) => document.querySelector(sel)?.getAttribute('src') !== old",
+                            arg=["#drag-canvas img", before], timeout=max(timeout_ms // 3, 1000))
+                        changed = True
+                        break
+                    except Exception:                                # playwright's TimeoutError: click again
+                        continue
+                clicks.append(changed and src() != before)
+                if not changed:
+                    break
+            if len(clicks) == 2 and all(clicks):                     # else report which click was not drawn
+                page.click("#drag-run button, button#drag-run")
+                page.wait_for_function(
+                    "() => document.querySelector('#status textarea')?.value.startsWith('drag (')",
+                    timeout=timeout_ms * 3)
             result = {"url": url, "clicks_drawn": clicks, "canvas_shown": bool(shown),
                       "status": status.input_value()}
             if screenshot:
