@@ -291,7 +291,7 @@ def drag(G, source: Source, handles, targets, mask: torch.Tensor | None = None, 
                 dist = (fc - f0[:, None]).abs().sum(-1).mean(-1)            # (P, N2)
                 # ties (flat regions match everywhere) go to the nearest candidate, not the first one scanned
                 dist = dist + 1e-4 * dist.detach().mean(1, keepdim=True) * offsets2.norm(dim=1)[None]
-                p = cand[torch.arange(p.shape[0]), dist.argmin(1)]
+                p = cand[torch.arange(p.shape[0], device=dev), dist.argmin(1)]
         gap = torch.linalg.norm(targets - p, dim=1)
         trace.append(float(gap.mean()))
         if callback is not None and callback(step, out["image"].detach(), p.detach().clone()):

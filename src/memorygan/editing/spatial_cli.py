@@ -260,7 +260,7 @@ def run_drag(args) -> int:
         befores.append(res.before)
         afters.append(dict(res.after, expanded=res.expanded))
         records.append({"name": name, "steps": res.steps, "converged": res.converged, "seconds": res.seconds,
-                        "distance_before": float(torch.linalg.norm(res.targets - torch.tensor(args.handles),
+                        "distance_before": float(torch.linalg.norm(res.targets.cpu() - torch.tensor(args.handles),
                                                                    dim=1).mean()),
                         "distance_after_tracked": res.trace[-1], "trace": res.trace,
                         "handles_after": res.handles.tolist(), "parts": [G.part_names[p] for p in res.parts]})
