@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "memorygan.metrics.cli",      # memorygan probe / metrics
     "memorygan.analysis.cli",     # memorygan analyze ...
     "memorygan.editing.cli",      # memorygan edit ...
+    "memorygan.encoder.cli",      # memorygan encoder train
     "memorygan.inversion.cli",    # memorygan invert
     "memorygan.demo.cli",         # memorygan demo
     "memorygan.pretrained.cli",   # memorygan pretrained list / show / export

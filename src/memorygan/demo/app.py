@@ -46,8 +46,10 @@ def endpoint_wrapper(gr, session):
     return wrap
 
 
-def build_app(G, directions: dict | None = None, clip=None, title: str = "memorygan demo", phrases=None):
-    """The gr.Blocks app for generator G and {name: Direction}."""
+def build_app(G, directions: dict | None = None, clip=None, title: str = "memorygan demo", phrases=None,
+              encoder=None):
+    """The gr.Blocks app for generator G and {name: Direction}; `encoder`: a loaded encoder of G (uploads are
+    shown at once, then refined with progress)."""
     gr = _gradio()
     from memorygan.demo.state import WHAT, DemoState
     from memorygan.errors import MemoryGANError
@@ -57,7 +59,7 @@ def build_app(G, directions: dict | None = None, clip=None, title: str = "memory
     k = len(names)
 
     def session(state):
-        return state if state is not None else DemoState(G, directions, clip, phrases=phrases)
+        return state if state is not None else DemoState(G, directions, clip, phrases=phrases, encoder=encoder)
 
     wrap = endpoint_wrapper(gr, session)
 
@@ -210,11 +212,24 @@ def build_app(G, directions: dict | None = None, clip=None, title: str = "memory
                 upload = gr.Image(label="image (cropped and resized to the generator's size)", type="numpy")
                 upload_mask = gr.Image(label="optional mask (class ids, greyscale PNG)", type="numpy",
                                        image_mode="L")
-            inv_steps = gr.Slider(20, 1000, value=200, step=10, label="optimisation steps")
+            if encoder is not None:
+                inv_steps = gr.Slider(0, 1000, value=100, step=10, label="refinement steps after the encoder "
+                                      "(0: the encoder alone)")
+            else:
+                inv_steps = gr.Slider(20, 1000, value=200, step=10, label="optimisation steps")
             inv_btn = gr.Button("Invert", elem_id="invert")
-            inv_btn.click(wrap(lambda s, im, mk, st: s.invert(im, mk, int(st))), [state, upload, upload_mask,
-                                                                                   inv_steps],
-                          outs, api_name="invert")
+
+            def run_invert(st, im, mk, steps):
+                st = session(st)
+                try:
+                    for item in st.invert_steps(im, mk, int(steps)):
+                        if isinstance(item, str):            # progress: the panel stays as it is
+                            yield gr.update(), item, st
+                        else:
+                            yield item.panel(DISPLAY_HEIGHT), item.message, st
+                except MemoryGANError as e:
+                    raise gr.Error(str(e)) from None
+            inv_btn.click(run_invert, [state, upload, upload_mask, inv_steps], outs, api_name="invert")
         with gr.Row():
             undo_btn = gr.Button("Undo", elem_id="undo")
             undo_btn.click(wrap(lambda s: s.undo()), [state], outs, api_name="undo")
@@ -268,7 +283,7 @@ def load_directions(path) -> dict:
 
 
 def launch(generator, directions=None, clip=None, host: str = "127.0.0.1", port: int | None = None,
-           block: bool = True, device: str = "auto", phrases=None):
+           block: bool = True, device: str = "auto", phrases=None, encoder=None):
     """Load and serve the demo; returns the running app (with `block=False`, for tests) and its URL."""
     from memorygan import load
     from memorygan.editing.directions import check_direction
@@ -284,7 +299,12 @@ def launch(generator, directions=None, clip=None, host: str = "127.0.0.1", port:
         check_direction(d, G, f"--directions {name}")
     from memorygan.editing.phrases import resolve_phrases
 
-    app = build_app(G, dirs, clip, title=f"memorygan demo: {Path(generator).name}", phrases=resolve_phrases(phrases))
+    E = None
+    if encoder is not None:
+        from memorygan.encoder.model import load_encoder
+        E, _ = load_encoder(encoder, G)
+    app = build_app(G, dirs, clip, title=f"memorygan demo: {Path(generator).name}", phrases=resolve_phrases(phrases),
+                    encoder=E)
     _, url, _ = app.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=not block,
                            quiet=not block, show_error=True)
     return app, url

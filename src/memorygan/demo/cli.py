@@ -16,7 +16,8 @@ def register(subparsers) -> None:
                     "$MEMORYGAN_CLIP), Region edit (paint a region, Paint-by-Word with CMA-ES and Adam), Move parts "
                     "(move, scale, turn or copy a part through its coordinates; remove parts), Drag (click a handle "
                     "and its target on the image; DragGAN over the part codes or coordinates, streamed), Invert "
-                    "(upload an image, optionally its mask), then Undo and Download (image, mask, codes). A BigGAN "
+                    "(upload an image, optionally its mask; with --encoder shown at once from the encoder's codes, then refined "
+                    "with progress), then Undo and Download (image, mask, codes). A BigGAN "
                     "generator (`memorygan biggan train`) gets its own page: class picker and truncation, class "
                     "interpolation, direction sliders and Paint-by-Word. Bound to 127.0.0.1 (this machine only) "
                     "unless --host says otherwise; never a public share link; no analytics.")
@@ -28,6 +29,8 @@ def register(subparsers) -> None:
     p.add_argument("--phrases", help="the attribute words of text and region edits: a phrases table "
                                      "(`memorygan edit phrases --calibrate --out T.json`) or a JSON file of extra "
                                      "phrases (default: the built-in portraits table)")
+    p.add_argument("--encoder", help="an encoder of the generator (`memorygan encoder train`): an upload is shown at "
+                   "once from its codes, then refined with progress")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, help="port (default: Gradio's first free one from 7860)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
@@ -59,8 +62,8 @@ def run_demo(args) -> int:
         from memorygan.demo.biggan_app import launch_biggan
         from memorygan.errors import ConfigError
 
-        if args.screenshot or args.clip or args.phrases:
-            raise ConfigError("--screenshot, --clip and --phrases belong to the part-based demo; a BigGAN generator "
+        if args.screenshot or args.clip or args.phrases or args.encoder:
+            raise ConfigError("--screenshot, --clip, --phrases and --encoder belong to the part-based demo; a BigGAN generator "
                               "gets the class picker, directions and Paint-by-Word")
         launch_biggan(args.generator, args.directions, args.host, args.port, block=True, device=args.device)
         return 0
@@ -68,7 +71,7 @@ def run_demo(args) -> int:
         from memorygan.demo.browser import drive
 
         app, url = launch(args.generator, args.directions, args.clip, args.host, args.port, block=False,
-                          device=args.device, phrases=args.phrases)
+                          device=args.device, phrases=args.phrases, encoder=args.encoder)
         try:
             first = next(iter(app.memorygan_directions), None)
             result = drive(url, args.screenshot, direction=first)
@@ -79,5 +82,5 @@ def run_demo(args) -> int:
         print(f"wrote {args.screenshot}")
         return 0
     launch(args.generator, args.directions, args.clip, args.host, args.port, block=True, device=args.device,
-           phrases=args.phrases)
+           phrases=args.phrases, encoder=args.encoder)
     return 0

@@ -20,6 +20,19 @@ from memorygan.errors import ConfigError, MemoryGANError
 WHAT = ("shape", "texture", "both")
 
 
+class _StepCounter:
+    """A progress sink for `inversion.project` (tqdm's update / set_postfix) that a polling thread reads."""
+
+    def __init__(self):
+        self.n = 0
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+
+    def set_postfix(self, *args, **kwargs) -> None:
+        pass
+
+
 @dataclass
 class Snapshot:
     """The codes of the current image (one sample) and how it was made."""
@@ -77,8 +90,10 @@ def depth_tiles(depths: torch.Tensor, size: int) -> np.ndarray:
 class DemoState:
     """One user's session: the current image, its history and the loaded directions. G is shared (read-only)."""
 
-    def __init__(self, G, directions: dict | None = None, clip=None, max_history: int = 50, phrases=None):
+    def __init__(self, G, directions: dict | None = None, clip=None, max_history: int = 50, phrases=None,
+                 encoder=None):
         self.G = G.eval().requires_grad_(False)
+        self.encoder = encoder        # a loaded `memorygan.encoder.Encoder` of G: uploads are shown at once
         self.points: list[tuple[float, float]] = []     # drag: handle, target, handle, target, ... (image pixels)
         self.directions = dict(directions or {})
         self.clip = clip
@@ -332,14 +347,12 @@ class DemoState:
                               blend=(src.expanded.detach(), res.region.soft[:1, None].detach())))
         return self.view(message=self.current.label)
 
-    def invert(self, image: np.ndarray, mask: np.ndarray | None = None, steps: int = 200) -> View:
-        """Invert an uploaded image (H, W, 3 uint8; optional mask of class ids (H, W)) into expanded codes (the
-        inversion of `memorygan invert`, without PTI); it becomes the current image. Any size or aspect is fitted as
-        `memorygan invert` fits files (`inversion.targets.fit_image`: shorter side scaled, centre crop; the mask with
-        nearest neighbours); transparency is composited over white."""
+    def _fit_upload(self, image, mask):
+        """An uploaded image (H, W, 3|4 uint8 or greyscale) and optional id mask -> (x (1, 3, S, S) in [-1, 1],
+        ids (1, S, S) or None), fitted as `memorygan invert` fits files (`inversion.targets.fit_image`: shorter
+        side scaled, centre crop; the mask with nearest neighbours); transparency is composited over white."""
         from PIL import Image
 
-        from memorygan.inversion import InversionOptions, load_perceptual, project
         from memorygan.inversion.targets import fit_image
 
         if image is None:
@@ -369,14 +382,89 @@ class DemoState:
         rgb, ids_np = fit_image(Image.fromarray(image.astype(np.uint8)), size, ids_np)   # as `memorygan invert`
         x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(self.G.device)
         ids = None if ids_np is None else torch.from_numpy(ids_np)[None].to(self.G.device)
-        opts = InversionOptions(steps=int(steps), stats_samples=500)
-        with torch.enable_grad():
-            res = project(self.G, x, opts, load_perceptual("auto", device=self.G.device), ids=ids)
+        return x, ids
+
+    def invert(self, image: np.ndarray, mask: np.ndarray | None = None, steps: int = 200) -> View:
+        """Invert an uploaded image (H, W, 3 uint8; optional mask of class ids (H, W)) into codes (the inversion of
+        `memorygan invert`, without PTI); it becomes the current image. With an encoder the optimisation starts
+        from its codes (steps 0: the encoder alone). `invert_steps` streams the same work."""
+        view = None
+        for item in self.invert_steps(image, mask, steps):
+            view = item if isinstance(item, View) else view
+        return view
+
+    def invert_steps(self, image: np.ndarray, mask: np.ndarray | None = None, steps: int = 200,
+                     poll: float = 0.25):
+        """The inversion as a stream of views and progress messages (str: the image stays as it is). With an
+        encoder: its result at once (a View, committed: the codes keep their latents, so every edit applies, and Undo
+        after the refinement returns to them), then progress messages while the optimisation refines it from there
+        in a worker thread, then the refined image (a View, committed). Without one: progress, then the result."""
+        import threading
+        import time
+
+        from memorygan.inversion import InversionOptions, project
         from memorygan.inversion.losses import psnr_uint8
+
+        steps = int(steps)
+        if steps < 0:
+            raise ConfigError(f"invert: steps must be >= 0, got {steps}")
+        if steps == 0 and self.encoder is None:
+            raise ConfigError("invert: 0 steps needs an encoder (`memorygan demo --encoder E`)")
+        t0 = time.perf_counter()
+        x, ids = self._fit_upload(image, mask)
+        init = None
+        space = self._space() if steps > 0 else None
+        if self.encoder is not None:
+            from memorygan.encoder.model import encode
+            with torch.no_grad():
+                enc = encode(self.encoder, self.G, x)
+            psnr = psnr_uint8(enc.image, x)
+            self._commit(Snapshot(enc.expanded.detach(), enc.latents.detach(), None, None,
+                                  f"encoded image (encoder, {enc.passes} pass(es), PSNR {psnr:.1f} dB, "
+                                  f"{(time.perf_counter() - t0) * 1000:.0f} ms)"))
+            view = self.view(message=self.current.label + (f"; refining: 0/{steps} steps" if steps else ""))
+            yield view
+            if steps == 0:
+                return
+            init = space.units(enc.expanded)
+        opts = InversionOptions(steps=steps, stats_samples=500)
+        counter = _StepCounter()
+        result, error = {}, {}
+
+        def work():
+            try:
+                with torch.enable_grad():
+                    result["p"] = project(self.G, x, opts, self._perceptual(), ids=ids, space=space,
+                                          progress=counter, init_units=init)
+            except Exception as e:          # re-raised on the request thread
+                error["e"] = e
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        while thread.is_alive():
+            thread.join(poll)
+            if thread.is_alive():
+                yield f"{'refining' if init is not None else 'inverting'}: {counter.n}/{steps} steps"
+        if "e" in error:
+            raise error["e"]
+        res = result["p"]
         psnr = psnr_uint8(res.image, x)
+        start = " from the encoder's codes" if init is not None else ""
         self._commit(Snapshot(res.expanded.detach(), None, None, res.noise,
-                              f"inverted image ({steps} steps, PSNR {psnr:.1f} dB)"))
-        return self.view(message=self.current.label)
+                              f"inverted image ({steps} steps{start}, PSNR {psnr:.1f} dB)"))
+        yield self.view(message=self.current.label)
+
+    def _space(self):
+        from memorygan.inversion.projection import CodeSpace
+        if getattr(self, "_code_space", None) is None:
+            self._code_space = CodeSpace(self.G, "expanded", 500)
+        return self._code_space
+
+    def _perceptual(self):
+        from memorygan.inversion import load_perceptual
+        if not hasattr(self, "_perceptual_distance"):
+            self._perceptual_distance = load_perceptual("auto", device=self.G.device)
+        return self._perceptual_distance
 
     def load_codes(self, path, index: int = 0) -> View:
         """Continue from a codes file (e.g. written by `memorygan invert` or a download)."""

@@ -40,6 +40,12 @@ def register(subparsers) -> None:
     p.add_argument("--init-from", metavar="DIR",
                    help="start from the codes a previous `memorygan invert` folder holds for each image (same "
                         "generator) instead of the mean codes; with --steps 0 --pti-steps M: PTI around them")
+    p.add_argument("--encoder", metavar="DIR",
+                   help="start from the codes an encoder of this generator predicts (`memorygan encoder train`) "
+                        "instead of the mean codes; --steps 0: the encoder alone (its codes keep their latents, so "
+                        "every edit space applies)")
+    p.add_argument("--passes", type=positive_int,
+                   help="with --encoder: ReStyle refinement passes (default: the encoder's own setting)")
     p.add_argument("--limit", type=positive_int, help="only the first N images (name order)")
     p.add_argument("--batch", type=positive_int, default=1, help="images optimised together (default 1)")
     p.add_argument("--truncation", type=float, default=1.0, help="with --seeds: truncation of the samples")
@@ -104,13 +110,17 @@ def run_invert(args) -> int:
         optimize_noise=args.optimize_noise, noise_weight=args.noise_weight, pti_steps=args.pti_steps,
         pti_lr=args.pti_lr, pti_mse_weight=args.pti_mse_weight, pti_perceptual_weight=args.pti_perceptual_weight,
         pti_stop_psnr=args.pti_stop_psnr if args.pti_stop_psnr and args.pti_stop_psnr > 0 else None,
-        pti_stop_distance=args.pti_stop_distance, pti_locality_weight=args.pti_locality_weight)
+        pti_stop_distance=args.pti_stop_distance, pti_locality_weight=args.pti_locality_weight,
+        encoder_passes=args.passes)
+    if args.passes is not None and args.encoder is None:
+        print("memorygan invert: --passes goes with --encoder", file=sys.stderr)
+        return 2
     try:
         res = invert_command(args.generator, args.out, opts, images=args.images, masks=args.masks, seeds=args.seeds,
                              truncation=args.truncation, perceptual=args.perceptual, lpips_weights=args.lpips_weights,
                              lpips_backbone=args.lpips_backbone, probe=args.probe, min_size=args.min_size,
                              limit=args.limit, batch=args.batch, device=args.device, progress=not args.no_progress,
-                             init_from=args.init_from)
+                             init_from=args.init_from, encoder=args.encoder)
     except KeyboardInterrupt:
         print(f"memorygan invert: interrupted; the finished images stay in {args.out}: run the same command again "
               "to continue", file=sys.stderr)

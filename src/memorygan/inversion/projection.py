@@ -52,14 +52,19 @@ class InversionOptions:
     pti_stop_distance: float | None = None    # ... or this perceptual distance (PTI: LPIPS 0.07)
     pti_locality_weight: float = 0.1          # PTI's locality regulariser (0: off)
     pti_locality_truncation: float = 0.5
+    # start from an encoder's codes instead of the mean codes (`memorygan invert --encoder E`; issue 28)
+    encoder: str | None = None                # the encoder folder (recorded; the caller loads it)
+    encoder_passes: int | None = None         # ReStyle passes (None: the encoder's own setting)
 
     def check(self) -> "InversionOptions":
         if self.level not in LEVELS:
             raise ConfigError(f"--level must be one of {', '.join(LEVELS)}, got {self.level!r}")
         if self.steps < 0 or self.pti_steps < 0:
             raise ConfigError(f"--steps and --pti-steps must be >= 0, got {self.steps} and {self.pti_steps}")
-        if self.steps == 0 and self.pti_steps == 0:
-            raise ConfigError("nothing to do: --steps and --pti-steps are both 0")
+        if self.steps == 0 and self.pti_steps == 0 and self.encoder is None:
+            raise ConfigError("nothing to do: --steps and --pti-steps are both 0 (without --encoder)")
+        if self.encoder_passes is not None and self.encoder_passes < 1:
+            raise ConfigError(f"--passes must be >= 1, got {self.encoder_passes}")
         for name in ("lr", "pti_lr"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")

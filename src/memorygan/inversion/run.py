@@ -143,8 +143,8 @@ def _check_resumable(out: Path, settings: dict) -> None:
         old = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
         raise ConfigError(f"{path}: unreadable ({e}); choose another --out") from None
-    keys = ("generator_fingerprint", "options", "perceptual", "source", "init_from")
-    diff = [k for k in keys if old.get(k) != _finite(settings[k])]
+    keys = ("generator_fingerprint", "options", "perceptual", "source", "init_from", "encoder_checksum")
+    diff = [k for k in keys if old.get(k) != _finite(settings.get(k))]
     if diff:
         raise ConfigError(f"--out {out} holds an inversion with other settings ({', '.join(diff)} differ); "
                           "choose another --out to start afresh")
@@ -166,7 +166,8 @@ def _save_pictures(folder: Path, name: str, image, seg, target, ids) -> None:
 
 
 def invert(G, targets: Targets, out, opts: InversionOptions, perceptual=None, generator_path: str = "",
-           batch: int = 1, progress: bool = True, drift_seeds=DRIFT_SEEDS, init_from=None) -> InversionResult:
+           batch: int = 1, progress: bool = True, drift_seeds=DRIFT_SEEDS, init_from=None,
+           encoder=None) -> InversionResult:
     """Invert every target into `out` (layout in the module docstring), skipping the ones already finished.
     G is never modified; with opts.pti_steps each image gets its own tuned copy of G, saved beside its codes.
     init_from: a previous inversion folder of the same generator whose codes (and noise maps) are the starting
@@ -179,8 +180,14 @@ def invert(G, targets: Targets, out, opts: InversionOptions, perceptual=None, ge
     opts.check()
     if batch < 1:
         raise ConfigError(f"--batch must be >= 1, got {batch}")
+    if (encoder is None) != (opts.encoder is None):
+        raise ConfigError("invert: pass the loaded encoder together with opts.encoder (its folder)")
+    if encoder is not None and init_from is not None:
+        raise ConfigError("--encoder and --init-from both choose where to start: pass one")
     out = Path(out)
     settings = _settings(G, generator_path, opts, perceptual, targets, init_from)
+    if encoder is not None:
+        settings["encoder_checksum"] = getattr(encoder, "checksum", None)
     _check_resumable(out, settings)
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / RECORD, settings)
@@ -212,6 +219,14 @@ def invert(G, targets: Targets, out, opts: InversionOptions, perceptual=None, ge
                                    for _, i in loaded])
             init_u, init_noise = (None, None) if init_from is None else \
                 _initial_codes(Path(init_from), [t.name for t in chunk], G, space, opts)
+            enc, enc_seconds = None, None
+            if encoder is not None:
+                from memorygan.encoder.model import encode
+                t_enc = time.perf_counter()
+                with torch.no_grad():
+                    enc = encode(encoder, G, target, opts.encoder_passes)
+                enc_seconds = (time.perf_counter() - t_enc) / len(chunk)
+                init_u = space.units(enc.latents if space.level == "latents" else enc.expanded)
             # (steps 0: PTI around the initial codes: the mean codes, or those of init_from)
             proj = project(G, target, opts, perceptual, ids, has, space, progress=bar, init_units=init_u,
                            init_noise=init_noise)
@@ -224,6 +239,11 @@ def invert(G, targets: Targets, out, opts: InversionOptions, perceptual=None, ge
                           "generator": str(generator_path), "level": opts.level, "steps": opts.steps,
                           "init_from": settings["init_from"],
                           "perceptual_name": name, **metrics}
+                if enc is not None:
+                    record["encoder"] = {"path": opts.encoder, "passes": enc.passes, "level": enc.level,
+                                         "seconds": round(enc_seconds, 4),
+                                         **image_metrics(enc.image[i:i + 1], enc.seg[i:i + 1], tgt, mask,
+                                                         perceptual)}
                 G_i, fp = G, fingerprint
                 if opts.pti_steps > 0:
                     tuned, hist = pivotal_tuning(G, exp_i, tgt, opts, perceptual, noise, progress=bar,
@@ -248,8 +268,14 @@ def invert(G, targets: Targets, out, opts: InversionOptions, perceptual=None, ge
                     j = true_codes.names.index(t.name)
                     record["code_distance"] = code_distances(G, exp_i, true_codes.expanded[j:j + 1],
                                                              expanded_space)
-                codes = Codes(exp_i.detach().cpu(), opts.code_level, [t.name],
-                              latents=proj.codes[i:i + 1].detach().cpu() if opts.code_level == "latents" else None,
+                level, latents, queries = opts.code_level, None, None
+                if opts.code_level == "latents":
+                    latents = proj.codes[i:i + 1].detach().cpu()
+                if enc is not None and opts.steps == 0:      # the encoder's own codes: keep every level they have
+                    level = enc.level
+                    latents = enc.latents[i:i + 1].detach().cpu()
+                    queries = None if enc.queries is None else enc.queries[i:i + 1].detach().cpu()
+                codes = Codes(exp_i.detach().cpu(), level, [t.name], latents=latents, queries=queries,
                               noise=None if noise is None else [n.detach().cpu() for n in noise],
                               arch=G.arch, generator=fp,
                               extra={"inverted_from": str(t.image), "requested_level": opts.level,
@@ -283,6 +309,9 @@ def summarize(out: Path, names: list[str]) -> dict:
 
     for key in ("psnr", "perceptual", "miou", "mse"):
         summary[key] = mean(r.get(key) for r in records)
+    if any("encoder" in r for r in records):
+        summary["encoder"] = {k: mean(r["encoder"].get(k) for r in records if "encoder" in r)
+                              for k in ("psnr", "perceptual", "miou", "seconds")}
     if any("projection" in r for r in records):
         summary["projection"] = {k: mean(r["projection"].get(k) for r in records if "projection" in r)
                                  for k in ("psnr", "perceptual", "miou")}
@@ -303,6 +332,10 @@ def format_summary(summary: dict) -> str:
     lines = [f"{summary['images']}/{summary['of']} images; perceptual distance: {summary.get('perceptual_name')}",
              f"  psnr {f(summary['psnr'], '.2f')} dB  perceptual {f(summary['perceptual'], '.4f')}  "
              f"miou {f(summary['miou'], '.4f')}"]
+    if "encoder" in summary:
+        e = summary["encoder"]
+        lines.append(f"  encoder alone: psnr {f(e['psnr'], '.2f')} dB  perceptual {f(e['perceptual'], '.4f')}  "
+                     f"miou {f(e['miou'], '.4f')}  {f(e['seconds'] * 1000, '.1f')} ms per image")
     if "projection" in summary:
         p = summary["projection"]
         lines.append(f"  before PTI: psnr {f(p['psnr'], '.2f')} dB  perceptual {f(p['perceptual'], '.4f')}  "
