@@ -156,3 +156,31 @@ def test_painted_mask_from_an_image_editor_value():
     second[10, 10, 3] = 255
     m = painted_mask({"layers": [layer, second]})
     assert m.shape == (16, 16) and set(zip(*np.nonzero(m))) == {(r, c) for r in range(2, 5) for c in range(3, 9)} | {(10, 10)}
+
+
+def test_invert_with_an_encoder_streams_the_encoder_result_first(tmp_path):
+    """`memorygan demo --encoder E`: /invert answers with the encoder's codes at once (0 steps: only that), and with
+    refinement steps streams progress before the refined image."""
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    from memorygan.encoder import build_encoder, save_encoder
+
+    for k, v in OFFLINE_ENV.items():
+        os.environ[k] = v
+    G = tiny_generator("memorygan", class_names=NAMES).eval()
+    G.save_pretrained(tmp_path / "g")
+    save_encoder(build_encoder(G, stats_samples=32), tmp_path / "E")
+    app, url = launch(tmp_path / "g", encoder=tmp_path / "E", block=False)
+    try:
+        c = Client(url, verbose=False)
+        Image.fromarray(np.full((40, 30, 3), 90, np.uint8)).save(tmp_path / "up.png")
+        msg = c.predict(handle_file(str(tmp_path / "up.png")), None, 0, api_name="/invert")[1]
+        assert msg.startswith("encoded image (encoder, 1 pass(es), PSNR")
+        job = c.submit(handle_file(str(tmp_path / "up.png")), None, 20, api_name="/invert")
+        final = job.result()
+        assert final[1].startswith("inverted image (20 steps from the encoder's codes, PSNR")
+        messages = [o[1] for o in job.outputs()]
+        assert messages[0].startswith("encoded image") and "refining: 0/20 steps" in messages[0]
+    finally:
+        app.close()

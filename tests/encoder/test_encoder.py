@@ -274,3 +274,22 @@ def test_demo_shows_the_encoder_result_first_then_refines(trained):
     assert len(only) == 1
     with pytest.raises(ConfigError, match="0 steps needs an encoder"):
         list(DemoState(G).invert_steps(img, steps=0))
+
+
+def test_init_from_starts_from_another_encoders_weights(tmp_path):
+    G = tiny_generator("memorygan").eval().requires_grad_(False)
+    a = build_encoder(G, stats_samples=64)
+    with torch.no_grad():
+        for p in a.parameters():
+            p.add_(0.01)
+    save_encoder(a, tmp_path / "a")
+    opts = EncoderTrainOptions(steps=1, batch=2, passes=2, lr=1e-9, **QUICK)
+    train_encoder(G, tmp_path / "b", opts, progress=None, init_from=tmp_path / "a")
+    b, _ = load_encoder(tmp_path / "b", G)
+    for (k, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6, msg=k)
+    assert b.config.passes == 2
+    q = build_encoder(G, "queries", stats_samples=32)
+    save_encoder(q, tmp_path / "q")
+    with pytest.raises(ConfigError, match="an encoder of queries, this run trains --level latents"):
+        train_encoder(G, tmp_path / "c", opts, progress=None, init_from=tmp_path / "q")

@@ -45,6 +45,9 @@ def register(subparsers) -> None:
                         f"(default {d.passes}: pSp)")
     t.add_argument("--truncation", type=float, default=d.truncation,
                    help=f"psi of the training samples (default {d.truncation:g})")
+    t.add_argument("--init-from", metavar="DIR",
+                   help="start from the weights of another encoder of this generator (e.g. fine-tune a one-pass "
+                        "encoder with --passes 2)")
     t.add_argument("--seed", type=int, default=d.seed, help=f"seed of the samples and real batches (default {d.seed})")
     w = t.add_argument_group("losses")
     w.add_argument("--code-weight", type=float, default=d.code_weight,
@@ -97,7 +100,7 @@ def run_train(args) -> int:
     dist = load_perceptual(args.perceptual, probe=probe, device=G.device) if opts.perceptual_weight > 0 else None
     try:
         run = train_encoder(G, args.out, opts, data=args.data, perceptual=dist, progress=not args.no_progress,
-                            generator_path=args.generator)
+                            generator_path=args.generator, init_from=args.init_from)
     except KeyboardInterrupt:
         print(f"memorygan encoder train: interrupted; the last checkpoint stays in {args.out}: run the same command "
               "again to continue", file=sys.stderr)

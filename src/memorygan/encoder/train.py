@@ -217,7 +217,7 @@ def _load_optimizer(opt: torch.optim.Adam, tensors: dict, where: str) -> None:
     opt.load_state_dict(sd)
 
 
-def _settings(G, opts: EncoderTrainOptions, data, perceptual) -> dict:
+def _settings(G, opts: EncoderTrainOptions, data, perceptual, init_from=None) -> dict:
     from memorygan.checkpoint import generator_fingerprint
 
     d = opts.to_dict()
@@ -225,7 +225,8 @@ def _settings(G, opts: EncoderTrainOptions, data, perceptual) -> dict:
         d.pop(k)
     return {"generator_fingerprint": generator_fingerprint(G), "options": d,
             "data": None if data is None else str(Path(data).resolve()),
-            "perceptual": None if perceptual is None else perceptual.describe()}
+            "perceptual": None if perceptual is None else perceptual.describe(),
+            "init_from": None if init_from is None else str(Path(init_from).resolve())}
 
 
 def _check_out(out: Path, settings: dict) -> dict | None:
@@ -266,10 +267,11 @@ class EncoderRun:
 
 
 def train_encoder(G, out, opts: EncoderTrainOptions | None = None, data=None, perceptual=None,
-                  progress: bool | None = True, generator_path: str = "") -> EncoderRun:
+                  progress: bool | None = True, generator_path: str = "", init_from=None) -> EncoderRun:
     """Train (or continue training) an encoder for G into the folder `out` (module docstring). G is not changed.
     `data`: a dataset folder of real images with masks (optional); `perceptual`: a PerceptualDistance or None;
-    `progress`: True a progress bar, False one printed line per evaluation, None silent."""
+    `progress`: True a progress bar, False one printed line per evaluation, None silent; `init_from`: an encoder
+    folder of G to start from (e.g. to fine-tune a one-pass encoder with ReStyle passes), instead of new weights."""
     from safetensors.torch import load_file, save_file
 
     from memorygan.checkpoint import atomic_directory
@@ -287,7 +289,7 @@ def train_encoder(G, out, opts: EncoderTrainOptions | None = None, data=None, pe
         if ds.info.resolution != (G.config.resolution, G.config.resolution):
             raise ConfigError(f"--data {data}: {ds.info.resolution[1]}x{ds.info.resolution[0]} images, the generator "
                               f"draws {G.config.resolution} px")
-    settings = _settings(G, opts, data, perceptual)
+    settings = _settings(G, opts, data, perceptual, init_from)
     previous = _check_out(out, settings)
     G.eval().requires_grad_(False)
     if previous is not None:
@@ -300,6 +302,13 @@ def train_encoder(G, out, opts: EncoderTrainOptions | None = None, data=None, pe
         with torch.random.fork_rng(devices=[]):      # the initial weights follow --seed, not the global RNG
             torch.manual_seed(opts.seed)
             E = build_encoder(G, opts.level, passes=opts.passes).train()
+        if init_from is not None:
+            src, _ = load_encoder(init_from, G)
+            if src.config.level != opts.level:
+                raise ConfigError(f"--init-from {init_from}: an encoder of {src.config.level}, this run trains "
+                                  f"--level {opts.level}")
+            E.load_state_dict(src.state_dict())
+            E.train().requires_grad_(True)
         start, log = 0, []
     opt = torch.optim.Adam(E.parameters(), lr=opts.lr, betas=(0.9, 0.999))
     if previous is not None and start > 0:
