@@ -65,7 +65,7 @@ def image_metrics(image, seg, target, ids, dist):
             "miou": float(np.mean(miou)), "psnr_each": [psnr_uint8(a[i], b[i]) for i in range(n)]}
 
 
-def methods(G, E, x, ids, dist, n_pti, pti_steps, long_steps=300):
+def methods(G, E, x, ids, dist, n_pti, pti_steps, long_steps=300, only_encoder=False):
     """Every method on the batch x (B, 3, H, W) with masks ids -> {name: {metrics, seconds, source}}."""
     out = {}
     exp_space = CodeSpace(G, "expanded", 2000)
@@ -81,6 +81,8 @@ def methods(G, E, x, ids, dist, n_pti, pti_steps, long_steps=300):
             source=Source(enc.expanded, enc.latents))
         if passes == 1:
             enc1 = enc
+    if only_encoder:
+        return out
     has = torch.ones(b)
     runs = [("encoder + 30 steps (expanded)", exp_space, InversionOptions(steps=30), exp_space.units(enc1.expanded),
              sec_enc := out["encoder (1 pass)"]["seconds"]),
@@ -192,6 +194,7 @@ def main():
     ap.add_argument("--pti-steps", type=int, default=100)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--long-steps", type=int, default=300, help="steps of the from-the-mean baseline")
+    ap.add_argument("--only-encoder", action="store_true", help="only the encoder's passes (no optimisation)")
     ap.add_argument("--figure", help="write the figure of the held-out reconstructions here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -227,7 +230,8 @@ def main():
     known_x, known_ids = o.image, o.seg.argmax(1)
     sample_source = Source(o.expanded, o.latents, z)
     print("known answers", flush=True)
-    known = methods(G, E, known_x, known_ids, dist, args.pti, args.pti_steps, args.long_steps)
+    known = methods(G, E, known_x, known_ids, dist, args.pti, args.pti_steps, args.long_steps,
+                    args.only_encoder)
     record["known"] = {k: {kk: vv for kk, vv in v.items() if kk != "source"} for k, v in known.items()}
 
     ds = SegmentationDataset(HELDOUT)
@@ -235,14 +239,15 @@ def main():
     hx = torch.stack([it["image"] for it in items])
     hids = torch.stack([it["ids"] for it in items])
     print("held-out", flush=True)
-    held = methods(G, E, hx, hids, dist, args.pti, args.pti_steps, args.long_steps)
+    held = methods(G, E, hx, hids, dist, args.pti, args.pti_steps, args.long_steps,
+                    args.only_encoder)
     record["heldout"] = {k: {kk: vv for kk, vv in v.items() if kk != "source"} for k, v in held.items()}
     sources = {k: v["source"] for k, v in held.items() if "source" in v}
     print("slopes", flush=True)
     record["slopes"] = slopes(G, args.arch, sources, sample_source, probe)
     record["demo"] = demo_latency(G, E, hx[:5])
     print("demo", record["demo"], flush=True)
-    if args.figure:
+    if args.figure and not args.only_encoder:
         figure(G, hx[:6], sources, Path(args.figure), f"{args.arch}-hair-latent")
     Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps({k: record[k] for k in ("timing_ms", "slopes")}, indent=1))

@@ -220,10 +220,3 @@ def read_weights(folder, storage_dtype: str | None = None) -> dict[str, torch.Te
                               f"are not: {', '.join(wrong[:5])}")
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
-
-def read_generator(path) -> tuple[GeneratorConfig, dict[str, torch.Tensor]]:
-    """Config and weights of a generator (any path `generator_files` accepts), checked to be readable. Building the
-    network is `memorygan.models.load_generator`'s job (which checks the config's size first)."""
-    directory = generator_files(path)
-    cfg, meta = read_config(directory)
-    return cfg, read_weights(directory, meta.get("storage_dtype"))

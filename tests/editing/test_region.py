@@ -118,7 +118,7 @@ def test_masks_blur_and_errors(tmp_path):
     assert torch.equal(gaussian_blur(m, 0), m)
     out = G(expanded=seed_source(G, [0]).expanded)
     reg = make_region(G, out, mask=mask)
-    assert isinstance(reg, Region) and reg.coarse.shape == (1, 1, 8, 8)
+    assert isinstance(reg, Region) and reg.soft.shape == (1, 32, 32) and reg.hard.shape == (1, 32, 32)
     assert bool((reg.soft[0][mask >= 0.5] == 1).all()) and float(reg.soft[0, 20:, 20:].max()) == 0
     score = text_score("attributes", "red hair", G)
     with pytest.raises(ConfigError, match="needs --mask MASK.png or --parts"):

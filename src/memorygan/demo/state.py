@@ -645,7 +645,3 @@ class DemoState:
                                          None if cur.z is None else cur.z.cpu(), cur.noise, self.G.arch,
                                          generator_fingerprint(self.G)))
         return paths
-
-
-class FeatureMissing(MemoryGANError):
-    """A panel whose feature is not installed (an optional extra) or not configured."""

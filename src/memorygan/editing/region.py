@@ -96,7 +96,6 @@ class Region:
     """The painted region of each source image."""
     hard: torch.Tensor          # (B, H, W) bool: the pixels to edit (PSNR outside them)
     soft: torch.Tensor          # (B, H, W) blurred mask in [0, 1] (scorers read inside it, consistency outside)
-    coarse: torch.Tensor        # (B, 1, Hc, Wc) the blurred mask at the fusion resolution (the blend weights)
 
 
 def make_region(G, before, mask: torch.Tensor | None = None, parts: list[int] | None = None,
@@ -120,8 +119,7 @@ def make_region(G, before, mask: torch.Tensor | None = None, parts: list[int] | 
     sigma = BLUR * cfg.resolution / 64 if blur is None else blur
     soft = gaussian_blur(soft_in, sigma).clamp(0, 1)
     soft = torch.maximum(soft, hard[:, None].float())                  # the painted pixels are fully inside
-    coarse = F.interpolate(soft, size=(cfg.coarse_size, cfg.coarse_size), mode="area")
-    return Region(hard.clone(), soft[:, 0], coarse)
+    return Region(hard.clone(), soft[:, 0])
 
 
 def covered_parts(G, before, mask: torch.Tensor, cover: float = COVER) -> list[int]:

@@ -31,10 +31,6 @@ class Targets:
     true_codes: Path | None = None                # known answers: a codes file with one entry per name
     extra: dict = field(default_factory=dict)
 
-    @property
-    def has_masks(self) -> bool:
-        return any(t.mask is not None for t in self.items)
-
 
 def _image_files(folder: Path) -> dict[str, Path]:
     files: dict[str, Path] = {}
