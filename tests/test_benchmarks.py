@@ -69,3 +69,15 @@ def test_bench_recipe_on_the_cpu(tmp_path):
     for r in rows.values():
         assert r["images_per_sec"] * r["sec_per_step"] == pytest.approx(8.0)
         assert r["ratio"] == pytest.approx(r["sec_per_step"] / base["sec_per_step"])
+
+
+def test_bench_encoder_on_the_cpu():
+    stdout = bench("bench_encoder.py", "--presets", "ssg-small", "--reps", "1", "--opt-steps", "1", "--perceptual",
+                   "none", "--threads", "1")
+    res = json.loads(stdout)
+    r = res["runs"]["ssg-small"]
+    assert res["benchmark"] == "encoder" and res["targets_s"] == {"encoder_forward": 0.01, "demo_first_view": 1.0}
+    assert 0 < r["encoder_forward"] < r["encoder_and_render"]             # the render comes on top of the forward
+    assert r["optimisation_300_steps"] == pytest.approx(300 * r["optimisation_step"], rel=1e-3)
+    assert r["speedup_vs_300_steps"] == pytest.approx(r["optimisation_300_steps"] / r["encoder_and_render"], rel=0.01)
+    assert r["meets_targets"]["demo_first_view"] == (r["demo_first_view"] <= 1.0)
