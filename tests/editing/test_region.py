@@ -203,3 +203,36 @@ def test_cli_region_edit(tmp_path, capsys):
         err = capsys.readouterr().err
         assert msg in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "bad").exists()
+
+
+def test_saved_region_edit_codes_render_the_edited_image_again(tmp_path):
+    """edited-codes.safetensors of a region edit keeps the source codes and the region, so loading it (the API's
+    `render_codes`, the demo's `load_codes`) draws after.png again; its expanded codes alone draw another image
+    outside the region (what the file gave before it carried the blend)."""
+    from memorygan.demo.state import DemoState
+    from memorygan.editing.codes import load_codes, render_codes
+    from memorygan.visualize import to_uint8
+
+    G = tiny_generator("ssg", class_names=NAMES).eval()
+    G.save_pretrained(tmp_path / "G")
+    mask = _mask_png(tmp_path / "m.png", 32, (0, 12, 0, 32))
+    out = tmp_path / "out"
+    assert main(["edit", "region", "--generator", str(tmp_path / "G"), "--mask", str(mask), "--parts", "hair",
+                 "--prompt", "red hair", "--seeds", "0,1", "--optimizer", "adam", "--adam-steps", "4",
+                 "--out", str(out), "--no-progress"]) == 0
+    codes = load_codes(out / "edited-codes.safetensors", G)
+    assert codes.blend_source is not None and codes.blend_mask.shape == (2, 1, 32, 32)
+    image, _ = render_codes(G, codes)
+    after = np.asarray(Image.open(out / "after.png"))                   # one column per image
+    drawn = np.concatenate(list(to_uint8(image)), 1)
+    pad = (after.shape[1] - drawn.shape[1]) // 3                        # grid padding: 2 px around and between
+    cols = np.concatenate([after[pad:pad + 32, pad + i * (32 + pad):pad + i * (32 + pad) + 32] for i in range(2)], 1)
+    assert np.abs(cols.astype(int) - drawn.astype(int)).max() <= 1
+    plain = np.concatenate(list(to_uint8(G(expanded=codes.expanded, noise_mode="const").image)), 1)
+    outside = np.concatenate([codes.blend_mask[i, 0].numpy() == 0 for i in range(2)], 1)
+    assert np.abs(plain.astype(int) - cols.astype(int))[outside].max() > 2      # the bare codes miss the source there
+    st = DemoState(G)
+    view = st.load_codes(out / "edited-codes.safetensors", index=1)
+    assert np.abs(view.image.astype(int) - drawn[:, 32:].astype(int)).max() <= 1
+    saved = load_codes(st.save(tmp_path / "dl")["codes"], G)           # the demo's download keeps the blend too
+    torch.testing.assert_close(saved.blend_mask, codes.blend_mask[1:])

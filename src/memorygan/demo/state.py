@@ -143,12 +143,11 @@ class DemoState:
         if snap.blend is not None and composition_mask is None:
             from types import SimpleNamespace
 
-            from memorygan.editing.region import blend_render, render_reference
+            from memorygan.editing.region import render_blended
 
             reference, mask = snap.blend
-            ref = render_reference(self.G, *self.G.generate_parts(reference.to(self.G.device)), noise=noise)[0]
-            hidden, depths = self.G.generate_parts(snap.expanded.to(self.G.device))
-            image, seg = blend_render(self.G, hidden, depths, ref, mask.to(self.G.device), noise)
+            image, seg, depths = render_blended(self.G, snap.expanded.to(self.G.device), reference.to(self.G.device),
+                                                mask.to(self.G.device), noise)
             return SimpleNamespace(image=image, seg=seg, depths=depths)
         return self.G(expanded=snap.expanded.to(self.G.device), composition_mask=composition_mask, noise=noise,
                       noise_mode="const")
@@ -474,8 +473,9 @@ class DemoState:
         if not 0 <= index < len(codes):
             raise ConfigError(f"codes file {path} holds {len(codes)} image(s); index {index} is out of range")
         c = codes.select([index])
+        blend = None if c.blend_source is None else (c.blend_source, c.blend_mask)   # a region edit: as it was drawn
         self._commit(Snapshot(c.expanded, c.latents, c.z if c.level == "z" else None, c.noise,
-                              f"codes {Path(path).name}[{index}]"))
+                              f"codes {Path(path).name}[{index}]", blend=blend))
         return self.view(message=self.current.label)
 
     # ------------------------------------------------------------------ spatial edits and drag (issue 29)
@@ -643,5 +643,7 @@ class DemoState:
         save_codes(paths["codes"], Codes(cur.expanded.cpu(), "z" if cur.z is not None else "expanded", [cur.label],
                                          None if cur.latents is None else cur.latents.cpu(), None,
                                          None if cur.z is None else cur.z.cpu(), cur.noise, self.G.arch,
-                                         generator_fingerprint(self.G)))
+                                         generator_fingerprint(self.G),
+                                         blend_source=None if cur.blend is None else cur.blend[0].cpu(),
+                                         blend_mask=None if cur.blend is None else cur.blend[1].float().cpu()))
         return paths

@@ -5,6 +5,10 @@
     queries       (N, 1+K, D)    optional: MemoryGAN query codes
     z             (N, ...)       optional: the random source
     noise.<j>     (N|1, 1, H, W) optional: render noise maps (an inversion may optimise them)
+    blend.source  (N, K, L, D)   optional, a region edit's result: the source codes, kept outside the region
+    blend.mask    (N, 1, H, W)   optional, with blend.source: the blurred region; the image is `expanded` inside it
+                                 blended over blend.source outside, at the fusion and every render layer
+                                 (`editing.region.render_blended`; `render_codes` draws any codes file)
 
 Metadata (strings): format, version, level (the level the codes were found or drawn at: z, queries, latents,
 expanded), arch, num_classes, generator (the generator's fingerprint, `checkpoint.generator_fingerprint`), names
@@ -41,6 +45,8 @@ class Codes:
     arch: str = ""
     generator: str = ""                              # fingerprint of the generator the codes belong to
     extra: dict = field(default_factory=dict)
+    blend_source: torch.Tensor | None = None         # (N, K, L, D) a region edit's source codes (kept outside)
+    blend_mask: torch.Tensor | None = None           # (N, 1, H, W) its blurred region
 
     def __len__(self) -> int:
         return self.expanded.shape[0]
@@ -53,7 +59,8 @@ class Codes:
         names = [self.names[i] for i in (range(len(self))[idx] if isinstance(idx, slice) else idx)] \
             if self.names else []
         return Codes(pick(self.expanded), self.level, names, pick(self.latents), pick(self.queries), pick(self.z),
-                     noise, self.arch, self.generator, dict(self.extra))
+                     noise, self.arch, self.generator, dict(self.extra), pick(self.blend_source),
+                     pick(self.blend_mask))
 
 
 def codes_from_output(out, G, level: str = "z", names=None, **extra) -> Codes:
@@ -81,6 +88,10 @@ def save_codes(path, codes: Codes) -> Path:
             tensors[key] = getattr(codes, key)
     for j, n in enumerate(codes.noise or []):
         tensors[f"noise.{j}"] = n
+    if (codes.blend_source is None) != (codes.blend_mask is None):
+        raise ValueError("a region edit's codes need both blend_source and blend_mask")
+    if codes.blend_source is not None:
+        tensors["blend.source"], tensors["blend.mask"] = codes.blend_source, codes.blend_mask
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in tensors.items()}
     meta = {"format": CODES_FORMAT, "version": "1", "level": codes.level, "arch": codes.arch,
             "num_classes": str(codes.expanded.shape[1]), "generator": codes.generator,
@@ -118,7 +129,10 @@ def load_codes(path, G=None, allow_other_generator: bool = False) -> Codes:
     noise_keys = sorted((k for k in tensors if k.startswith("noise.")), key=lambda k: int(k.split(".")[1]))
     codes = Codes(tensors["expanded"], meta.get("level", "expanded"), names, tensors.get("latents"),
                   tensors.get("queries"), tensors.get("z"), [tensors[k] for k in noise_keys] or None,
-                  meta.get("arch", ""), meta.get("generator", ""), extra)
+                  meta.get("arch", ""), meta.get("generator", ""), extra, tensors.get("blend.source"),
+                  tensors.get("blend.mask"))
+    if (codes.blend_source is None) != (codes.blend_mask is None):
+        raise CheckpointError(f"{path}: holds only one of blend.source and blend.mask (a region edit needs both)")
     if G is not None:
         check_codes(codes, G, path, allow_other_generator)
     return codes
@@ -140,3 +154,25 @@ def check_codes(codes: Codes, G, where="codes", allow_other_generator: bool = Fa
                               "allow other generators for a fine-tuned copy)")
     if codes.noise is not None:
         G.render_net.check_noise(codes.noise, len(codes))
+    if codes.blend_source is not None:
+        r = cfg.resolution
+        if tuple(codes.blend_source.shape) != tuple(codes.expanded.shape) or \
+                tuple(codes.blend_mask.shape) != (len(codes), 1, r, r):
+            raise CheckpointError(f"{where}: blend.source {tuple(codes.blend_source.shape)} / blend.mask "
+                                  f"{tuple(codes.blend_mask.shape)} do not fit expanded codes "
+                                  f"{tuple(codes.expanded.shape)} and {r}x{r} images")
+
+
+@torch.no_grad()
+def render_codes(G, codes: Codes):
+    """(image (N, 3, H, W), seg (N, K, H, W)) of every image of `codes` as it was drawn: a region edit's codes
+    blended over their source (`editing.region.render_blended`), others from their expanded codes; noise maps when
+    the codes hold them, else G's constant maps."""
+    noise = None if codes.noise is None else [n.to(G.device) for n in codes.noise]
+    if codes.blend_source is not None:
+        from memorygan.editing.region import render_blended
+        image, seg, _ = render_blended(G, codes.expanded.to(G.device), codes.blend_source.to(G.device),
+                                       codes.blend_mask.to(G.device), noise)
+        return image, seg
+    out = G(expanded=codes.expanded.to(G.device), noise=noise, noise_mode="const")
+    return out.image, out.seg

@@ -194,6 +194,16 @@ def blend_render(G, hidden, depths, reference: Reference, mask: torch.Tensor, no
     return G.render(fused, coarse_seg, noise=noise, mix=LayerBlend(reference.trace, mask))
 
 
+def render_blended(G, expanded: torch.Tensor, source_expanded: torch.Tensor, mask: torch.Tensor, noise=None):
+    """A region edit's image: `expanded` (B, K, L, D) inside the blurred `mask` (B, 1, H, W), the source codes
+    `source_expanded` outside, blended at the fusion and every render layer (`blend_render`). The one function that
+    draws a saved region edit again (codes files, the demo). -> (image, seg, depths)."""
+    ref = render_reference(G, *G.generate_parts(source_expanded), noise=noise)[0]
+    hidden, depths = G.generate_parts(expanded)
+    image, seg = blend_render(G, hidden, depths, ref, mask, noise)
+    return image, seg, depths
+
+
 @dataclass
 class SplitGenerator:
     """G_{z,m}(w) for one source image: codes -> (image, seg), only the region can change."""
@@ -465,5 +475,5 @@ def run_region_edit(G, source: Source, names: list[str], score, out, held_out=No
     record = region_edit_record(G, res, score, names, held_out)
     write_edit(out, G, res.before, res.after, record, names,
                {"edit": "region", "prompt": score.prompt, "parts": [G.part_names[p] for p in res.parts]},
-               region=res.region.soft)
+               region=res.region.soft, blend=(res.before.expanded, res.region.soft[:, None]))
     return record

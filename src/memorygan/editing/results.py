@@ -127,11 +127,12 @@ def difference_map(before: torch.Tensor, after: torch.Tensor) -> np.ndarray:
 
 
 def write_edit(out, G, before, after, record: dict, names: list[str], codes_extra: dict | None = None,
-               region: torch.Tensor | None = None, codes: bool = True) -> dict:
+               region: torch.Tensor | None = None, codes: bool = True, blend: tuple | None = None) -> dict:
     """Write before.png, after.png, mask-before.png, mask-after.png, difference.png (one column per image),
     strip.png (labelled rows per image: before, after, masks, difference[, region]), edited-codes.safetensors and
     metrics.json (`record`) into `out`; `codes=False` leaves the codes out (spatial edits keep the codes and change
-    coordinates). Returns {name: path}."""
+    coordinates); `blend` (source expanded codes (B, K, L, D), region mask (B, 1, H, W)): a region edit, whose codes
+    file keeps both so that it renders the same image again (`codes.render_codes`). Returns {name: path}."""
     from memorygan.analysis.figures import label_rows, save_png, write_json
     from memorygan.checkpoint import generator_fingerprint
     from memorygan.editing.codes import Codes, save_codes
@@ -150,7 +151,9 @@ def write_edit(out, G, before, after, record: dict, names: list[str], codes_extr
     paths["strip"] = save_png(label_rows(grid(rows), names, G.config.resolution), out / "strip.png")
     if codes:
         edited = Codes(after.expanded.detach().cpu(), "expanded", [f"{n} edited" for n in names], arch=G.arch,
-                       generator=generator_fingerprint(G), extra=dict(codes_extra or {}))
+                       generator=generator_fingerprint(G), extra=dict(codes_extra or {}),
+                       blend_source=None if blend is None else blend[0].detach().cpu(),
+                       blend_mask=None if blend is None else blend[1].detach().float().cpu())
         paths["codes"] = save_codes(out / "edited-codes.safetensors", edited)
     record = dict(record)
     record["files"] = {k: str(v) for k, v in paths.items()}
