@@ -79,3 +79,25 @@ def test_json_lines_survive_a_torn_line(tmp_path):
     with pytest.warns(MemoryGANWarning):
         assert fileio.read_lines(tmp_path / "arr.jsonl") == [{"a": 1}]
     assert json.loads(path.read_text())["step"] == 1
+
+
+def test_write_json_is_strict_json_with_one_rule_for_non_finite_numbers(tmp_path):
+    """Every JSON record goes through fileio.write_json: NaN and +-inf become null (a strict reader refuses them),
+    paths and numpy/torch scalars plain values, and the file appears whole (no temporary file left)."""
+    import json as _json
+    from pathlib import Path as _Path
+
+    import numpy as np
+    import torch
+
+    from memorygan.fileio import write_json
+
+    def strict(text):
+        return _json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+
+    p = write_json(tmp_path / "sub" / "r.json", {"nan": float("nan"), "inf": float("inf"), "ninf": -float("inf"),
+                                                 "path": _Path("a/b"), "np": np.float32(0.5), "t": torch.tensor(2),
+                                                 "nested": [1.0, (float("nan"),)]})
+    assert strict(p.read_text()) == {"nan": None, "inf": None, "ninf": None, "path": "a/b", "np": 0.5, "t": 2,
+                                     "nested": [1.0, [None]]}
+    assert [q.name for q in p.parent.iterdir()] == ["r.json"]

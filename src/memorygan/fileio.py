@@ -91,6 +91,32 @@ def fsync_tree(root) -> None:
         fsync_dir(dirpath)
 
 
+def jsonable(x):
+    """Plain JSON values, the one rule of every JSON file memorygan writes: non-finite floats become null (strict
+    JSON readers refuse NaN and Infinity), paths strings, numpy / torch scalars numbers, tuples lists."""
+    import math
+
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, Path):
+        return str(x)
+    if hasattr(x, "item") and getattr(x, "ndim", None) == 0:  # numpy / torch scalars
+        return jsonable(x.item())
+    return x
+
+
+def write_json(path, data, indent: int | None = 2) -> Path:
+    """`data` as JSON (`jsonable`: non-finite floats as null) written atomically (`write_text_atomic`); the parent
+    folder is created. The writer of every JSON record (metrics, summaries, settings)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_text_atomic(path, json.dumps(jsonable(data), indent=indent, allow_nan=False) + "\n")
+
+
 def write_text_atomic(path, text: str) -> Path:
     """Write `text` to `path` through a temporary sibling, fsync'ed before the rename; the folder after it."""
     path = Path(path)

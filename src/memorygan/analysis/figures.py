@@ -1,7 +1,6 @@
 """Writing analysis results: PNG grids with row labels, JSON with the numbers behind them."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -72,10 +71,9 @@ def save_png(figure: np.ndarray, path) -> Path:
 
 
 def write_json(data: dict, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
-    return path
+    """`fileio.write_json` (atomic, non-finite floats as null) with the figures' argument order."""
+    from memorygan.fileio import write_json as _write
+    return _write(path, data)
 
 
 def generator_info(G) -> dict:

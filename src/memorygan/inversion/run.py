@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from memorygan.errors import ConfigError
+from memorygan.fileio import jsonable
 from memorygan.inversion import losses
 from memorygan.inversion.projection import CodeSpace, InversionOptions, project
 from memorygan.inversion.targets import Targets, load_target
@@ -47,20 +48,9 @@ class InversionResult:
     summary: dict = field(default_factory=dict)
 
 
-def _finite(x):
-    if isinstance(x, float) and not math.isfinite(x):
-        return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_finite(v) for v in x]
-    return x
-
-
 def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(_finite(data), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    from memorygan.fileio import write_json
+    write_json(path, data)
 
 
 def _miou(seg: torch.Tensor, ids: torch.Tensor | None) -> float | None:
@@ -144,7 +134,7 @@ def _check_resumable(out: Path, settings: dict) -> None:
     except (OSError, json.JSONDecodeError) as e:
         raise ConfigError(f"{path}: unreadable ({e}); choose another --out") from None
     keys = ("generator_fingerprint", "options", "perceptual", "source", "init_from", "encoder_checksum")
-    diff = [k for k in keys if old.get(k) != _finite(settings.get(k))]
+    diff = [k for k in keys if old.get(k) != jsonable(settings.get(k))]
     if diff:
         raise ConfigError(f"--out {out} holds an inversion with other settings ({', '.join(diff)} differ); "
                           "choose another --out to start afresh")

@@ -1,27 +1,12 @@
 """JSON lines of metric results: RUN/metric-<name>.jsonl, one line per evaluation, appended without rewriting."""
 from __future__ import annotations
 
-import math
 import os
 import time
 from pathlib import Path
 
-from memorygan.fileio import append_line as _append, read_lines
-
-
-def jsonable(x):
-    """Plain JSON values: non-finite floats become null (strict JSON readers refuse NaN), paths strings."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    if isinstance(x, Path):
-        return str(x)
-    if hasattr(x, "item") and getattr(x, "ndim", None) == 0:  # numpy / torch scalars
-        return jsonable(x.item())
-    return x
+from memorygan.fileio import append_line as _append
+from memorygan.fileio import jsonable, read_lines  # noqa: F401  (jsonable: re-exported, its home is fileio)
 
 
 def append_line(path: str | os.PathLike, row: dict) -> None:
