@@ -27,7 +27,6 @@ first 5%), 300 steps. Each image's loss is summed, so every image is edited inde
 from __future__ import annotations
 
 import importlib
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -48,10 +47,10 @@ TEXT_SPACES = ("parts", "query")
 
 
 def styleclip_lr(t: float, initial_lr: float, rampdown: float = 0.25, rampup: float = 0.05) -> float:
-    """StyleCLIP's learning-rate schedule at progress t in [0, 1]."""
-    ramp = min(1.0, (1.0 - t) / rampdown)
-    ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
-    return initial_lr * ramp * min(1.0, t / rampup)
+    """StyleCLIP's learning-rate schedule at progress t in [0, 1]: the StyleGAN2 projector's, as inversion uses it
+    (`inversion.losses.ramped_lr`, the one implementation)."""
+    from memorygan.inversion.losses import ramped_lr
+    return ramped_lr(t, initial_lr, rampdown, rampup)
 
 
 # ----------------------------------------------------------------------------------------------- the edit space
@@ -134,14 +133,6 @@ def seg_weight(before_seg, seg, targets: list[int], seg_on: str) -> torch.Tensor
     return 1 - inside
 
 
-def seg_margin(seg: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """(B, H, W) logit of `labels` (B, H, W) minus the largest other logit."""
-    own = seg.gather(1, labels[:, None])[:, 0]
-    other = seg.masked_fill(torch.nn.functional.one_hot(labels, seg.shape[1]).permute(0, 3, 1, 2).bool(),
-                            float("-inf")).amax(1)
-    return own - other
-
-
 def seg_term(before_seg, seg, targets: list[int], seg_on: str = "all", seg_norm: str = "pixels",
              seg_loss: str = "l2") -> torch.Tensor:
     """(B,) the seg term of Eq. 18. Per pixel, `l2`: the squared difference of the seg logits, mean over the K
@@ -154,8 +145,9 @@ def seg_term(before_seg, seg, targets: list[int], seg_on: str = "all", seg_norm:
     if seg_loss == "l2":
         per_pixel = (seg - before_seg).pow(2).mean(1)
     else:
-        keep = seg_margin(before_seg, labels).clamp(max=SEG_MARGIN)
-        per_pixel = torch.relu(keep - seg_margin(seg, labels)).pow(2)
+        from memorygan.inversion.losses import label_margin
+        keep = label_margin(before_seg, labels).clamp(max=SEG_MARGIN)
+        per_pixel = torch.relu(keep - label_margin(seg, labels)).pow(2)
     w = seg_weight(before_seg, seg, targets, seg_on)
     w = torch.ones_like(per_pixel) if w is None else w
     if seg_norm == "pixels":

@@ -23,6 +23,16 @@ def _per_class_mean(per_pixel: torch.Tensor, ids: torch.Tensor, k: int) -> torch
     return (per_class * present).sum(1) / present.sum(1)
 
 
+def label_margin(seg: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """(B, H, W): the logit of the label `ids` (B, H, W) minus the largest other logit of `seg` (B, K, H, W)
+    (positive where the segmentation agrees with the label). The mask hinge below and the text edit's seg term
+    (`editing.text.seg_term`) read it."""
+    k = seg.shape[1]
+    own = seg.gather(1, ids.long()[:, None])[:, 0]
+    others = seg.masked_fill(F.one_hot(ids.long(), k).permute(0, 3, 1, 2).bool(), float("-inf")).amax(1)
+    return own - others
+
+
 def seg_margin(seg: torch.Tensor, ids: torch.Tensor, margin: float = 0.5) -> torch.Tensor:
     """Mask loss per image (B,): hinge on the margin of the mask's class over the best other class,
     relu(margin - (seg_y - max_{c != y} seg_c)), averaged per class present in the mask, then over those classes.
@@ -33,10 +43,7 @@ def seg_margin(seg: torch.Tensor, ids: torch.Tensor, margin: float = 0.5) -> tor
     samples they cost 14 dB of PSNR (CE, weight 0.1) or gained no mIoU; this loss kept 41-43 dB and raised the
     mIoU from 0.56 to 0.87 (docs/inversion.md). The per-class average makes every part count alike, as in mIoU
     (a pixel average lets the background outvote the eyes)."""
-    k = seg.shape[1]
-    own = seg.gather(1, ids.long()[:, None])[:, 0]                                  # (B, H, W)
-    others = seg.masked_fill(F.one_hot(ids.long(), k).permute(0, 3, 1, 2).bool(), float("-inf")).amax(1)
-    return _per_class_mean(F.relu(margin - (own - others)), ids, k)
+    return _per_class_mean(F.relu(margin - label_margin(seg, ids)), ids, seg.shape[1])
 
 
 def code_prior(u: torch.Tensor) -> torch.Tensor:
