@@ -67,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     prog = f"memorygan {args.command}"
+    threads = getattr(args, "threads", None)
+    if threads is not None:                  # --threads of any command, set here once
+        if threads < 1:
+            parser.error(f"--threads must be >= 1, got {threads}")
+        import torch
+        torch.set_num_threads(threads)
     if os.environ.get(DEBUG_ENV):
         return int(args.func(args) or 0)
     with warnings.catch_warnings():

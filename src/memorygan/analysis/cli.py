@@ -149,9 +149,6 @@ def register(subparsers) -> None:
 
 
 def _load(args):
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
     from memorygan import load
 
     return load(args.generator, device=args.device)[0]
@@ -205,9 +202,6 @@ def run_dependencies(args) -> int:
     from memorygan.analysis.dependencies import write_dependencies
     from memorygan.models import load_generators
 
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
     gens = load_generators(args.generator, args.labels, args.device)
     rec = write_dependencies(args.out, args.data, gens, args.num, args.seed, args.truncation)
     print((Path(args.out) / "dependencies.md").read_text(), end="")
@@ -218,9 +212,6 @@ def run_report(args) -> int:
     import shlex
     import sys
 
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
     from memorygan.analysis.report import write_evaluation_report
 
     command = "memorygan " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["analyze"] else None

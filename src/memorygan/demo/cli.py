@@ -48,9 +48,6 @@ def run_demo(args) -> int:
         args.generator = pretrained.DEFAULT_DEMO
         print(f"memorygan demo: serving the shipped generator {args.generator} (--generator to serve your own)",
               file=sys.stderr)
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
     from memorygan.demo.app import launch
 
     if args.host not in ("127.0.0.1", "localhost", "::1"):

@@ -293,9 +293,6 @@ def _register_text(sub, common) -> None:
 
 
 def run_text_report(args) -> int:
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
     from memorygan.editing.text_report import write_text_report
     from memorygan.models import load_generators
 
@@ -432,9 +429,6 @@ def _register_report(sub) -> None:
 
 
 def _setup(args):
-    if getattr(args, "threads", None):
-        import torch
-        torch.set_num_threads(args.threads)
     from memorygan import load
 
     return load(args.generator, device=args.device)[0]
@@ -470,9 +464,6 @@ def run_assessors(args) -> int:
 
 
 def run_train_assessor(args) -> int:
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
     from memorygan.editing.regressor import train_assessor
 
     rep = train_assessor(args.data, args.attribute, args.out, steps=args.steps, batch=args.batch, lr=args.lr,

@@ -228,9 +228,6 @@ def run_report_cli(args) -> int:
         return 0
     if not args.generator:
         raise ConfigError("give --generator (one or more), or --combine OUT [OUT ...]")
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
     gens = load_generators(args.generator, args.labels, args.device)
     command = "memorygan " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["edit"] else None
     write_editing_report(gens, args.out, args.markdown, args.smile_regressor, args.n, args.steps, args.batch, args.lr,

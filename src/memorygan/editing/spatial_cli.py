@@ -283,9 +283,6 @@ def run_drag(args) -> int:
 
 
 def run_report(args) -> int:
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
     from memorygan.editing.spatial_report import write_spatial_report
     from memorygan.models import load_generators
 

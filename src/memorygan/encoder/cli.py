@@ -84,9 +84,6 @@ def run_train(args) -> int:
     from memorygan.encoder.train import EncoderTrainOptions, train_encoder
     from memorygan.inversion.perceptual import load_perceptual
 
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
     opts = EncoderTrainOptions(
         level=args.level, steps=args.steps, batch=args.batch, real_batch=args.real_batch, lr=args.lr,
         code_weight=args.code_weight, mse_weight=args.mse_weight, perceptual_weight=args.perceptual_weight,

@@ -100,9 +100,6 @@ def run_invert(args) -> int:
     from memorygan.inversion.projection import InversionOptions
     from memorygan.inversion.run import format_summary
 
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
     opts = InversionOptions(
         level=args.level, steps=args.steps, lr=args.lr, mse_weight=args.mse_weight,
         perceptual_weight=args.perceptual_weight, seg_weight=args.seg_weight, seg_margin=args.seg_margin,
