@@ -280,3 +280,27 @@ def test_editing_report_records_a_method_that_fails_and_goes_on(tmp_path, monkey
     lines = []
     write_editing_report({"SSG": G}, tmp_path, log=lines.append, **kw)
     assert any("sefa-part-codes: finished earlier" in line for line in lines)
+
+
+def test_alpha_limits_are_one_rule_for_cli_and_demo(tmp_path):
+    """|alpha| <= 2 (4x the learned range) everywhere: the CLI's --alphas and the demo's slider method refuse the
+    same value with the same words."""
+    from helpers import tiny_generator
+
+    from memorygan.demo.state import DemoState
+    from memorygan.editing.cli import _alphas
+    from memorygan.editing.directions import MAX_ALPHA, Direction, check_alpha
+    from memorygan.errors import ConfigError
+
+    assert check_alpha(-MAX_ALPHA) == -2.0 and MAX_ALPHA == 2.0
+    import argparse
+    with pytest.raises(argparse.ArgumentTypeError, match=r"alpha 2.5 is out of range.*within \[-2, 2\]"):
+        _alphas("0.5,2.5")
+    G = tiny_generator("memorygan").eval()
+    d = Direction(torch.zeros(1, 2, G.config.latent_dim), "parts", [1], ["shape", "texture"], "none", 1.0,
+                  arch=G.arch)
+    st = DemoState(G, {"d": d})
+    st.generate(0)
+    with pytest.raises(ConfigError, match=r"alpha 2.5 is out of range.*within \[-2, 2\]"):
+        st.apply_direction("d", 2.5)
+    assert st.apply_direction("d", 2.0).message.startswith("d alpha +2")

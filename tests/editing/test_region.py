@@ -236,3 +236,28 @@ def test_saved_region_edit_codes_render_the_edited_image_again(tmp_path):
     assert np.abs(view.image.astype(int) - drawn[:, 32:].astype(int)).max() <= 1
     saved = load_codes(st.save(tmp_path / "dl")["codes"], G)           # the demo's download keeps the blend too
     torch.testing.assert_close(saved.blend_mask, codes.blend_mask[1:])
+
+
+def test_one_rule_for_painted_masks_in_files_and_the_demo(tmp_path):
+    """A region painted in red on black counts as painted in a --mask file as in the demo's brush (before, a file
+    was read by its luminance: red 255 gave 0.30, below the 0.5 threshold, "paints no pixel"); RGBA paint is read by
+    its alpha; the demo's painted layers give the same region."""
+    from memorygan.demo.app import painted_mask
+    from memorygan.editing.region import painted_region
+
+    red = np.zeros((32, 32, 3), np.uint8)
+    red[4:10, 2:30, 0] = 255
+    Image.fromarray(red).save(tmp_path / "red.png")
+    m = read_mask(tmp_path / "red.png", 32)
+    assert float(m[5, 5]) == 1.0 and float(m[20, 20]) == 0.0
+    rgba = np.zeros((32, 32, 4), np.uint8)
+    rgba[..., :3] = 255                                          # white everywhere, painted only where alpha is
+    rgba[4:10, 2:30, 3] = 255
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    assert torch.equal(read_mask(tmp_path / "rgba.png", 32), m)
+    layer_mask = painted_mask({"layers": [rgba]})
+    assert np.array_equal(painted_region(layer_mask) > 0.5, m.numpy() > 0.5)
+    grey = (m.numpy() * 255).astype(np.uint8)
+    assert np.array_equal(painted_region(grey), m.numpy())
+    with pytest.raises(ConfigError, match="painted mask must be"):
+        painted_region(np.zeros((2, 2, 2, 2)))

@@ -104,7 +104,8 @@ def build_app(G, directions: dict | None = None, clip=None, title: str = "memory
         with gr.Tab("Directions"):
             dname = gr.Dropdown(list(directions), value=next(iter(directions), None), label="direction",
                                 elem_id="direction")
-            alpha = gr.Slider(-2.0, 2.0, value=0.0, step=0.05, label="alpha", elem_id="alpha")
+            from memorygan.editing.directions import MAX_ALPHA
+            alpha = gr.Slider(-MAX_ALPHA, MAX_ALPHA, value=0.0, step=0.05, label="alpha", elem_id="alpha")
             alpha.change(wrap(lambda s, n, a: s.apply_direction(n, float(a))), [state, dname, alpha], outs,
                          api_name="apply_direction", trigger_mode="always_last")
             gr.Markdown("Directions are folders written by `memorygan edit learn|interfacegan|sefa`, loaded with "
@@ -253,17 +254,17 @@ def painted_mask(editor):
     nothing is painted (or no editor value)."""
     import numpy as np
 
+    from memorygan.editing.region import painted_region
+
     if not isinstance(editor, dict):
         return None
     painted = None
     for layer in editor.get("layers") or []:
         if layer is None:
             continue
-        layer = np.asarray(layer)
-        alpha = layer[..., 3] if layer.ndim == 3 and layer.shape[-1] == 4 else (layer.max(-1) if layer.ndim == 3
-                                                                                else layer)
+        alpha = painted_region(np.asarray(layer).astype(np.uint8))      # the one rule (alpha, or any colour)
         painted = alpha if painted is None else np.maximum(painted, alpha)
-    return None if painted is None or not painted.any() else painted.astype(np.uint8)
+    return None if painted is None or not painted.any() else np.rint(painted * 255).astype(np.uint8)
 
 
 def load_directions(path) -> dict:

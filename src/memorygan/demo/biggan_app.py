@@ -57,7 +57,8 @@ def build_biggan_app(G, directions: dict | None = None, title: str = "memorygan 
                      api_name="interpolate_class", trigger_mode="always_last")
         with gr.Tab("Directions"):
             dname = gr.Dropdown(list(directions), value=next(iter(directions), None), label="direction")
-            alpha = gr.Slider(-2.0, 2.0, value=0.0, step=0.05, label="alpha")
+            from memorygan.editing.directions import MAX_ALPHA
+            alpha = gr.Slider(-MAX_ALPHA, MAX_ALPHA, value=0.0, step=0.05, label="alpha")
             alpha.change(wrap(lambda s, n, a: s.apply_direction(n, float(a))), [state, dname, alpha], outs,
                          api_name="apply_direction", trigger_mode="always_last")
             gr.Markdown("Directions: `memorygan biggan direction G --assessor brightness --out DIR`, loaded with "

@@ -271,6 +271,8 @@ class DemoState:
             known = ", ".join(self.directions) or "none loaded (start the demo with --directions DIR)"
             raise ConfigError(f"unknown direction {name!r}; directions: {known}")
         d = self.directions[name]
+        from memorygan.editing.directions import check_alpha
+        alpha = check_alpha(alpha)
 
         def make(base: Snapshot) -> Snapshot:
             with torch.no_grad():
@@ -320,11 +322,9 @@ class DemoState:
         cur = self._need_current()
         region = None
         if mask is not None:
-            m = np.asarray(mask)
-            if m.ndim == 3:
-                m = m[..., -1] if m.shape[-1] == 4 else m.max(-1)         # painted alpha, or any colour
-            if m.ndim != 2:
-                raise ConfigError(f"region edit: expected a painted mask (H, W), got shape {m.shape}")
+            from memorygan.editing.region import painted_region
+
+            m = painted_region(mask)                                  # painted alpha, or any colour
             size = self.G.config.resolution
             m = np.asarray(Image.fromarray((m > 0).astype(np.uint8) * 255).resize((size, size), Image.NEAREST))
             if m.max() > 0:

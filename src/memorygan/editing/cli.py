@@ -7,8 +7,8 @@ import json
 from memorygan.argtypes import positive_int as _positive
 from memorygan.argtypes import seed_list as _seeds
 from memorygan.devices import add_device_argument
-
-MAX_ALPHA = 2.0      # directions are learned for alpha in [-0.5, 0.5]; beyond 4x that they extrapolate blindly
+from memorygan.editing.directions import check_alpha
+from memorygan.errors import ConfigError
 
 
 def _alphas(text: str) -> list[float]:
@@ -16,10 +16,11 @@ def _alphas(text: str) -> list[float]:
         values = [float(a) for a in text.split(",") if a.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"alphas must be comma-separated numbers, got {text!r}") from None
-    bad = [a for a in values if not abs(a) <= MAX_ALPHA]
-    if bad:
-        raise argparse.ArgumentTypeError(f"alpha {bad[0]:g} is out of range: directions are learned for alpha in "
-                                         f"[-0.5, 0.5] and applied within [-{MAX_ALPHA:g}, {MAX_ALPHA:g}]")
+    for a in values:
+        try:
+            check_alpha(a)
+        except ConfigError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
     if not values:
         raise argparse.ArgumentTypeError("give at least one alpha")
     return values

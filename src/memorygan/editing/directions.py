@@ -35,6 +35,17 @@ LAYERS = {"shape": ["shape"], "texture": ["texture"], "both": ["shape", "texture
 FORMAT = "memorygan-direction"
 WEIGHTS, CONFIG = "direction.safetensors", "direction.json"
 ALPHA_RANGE = 0.5                 # alpha ~ U[-0.5, 0.5] (GANalyze)
+MAX_ALPHA = 2.0                   # applied within [-2, 2] (CLI, demo sliders, BigGAN too): beyond 4x the learned
+#                                   range a direction extrapolates blindly
+
+
+def check_alpha(alpha: float, where: str = "alpha") -> float:
+    """alpha as a float within [-MAX_ALPHA, MAX_ALPHA]; ConfigError naming `where` otherwise."""
+    a = float(alpha)
+    if not abs(a) <= MAX_ALPHA:
+        raise ConfigError(f"{where} {a:g} is out of range: directions are learned for alpha in [-{ALPHA_RANGE:g}, "
+                          f"{ALPHA_RANGE:g}] and applied within [-{MAX_ALPHA:g}, {MAX_ALPHA:g}]")
+    return a
 
 
 @dataclass

@@ -55,6 +55,21 @@ COVER = 0.05                                       # --mask alone: parts coverin
 
 
 # ----------------------------------------------------------------------------------------------- masks
+def painted_region(array) -> "np.ndarray":
+    """A painted mask as users give it -> (H, W) float32 in [0, 1], the one rule for files and the demo's brush:
+    the alpha channel of RGBA / LA paint, else the largest channel of RGB (paint of any colour; black keeps), else
+    the grey level; 8-bit values / 255."""
+    import numpy as np
+
+    a = np.asarray(array)
+    if a.ndim == 3:
+        a = a[..., -1] if a.shape[-1] in (2, 4) else a.max(-1)
+    if a.ndim != 2:
+        raise ConfigError(f"a painted mask must be (H, W) or (H, W, channels), got shape {np.asarray(array).shape}")
+    a = a.astype(np.float32)
+    return a / 255.0 if a.max(initial=0) > 1 or np.asarray(array).dtype == np.uint8 else a
+
+
 def read_mask(path, resolution: int) -> torch.Tensor:
     """A user mask PNG (grey levels, or the alpha / luminance of an RGB(A) file) -> (H, W) in [0, 1]."""
     import numpy as np
@@ -66,13 +81,17 @@ def read_mask(path, resolution: int) -> torch.Tensor:
     try:
         with Image.open(path) as im:
             im.load()
-            band = im.getchannel("A") if im.mode in ("RGBA", "LA") else im.convert("L")
+            size = im.size
+            if im.mode not in ("RGBA", "LA", "RGB", "L"):
+                im = im.convert("RGBA" if "transparency" in im.info else ("L" if im.mode in ("1", "I", "I;16", "F")
+                                                                           else "RGB"))
+            band = np.asarray(im)
     except (UnidentifiedImageError, OSError) as e:
         raise ConfigError(f"--mask {path}: not a readable image ({e})") from None
-    if band.size != (resolution, resolution):
-        raise ConfigError(f"--mask {path} is {band.size[0]}x{band.size[1]} but the generator draws "
+    if size != (resolution, resolution):
+        raise ConfigError(f"--mask {path} is {size[0]}x{size[1]} but the generator draws "
                           f"{resolution}x{resolution} images")
-    mask = torch.from_numpy(np.asarray(band, dtype=np.float32) / 255.0)
+    mask = torch.from_numpy(painted_region(band))
     if float(mask.max()) < 0.5:
         raise ConfigError(f"--mask {path} paints no pixel (white = the region to edit, black = keep)")
     return mask
