@@ -21,26 +21,26 @@ import time
 import numpy as np
 import torch
 
-from memorygan.editing.directions import (ALPHA_RANGE, Direction, assessor_scale, check_space, edit_output,
-                                          sample_source, theta_shape)
+from memorygan.editing.directions import ALPHA_RANGE, Direction, assessor_scale, edit_output, sample_source
+from memorygan.editing.space import check_space, query_index, theta_shape
 from memorygan.errors import ConfigError
 
 
 def _space_codes(G, source, space: str, parts: list[int], roles: list[str]) -> torch.Tensor:
     """The codes a direction of `space` moves, one row per sample: (N, *theta_shape)."""
-    from memorygan.models.codes import ROLE_NAMES
+    from memorygan.models.codes import role_layers
 
     if space == "latent":
         return source.latents
     if space == "parts":
         rows = []
         for p in parts:
-            layer = {r: int((G.layer_roles[p] == ROLE_NAMES.index(r)).nonzero()[0]) for r in roles}
+            layer = {r: role_layers(G.config, p, [r])[0] for r in roles}           # the role's first layer
             rows.append(torch.stack([source.expanded[:, p, layer[r]] for r in roles], 1))      # (N, R, D)
         return torch.stack(rows, 1)                                                             # (N, P, R, D)
     with torch.no_grad():
         queries = G.map_z(source.z)["queries"]
-    return queries[:, [1 + p for p in parts]]                                                   # (N, P, D)
+    return queries[:, query_index(parts)]                                                       # (N, P, D)
 
 
 @torch.no_grad()
@@ -105,10 +105,10 @@ def interfacegan(G, assessor, space: str = "parts", parts=None, layers: str = "b
 def sefa_eigenvectors(G, part: int, role: str, num: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
     """Top `num` eigenvectors (num, D) and eigenvalues of sum_l A_l^T A_l over the local layers of `part` with
     `role` (A_l: the modulation weight of layer l of the part's local generator, in_l x D, as applied)."""
-    from memorygan.models.codes import ROLE_NAMES
+    from memorygan.models.codes import role_layers
 
     net = G.local_nets[part] if G.arch == "ssg" else G.memory
-    layers = (G.layer_roles[part] == ROLE_NAMES.index(role)).nonzero().flatten().tolist()
+    layers = role_layers(G.config, part, [role])
     gram = 0
     for l in layers:
         mod = net.layers[l].conv.modulation

@@ -30,8 +30,8 @@ import torch
 
 from memorygan.errors import CheckpointError, ConfigError
 
-SPACES = ("latent", "parts", "query")
-LAYERS = {"shape": ["shape"], "texture": ["texture"], "both": ["shape", "texture"]}
+from memorygan.editing.space import (LAYERS, SPACES, check_space, parts_delta,  # noqa: F401  (re-exported)
+                                     query_offsets, role_masks, theta_shape)
 FORMAT = "memorygan-direction"
 WEIGHTS, CONFIG = "direction.safetensors", "direction.json"
 ALPHA_RANGE = 0.5                 # alpha ~ U[-0.5, 0.5] (GANalyze)
@@ -71,57 +71,6 @@ class Direction:
 
 
 # ----------------------------------------------------------------------------------------------- spaces
-def check_space(G, space: str, parts, layers: str = "both") -> tuple[list[int], list[str]]:
-    """Validate a space for G; returns (part ids, roles)."""
-    if space not in SPACES:
-        raise ConfigError(f"--space must be one of {', '.join(SPACES)}, got {space!r}")
-    if layers not in LAYERS:
-        raise ConfigError(f"--layers must be one of {', '.join(LAYERS)}, got {layers!r}")
-    if space == "query" and G.arch != "memorygan":
-        raise ConfigError(f"--space query: query codes exist only in MemoryGAN (its working memory); this generator "
-                          f"is {G.arch!r}: use --space parts or latent")
-    if space == "latent":
-        if parts:
-            raise ConfigError("--space latent edits the whole latent; --parts needs --space parts or query")
-        return [], []
-    if not parts:
-        raise ConfigError(f"--space {space} needs --parts (e.g. --parts hair or --parts skin,hair; parts: "
-                          f"{', '.join(G.part_names)})")
-    return G.resolve_parts(parts, "--parts"), (LAYERS[layers] if space == "parts" else [])
-
-
-def theta_shape(G, space: str, parts: list[int], roles: list[str]) -> tuple[int, ...]:
-    d = G.config.latent_dim
-    if space == "latent":
-        return (G.num_latents, d)
-    if space == "parts":
-        return (len(parts), len(roles), d)
-    return (len(parts), d)
-
-
-def role_masks(G, parts: list[int], roles: list[str]) -> torch.Tensor:
-    """(P, R, K, L) float: 1 where layer l of part k is part p's layer of role r."""
-    from memorygan.models.codes import ROLE_NAMES
-
-    k, layers = G.layer_roles.shape
-    m = torch.zeros(len(parts), len(roles), k, layers, device=G.device)
-    for i, p in enumerate(parts):
-        for j, r in enumerate(roles):
-            m[i, j, p] = (G.layer_roles[p] == ROLE_NAMES.index(r)).float()
-    return m
-
-
-def parts_delta(G, theta: torch.Tensor, parts: list[int], roles: list[str]) -> torch.Tensor:
-    """theta (P, R, D) -> offset of the expanded codes (K, L, D)."""
-    return torch.einsum("prkl,prd->kld", role_masks(G, parts, roles).to(theta.dtype), theta)
-
-
-def query_offsets(G, theta: torch.Tensor, parts: list[int]) -> torch.Tensor:
-    """theta (P, D) -> query offsets (1, 1+K, D) (index 0 is the base query, 1+k part k)."""
-    off = torch.zeros(1, G.num_latents, theta.shape[-1], device=theta.device, dtype=theta.dtype)
-    return off.index_add(1, torch.tensor([1 + p for p in parts], device=theta.device), theta[None])
-
-
 # ----------------------------------------------------------------------------------------------- sources
 @dataclass
 class Source:

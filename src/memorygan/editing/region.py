@@ -41,8 +41,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from memorygan.editing.directions import Source, role_masks
-from memorygan.editing.text import EditSpace, edit_space
+from memorygan.editing.directions import Source
+from memorygan.editing.space import EditSpace, edit_space, role_masks
 from memorygan.errors import ConfigError
 
 OPTIMIZERS = ("cma+adam", "cma", "adam")

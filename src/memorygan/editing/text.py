@@ -1,7 +1,7 @@
 """Text-guided part edits (StyleCLIP optimisation restricted to parts; MemoryGAN Sec. 4.6.1, Eqs. 16-18).
 
 Only the selected parts' codes move. In the parts space the variables are one offset per (part, role) added on
-every local layer of that role (`directions.role_masks`: shape and/or texture codes), theta (B, P, R, D); in the
+every local layer of that role (`space.role_masks`: shape and/or texture codes), theta (B, P, R, D); in the
 query space (MemoryGAN) one offset per part added to its query code inside the working memory, theta (B, P, D), so
 the parts drawn after it follow. With w = w_s + theta:
 
@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from memorygan.editing.directions import Source, check_space, role_masks
+from memorygan.editing.directions import Source
+from memorygan.editing.space import TEXT_SPACES, EditSpace, edit_space  # noqa: F401  (re-exported)
 from memorygan.errors import ConfigError
 
 STEPS, LR, LAMBDA_L2 = 300, 0.1, 0.008          # StyleCLIP's defaults
@@ -43,7 +44,6 @@ SEG_NORMS = ("pixels", "parts")
 SEG_LOSSES = ("l2", "margin")
 SEG_LOSS, SEG_NORM = "margin", "parts"           # six phrases: mIoU 0.80 / 0.94 vs 0.70 / 0.88 for Eq. 18 (l2, pixels)
 SEG_MARGIN = 1.0        # seg-logit margin `margin` keeps (trained 64 px models: median margin 1.9, 5 % below 0.5)
-TEXT_SPACES = ("parts", "query")
 
 
 def styleclip_lr(t: float, initial_lr: float, rampdown: float = 0.25, rampup: float = 0.05) -> float:
@@ -51,47 +51,6 @@ def styleclip_lr(t: float, initial_lr: float, rampdown: float = 0.25, rampup: fl
     (`inversion.losses.ramped_lr`, the one implementation)."""
     from memorygan.inversion.losses import ramped_lr
     return ramped_lr(t, initial_lr, rampdown, rampup)
-
-
-# ----------------------------------------------------------------------------------------------- the edit space
-@dataclass
-class EditSpace:
-    """The variables of an edit: the selected parts' codes (per role) or MemoryGAN query codes."""
-    space: str
-    parts: list[int]
-    roles: list[str]
-    truncation: float = 1.0
-
-    def theta_shape(self, G, batch: int) -> tuple[int, ...]:
-        d = G.config.latent_dim
-        return (batch, len(self.parts), len(self.roles), d) if self.space == "parts" else \
-            (batch, len(self.parts), d)
-
-    def render(self, G, source: Source, theta: torch.Tensor, return_fused: bool = False):
-        """The source moved by theta (B, ...) -> GeneratorOutput."""
-        noise = None if source.noise is None else [n.to(G.device) for n in source.noise]
-        if self.space == "parts":
-            delta = torch.einsum("prkl,bprd->bkld", role_masks(G, self.parts, self.roles).to(theta.dtype), theta)
-            return G(expanded=source.expanded.to(G.device) + delta, noise=noise, noise_mode="const",
-                     return_fused=return_fused)
-        offsets = torch.zeros(theta.shape[0], G.num_latents, theta.shape[-1], device=theta.device, dtype=theta.dtype)
-        offsets = offsets.index_add(1, torch.tensor([1 + p for p in self.parts], device=theta.device), theta)
-        return G(source.z.to(G.device), query_offsets=offsets, truncation=self.truncation, noise=noise,
-                 noise_mode="const", return_fused=return_fused)
-
-
-def edit_space(G, space: str, parts, layers: str = "both", source: Source | None = None,
-               truncation: float = 1.0) -> EditSpace:
-    """Validate the space and parts for G (and that the source has what the space needs)."""
-    if space not in TEXT_SPACES:
-        raise ConfigError(f"--space must be one of {', '.join(TEXT_SPACES)} for text and region edits, got {space!r}")
-    if not parts:
-        raise ConfigError(f"--parts: name the parts whose codes may change (parts: {', '.join(G.part_names)})")
-    part_ids, roles = check_space(G, space, parts, layers)
-    if space == "query" and source is not None and source.z is None:
-        raise ConfigError("--space query edits inside MemoryGAN's working memory and needs the controller noise z of "
-                          "the images: use --seeds (codes files from an inversion hold only expanded codes)")
-    return EditSpace(space, part_ids, roles, truncation)
 
 
 def identity_network(spec: str | None):
