@@ -15,25 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import time
 
 import numpy as np
 import torch
+from bench_demo import median_time      # the benchmarks' one timing helper (this folder is on sys.path)
 
 TARGETS = {"encoder_forward": 0.010, "demo_first_view": 1.0}
 BASELINE_STEPS = 300
-
-
-def median_time(fn, reps: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def bench(G, E, reps: int, opt_steps: int, perceptual: str) -> dict:

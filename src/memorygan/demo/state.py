@@ -94,6 +94,8 @@ class DemoState:
                  encoder=None):
         self.G = G.eval().requires_grad_(False)
         self.encoder = encoder        # a loaded `memorygan.encoder.Encoder` of G: uploads are shown at once
+        self._code_space = None       # the inversion's code statistics and perceptual distance, made on first use
+        self._perceptual_distance = None
         self.points: list[tuple[float, float]] = []     # drag: handle, target, handle, target, ... (image pixels)
         self.directions = dict(directions or {})
         self.clip = clip
@@ -455,13 +457,13 @@ class DemoState:
 
     def _space(self):
         from memorygan.inversion.projection import CodeSpace
-        if getattr(self, "_code_space", None) is None:
+        if self._code_space is None:
             self._code_space = CodeSpace(self.G, "expanded", 500)
         return self._code_space
 
     def _perceptual(self):
         from memorygan.inversion import load_perceptual
-        if not hasattr(self, "_perceptual_distance"):
+        if self._perceptual_distance is None:
             self._perceptual_distance = load_perceptual("auto", device=self.G.device)
         return self._perceptual_distance
 
