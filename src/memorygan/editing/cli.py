@@ -149,6 +149,10 @@ def register(subparsers) -> None:
     p.add_argument("--data", help="dataset folder (its probe)")
     p.add_argument("--seed", type=int, default=12345, help="random seed (default %(default)s)")
     p.add_argument("--out", required=True, help="output folder")
+    judge_arguments(p)
+    p.add_argument("--judge", metavar="ATTRIBUTE[:CLASS]",
+                   help="with --judges: the regressor that grades the attribute gain, e.g. hair.lightness or "
+                        "eyes.color:blue (reported beside the direction's own assessor)")
     p.add_argument("--json", action="store_true", help="print the record as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--allow-other-generator", action="store_true",
@@ -160,6 +164,24 @@ def register(subparsers) -> None:
     from memorygan.editing import spatial_cli
     spatial_cli.register(sub, common)
     _register_text(sub, common)
+
+
+def judge_arguments(p) -> None:
+    """--judges / --judge-probe: what grades an edit without taking part in it (editing.judges)."""
+    p.add_argument("--judges", metavar="DIR",
+                   help="judges that took no part in the edit: a folder of ground-truth regressors, one "
+                        "`edit train-assessor` output per attribute (DIR/hair.lightness, DIR/eyes.color, ...)")
+    p.add_argument("--judge-probe", metavar="DIR",
+                   help="segmentation probe (`memorygan probe train`, or DATA/probe) whose masks judge the region "
+                        "that may change and the non-target mIoU, instead of the generator's own segmentation")
+
+
+def _judges(args, G):
+    from memorygan.editing.judges import Judges
+
+    if not (getattr(args, "judges", None) or getattr(args, "judge_probe", None)):
+        return None
+    return Judges(G, regressors=args.judges, probe=args.judge_probe)
 
 
 def _register_text(sub, common) -> None:
@@ -192,6 +214,7 @@ def _register_text(sub, common) -> None:
     text.add_argument("--out", required=True,
                    help="output folder")
     text.add_argument("--no-progress", action="store_true", help="no progress bar")
+    judge_arguments(text)
 
     p = sub.add_parser("text", parents=[common, text], help="text-guided part edit (StyleCLIP, MemoryGAN Eq. 16-18)",
                        description="Optimise only the selected parts' codes (or MemoryGAN query codes) so the image "
@@ -279,6 +302,7 @@ def _register_text(sub, common) -> None:
     p.add_argument("--sweep", type=lambda t: [float(x) for x in t.split(",") if x.strip()],
                    default=[0, 100, 1000, 10000], help="lambda_seg values of the sweep (default 0,100,1000,10000)")
     p.add_argument("--held-out", default="rgb", help="held-out scorer (default rgb: the attribute scorer in RGB)")
+    judge_arguments(p)
     p.add_argument("--colour-space", choices=["lab", "rgb"], default="lab",
                    help="attribute scorer: colour space of its colour features (default %(default)s)")
     p.add_argument("--popsize", type=_positive, default=POPSIZE, help="CMA-ES population (default %(default)s)")
@@ -303,7 +327,8 @@ def run_text_report(args) -> int:
     md = write_text_report(gens, args.out, seeds=args.seeds, markdown=args.markdown, steps=args.steps,
                            lambda_seg=args.lambda_seg, seg_loss=args.seg_loss, seg_norm=args.seg_norm,
                            sweep=args.sweep, region_seeds=args.region_seeds,
-                           held_out=args.held_out, colour_space=args.colour_space, region_kw=region_kw)
+                           held_out=args.held_out, colour_space=args.colour_space, region_kw=region_kw,
+                           judges=args.judges, judge_probe=args.judge_probe)
     print(f"wrote {md}")
     return 0
 
@@ -338,6 +363,15 @@ def _print_summary(record: dict, out) -> None:
                 f"{s['seg_miou_nontarget']:.3f}, PSNR outside {s['psnr_outside']:.1f} dB")
     if "held_out_after" in s:
         line.append(f"held-out {s['held_out_before']:.3f} -> {s['held_out_after']:.3f}")
+    if "judge_satisfied_after" in s:
+        line.append(f"judged (regressors): satisfied {100 * s['judge_satisfied_before']:.0f}% -> "
+                    f"{100 * s['judge_satisfied_after']:.0f}%, of the {s['judge_satisfied_unsatisfied_before']} "
+                    f"unsatisfied before: {100 * s['judge_satisfied_over_unsatisfied']:.0f}%"
+                    if s["judge_satisfied_unsatisfied_before"] else "judged (regressors): every image satisfied "
+                    "the phrase before the edit")
+    if "judge_seg_miou_nontarget" in s:
+        line.append(f"judged (probe masks): preserved outside {100 * s['judge_preserved_outside']:.2f}%, non-target "
+                    f"mIoU {s['judge_seg_miou_nontarget']:.3f}")
     print("; ".join(line))
     print(f"wrote {out}/ (strip.png, metrics.json, edited-codes.safetensors)")
 
@@ -351,7 +385,8 @@ def run_text(args) -> int:
     identity = identity_network(args.identity)
     if identity is None:
         print("identity term off (no identity network given; --identity MODULE:CALLABLE turns Eq. 17 on)")
-    record = run_text_edit(G, source, names, score, args.out, held_out=held, parts=_parts(args), layers=args.layers,
+    record = run_text_edit(G, source, names, score, args.out, held_out=held, judges=_judges(args, G),
+                           parts=_parts(args), layers=args.layers,
                            space=args.space, steps=args.steps, lr=args.lr, lambda_l2=args.lambda_l2,
                            lambda_seg=args.lambda_seg, seg_on=args.seg_on, seg_norm=args.seg_norm,
                            seg_loss=args.seg_loss,
@@ -369,7 +404,8 @@ def run_region(args) -> int:
     mask = read_mask(args.mask, G.config.resolution) if args.mask else None
     source, names = _source(args, G)
     score, held = _text_scores(args, G)
-    record = run_region_edit(G, source, names, score, args.out, held_out=held, mask=mask, parts=_parts(args),
+    record = run_region_edit(G, source, names, score, args.out, held_out=held, judges=_judges(args, G), mask=mask,
+                             parts=_parts(args),
                              layers=args.layers, optimizer=args.optimizer, basis=args.basis,
                              components=args.components, popsize=args.popsize, sigma0=args.sigma0,
                              cma_iters=args.cma_iters, adam_steps=args.adam_steps, adam_lr=args.adam_lr,
@@ -401,6 +437,8 @@ def run_phrases(args) -> int:
 
 
 def _register_report(sub) -> None:
+    from memorygan.editing.report import STUDY_PARTS
+
     p = sub.add_parser("report", help="the editing study of docs/editing.md",
                        description="For each generator: per attribute (hair lightness, skin tone, eye colour, mouth "
                                    "width, and smile with --smile-regressor) a learned direction in the part's codes "
@@ -423,6 +461,10 @@ def _register_report(sub) -> None:
     p.add_argument("--interfacegan-n", type=_positive, default=2000,
                    help="samples for the InterFaceGAN baseline (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    judge_arguments(p)
+    p.add_argument("--methods", type=lambda t: [x.strip() for x in t.split(",") if x.strip()],
+                   default=list(STUDY_PARTS),
+                   help=f"comma-separated parts of the study to run (default all: {','.join(STUDY_PARTS)})")
     add_device_argument(p)
     p.add_argument("--threads", type=_positive, help="torch CPU threads (default: from the idle cores)")
     from memorygan.editing.report import run_report_cli
@@ -544,8 +586,11 @@ def run_evaluate(args) -> int:
     d = load_direction(args.direction, G, allow_other_generator=args.allow_other_generator)
     A = get_assessor(d.assessor, G, probe=args.probe, data=args.data)
     targets = [p.strip() for p in args.target_parts.split(",")] if args.target_parts else None
+    judges = _judges(args, G)
+    if args.judge and judges is None:
+        raise ConfigError("--judge needs --judges DIR (the folder of ground-truth regressors)")
     rec = evaluate_direction(G, d, A, args.n, args.alphas, args.seed, target_parts=targets,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, judges=judges, judge=args.judge)
     out = Path(args.out)
     write_json(jsonable(rec), out / "evaluation.json")
     evaluation_figure(rec, out / "evaluation.png")
@@ -559,5 +604,15 @@ def run_evaluate(args) -> int:
     print(f"  at alpha {at['alpha']:g}: score gain {at['score_gain']:.3f} spreads, preserved outside "
           f"{100 * at['preserved_outside']:.2f}% (target: {', '.join(rec['target_parts']) or 'none'}), non-target "
           f"mIoU {at['seg_miou_nontarget']:.3f}, attribute leakage {rec['attribute_leakage_mean']:.3f}")
+    jd = rec.get("judged")
+    if jd:
+        line = ["  judged (took no part):"]
+        if "slope" in jd:
+            line.append(f"{args.judge} slope {jd['slope']:.3f}, spearman {jd['spearman']:.3f}, gain at alpha "
+                        f"{at['alpha']:g} {jd['at']['score_gain']:.3f} spreads;")
+        if "preserved_outside" in jd:
+            line.append(f"probe masks: preserved outside {100 * jd['at']['preserved_outside']:.2f}%, non-target mIoU "
+                        f"{jd['at']['seg_miou_nontarget']:.3f}")
+        print(" ".join(line))
     print(f"wrote {out / 'evaluation.json'} and {out / 'evaluation.png'}")
     return 0

@@ -16,6 +16,11 @@ For n samples and each alpha of a grid, the direction's edit is rendered and com
 
 Target parts: the direction's parts (parts/query spaces), else the assessor's, else none (then "outside" is the whole
 image).
+
+With `judges` (editing.judges: what took no part in the edit) the record gains "judged": the slope, Spearman,
+monotone fraction and gain of the judge's score (`judge`, e.g. hair.lightness, in units of 2 std of the judge over
+the samples at alpha 0), and the preserved pixels and non-target mIoU read on the segmentation probe's masks instead
+of the generator's. `equal_gain` compares two directions at the same judged gain.
 """
 from __future__ import annotations
 
@@ -80,8 +85,10 @@ def _lightness(image: torch.Tensor, ids: torch.Tensor, k: int) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate_direction(G, direction: Direction, assessor, n: int = 500, alphas=DEFAULT_ALPHAS, seed: int = 12345,
-                       batch: int = 25, target_parts=None, progress: bool = False) -> dict:
-    """Measure a direction on n fresh samples (see the module docstring). Returns a JSON-able record."""
+                       batch: int = 25, target_parts=None, progress: bool = False, judges=None,
+                       judge: str | None = None) -> dict:
+    """Measure a direction on n fresh samples (see the module docstring). Returns a JSON-able record.
+    `judges`: an editing.judges.Judges; `judge`: the spec of its regressor that grades the attribute gain."""
     alphas = sorted(float(a) for a in alphas)
     if 0.0 not in alphas:
         alphas = sorted(alphas + [0.0])
@@ -101,6 +108,13 @@ def evaluate_direction(G, direction: Direction, assessor, n: int = 500, alphas=D
     inter = np.zeros((len(alphas), k))
     union = np.zeros((len(alphas), k))
     light = np.full((n, len(alphas), k), np.nan)
+    use_probe = judges is not None and judges.probe is not None
+    if judge and judges is None:
+        raise ConfigError("a judge regressor needs the judges' folder (--judges DIR)")
+    j_scores = np.zeros((n, len(alphas))) if judge else None
+    j_out = np.zeros((2, len(alphas)))                       # probe: summed change outside, pixels outside
+    j_inter = np.zeros((len(alphas), k))
+    j_union = np.zeros((len(alphas), k))
     bar = None
     if progress:
         from tqdm import tqdm
@@ -121,6 +135,17 @@ def evaluate_direction(G, direction: Direction, assessor, n: int = 500, alphas=D
             union[j, others] += u_p.sum(0).cpu().numpy()
             for p in range(k):
                 light[done:done + m, j, p] = _lightness(o.image, ids[j], p).cpu().numpy()
+            if judge:
+                j_scores[done:done + m, j] = judges.score(judge, o.image).double().cpu().numpy()
+        if use_probe:
+            pids = [judges.probe_ids(o.image) for o in outs]
+            for j, o in enumerate(outs):
+                changed, count = change_outside(outs[a0].image, o.image, target_region(pids[a0], pids[j], targets))
+                j_out[0, j] += float(changed.sum())
+                j_out[1, j] += float(count.sum())
+                i_p, u_p = part_overlap(pids[a0], pids[j], others)
+                j_inter[j, others] += i_p.sum(0).cpu().numpy()
+                j_union[j, others] += u_p.sum(0).cpu().numpy()
         done += m
         if bar is not None:
             bar.update(m)
@@ -150,6 +175,27 @@ def evaluate_direction(G, direction: Direction, assessor, n: int = 500, alphas=D
         if np.isfinite(moved).any():
             leak[names[p]] = float(np.nanmean(moved) / spread)
     extreme = alphas[-1] if abs(alphas[-1]) >= abs(alphas[0]) else alphas[0]
+    judged = None
+    if judges is not None and (judge or use_probe):
+        judged = {"by": dict(judges.specs, regressor=judge)}
+        if judge:
+            from memorygan.editing.judges import spread
+
+            unit = spread(j_scores[:, a0])
+            jrel = (j_scores - j_scores[:, a0:a0 + 1]) / unit
+            judged.update(scale=unit, slope=float((jrel * al).sum() / (n * (al ** 2).sum())),
+                          spearman=_spearman(flat_a, jrel.ravel()),
+                          monotone_fraction=float(np.mean(np.all(np.diff(j_scores, axis=1) > 0, axis=1))),
+                          score_gain={f"{a:g}": float(jrel[:, j].mean()) for j, a in enumerate(alphas)},
+                          agreement=_spearman(rel.ravel(), jrel.ravel()))
+        if use_probe:
+            judged["preserved_outside"] = {f"{a:g}": float(1 - j_out[0, j] / max(j_out[1, j], 1))
+                                           for j, a in enumerate(alphas)}
+            judged["seg_miou_nontarget"] = {f"{a:g}": pooled_miou(j_inter[j, others], j_union[j, others])
+                                            for j, a in enumerate(alphas)}
+        judged["at"] = {"alpha": extreme, **{key: judged[key][f"{extreme:g}"] for key in
+                                             ("score_gain", "preserved_outside", "seg_miou_nontarget")
+                                             if key in judged}}
     return {
         "direction": direction.describe(), "assessor": assessor.spec, "space": direction.space,
         "method": direction.method, "parts": [names[p] for p in direction.parts], "roles": direction.roles,
@@ -163,7 +209,37 @@ def evaluate_direction(G, direction: Direction, assessor, n: int = 500, alphas=D
                "preserved_outside": preserved[f"{extreme:g}"], "seg_miou_nontarget": miou[f"{extreme:g}"]},
         "attribute_leakage": leak,
         "attribute_leakage_mean": float(np.mean(list(leak.values()))) if leak else math.nan,
+        **({"judged": judged} if judged is not None else {}),
     }
+
+
+def equal_gain(records: dict, key: str = "preserved_outside") -> dict:
+    """Directions compared at the same judged gain (issue 30: part vs whole latent at equal gain, not equal alpha).
+
+    records: {name: evaluate_direction record with "judged" (score_gain and `key`)}. On the alphas >= 0 the judged
+    gain of each direction is a curve; the common gain is the smallest of their largest gains, and each direction's
+    alpha reaching it and its `key` there are interpolated linearly between the grid's alphas. A direction whose
+    judged gain does not rise over the grid makes the comparison NaN (stated, not guessed)."""
+    curves = {}
+    for name, rec in records.items():
+        jd = rec.get("judged") or {}
+        if "score_gain" not in jd or key not in jd:
+            raise ConfigError(f"equal_gain: {name!r} has no judged gain and {key} (evaluate it with judges)")
+        al = [a for a in rec["alphas"] if a >= 0]
+        gain = np.array([jd["score_gain"][f"{a:g}"] for a in al])
+        val = np.array([jd[key][f"{a:g}"] for a in al])
+        curves[name] = (np.array(al), gain, val)
+    rising = all(np.all(np.diff(g) > 0) for _, g, _ in curves.values())
+    target = min(float(g[-1]) for _, g, _ in curves.values()) if rising else math.nan
+    out: dict = {"gain": target, key: {}, "alpha": {}}
+    for name, (al, gain, val) in curves.items():
+        if not (rising and target > 0):
+            out["alpha"][name], out[key][name] = math.nan, math.nan
+            continue
+        a = float(np.interp(target, gain, al))
+        out["alpha"][name] = a
+        out[key][name] = float(np.interp(a, al, val))
+    return out
 
 
 def evaluation_figure(record: dict, path) -> None:

@@ -474,24 +474,26 @@ def _output(G, expanded, image, seg):
     return SimpleNamespace(image=image, seg=seg, expanded=expanded)
 
 
-def region_edit_record(G, result: RegionEditResult, score, names: list[str], held_out=None) -> dict:
+def region_edit_record(G, result: RegionEditResult, score, names: list[str], held_out=None,
+                       judges=None) -> dict:
     """metrics.json of a region edit (results module docstring; PSNR outside the painted pixels)."""
     from memorygan.editing.results import edit_metrics, public, summarise
 
     rows = edit_metrics(result.before, result.after, result.parts, G.config.num_classes, score, held_out,
-                        region=result.region.hard, names=names)
+                        region=result.region.hard, names=names, judges=judges, prompt=score.prompt)
     return {"edit": "region", "prompt": score.prompt, **result.settings,
             "held_out": held_out.describe() if held_out is not None else None,
+            "judges": judges.specs if judges is not None else None,
             "summary": summarise(rows), "images": public(rows), "history": result.history,
             "evaluations": result.evaluations, "seconds": result.seconds}
 
 
-def run_region_edit(G, source: Source, names: list[str], score, out, held_out=None, **kw) -> dict:
+def run_region_edit(G, source: Source, names: list[str], score, out, held_out=None, judges=None, **kw) -> dict:
     """region_edit + metrics + files (the `memorygan edit region` command). Returns the metrics record."""
     from memorygan.editing.results import write_edit
 
     res = region_edit(G, source, score, **kw)
-    record = region_edit_record(G, res, score, names, held_out)
+    record = region_edit_record(G, res, score, names, held_out, judges)
     write_edit(out, G, res.before, res.after, record, names,
                {"edit": "region", "prompt": score.prompt, "parts": [G.part_names[p] for p in res.parts]},
                region=res.region.soft, blend=(res.before.expanded, res.region.soft[:, None]))

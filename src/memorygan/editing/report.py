@@ -20,15 +20,20 @@ class Attribute:
     label: str
     assessor: str            # spec; "{smile}" is replaced by the smile regressor folder when one is given
     part: str
+    judge: str               # the ground-truth regressor that judges it (editing.judges): ATTRIBUTE[:CLASS]
 
 
 ATTRIBUTES = (
-    Attribute("hair lightness", "lightness:hair", "hair"),
-    Attribute("skin tone", "lightness:skin", "skin"),
-    Attribute("eye colour (blue - red)", "blueness:eyes", "eyes"),
-    Attribute("mouth width (area)", "area:mouth", "mouth"),
+    Attribute("hair lightness", "lightness:hair", "hair", "hair.lightness"),
+    Attribute("skin tone", "lightness:skin", "skin", "skin.lightness"),
+    Attribute("eye colour (blue - red)", "blueness:eyes", "eyes", "eyes.color:blue"),
+    Attribute("mouth width (area)", "area:mouth", "mouth", "mouth.width"),
 )
-SMILE = Attribute("smile (regressor)", "regressor:{smile}", "mouth")
+SMILE = Attribute("smile (regressor)", "regressor:{smile}", "mouth", "mouth.smile")
+EYE_JUDGE = "eyes.color:blue"
+METHODS = {"part": "learned, part codes", "latent": "learned, whole latent", "interfacegan": "InterFaceGAN, part codes",
+           "sefa": "SeFa, part codes"}
+STUDY_PARTS = (*METHODS, "eye-colour")
 
 
 def _slug(text: str) -> str:
@@ -56,9 +61,12 @@ HEADER = ["| attribute | direction | slope | Spearman | monotone | gain at α 0.
 def write_editing_report(generators: dict, out, markdown=None, smile_regressor=None, n: int = 500,
                          steps: int = 300, batch: int = 8, lr: float = 0.005, interfacegan_n: int = 2000,
                          seed: int = 0, strip_seeds=(0, 1, 2, 3), scale_n: int = 256, calibrate_n: int = 64,
-                         attributes=None, command: str | None = None, log=print) -> Path:
+                         attributes=None, command: str | None = None, log=print, judges=None, judge_probe=None,
+                         methods=STUDY_PARTS) -> Path:
     """Run the study for {label: G} and write `out/<label>/<attribute>-<method>/` (direction + evaluation),
-    strips, `out/editing.json` and the markdown page (default out/README.md). Returns the markdown path."""
+    strips, `out/editing.json` and the markdown page (default out/README.md). Returns the markdown path.
+    `judges` (a folder of ground-truth regressors) and `judge_probe` (a segmentation probe): editing.judges, the
+    measures by what took no part; `methods`: which of STUDY_PARTS to run."""
     from memorygan.analysis.figures import write_json
     from memorygan.checkpoint import generator_fingerprint
     from memorygan.editing.apply import write_apply
@@ -70,6 +78,7 @@ def write_editing_report(generators: dict, out, markdown=None, smile_regressor=N
 
     if not generators:
         raise ConfigError("give at least one generator")
+    methods = tuple(methods)
     if attributes is None:
         attributes = list(ATTRIBUTES) + ([SMILE] if smile_regressor else [])
     out = Path(out)
@@ -77,8 +86,13 @@ def write_editing_report(generators: dict, out, markdown=None, smile_regressor=N
     results: dict = {}
     t_all = time.perf_counter()
     # a study interrupted and run again with the same settings keeps the directions it finished
+    unknown = [m for m in methods if m not in STUDY_PARTS]
+    if unknown or not methods:
+        raise ConfigError(f"--methods: unknown {', '.join(unknown) or '(none given)'} "
+                          f"(known: {', '.join(STUDY_PARTS)})")
     settings = {"n": n, "steps": steps, "batch": batch, "lr": lr, "interfacegan_n": interfacegan_n, "seed": seed,
-                "scale_n": scale_n, "calibrate_n": calibrate_n, "strip_seeds": list(strip_seeds)}
+                "scale_n": scale_n, "calibrate_n": calibrate_n, "strip_seeds": list(strip_seeds),
+                "judges": str(judges) if judges else None, "judge_probe": str(judge_probe) if judge_probe else None}
 
     def finished(sub: Path, label: str, G) -> dict | None:
         """The record of a direction this study already finished in `sub` with these settings, else None."""
@@ -93,14 +107,18 @@ def write_editing_report(generators: dict, out, markdown=None, smile_regressor=N
             return None
         log(f"[{label}] {sub.name}: finished earlier with the same settings, kept")
         return rec
+    from memorygan.editing.judges import Judges
+
     for label, G in generators.items():
         G.eval().requires_grad_(False)
+        J = Judges(G, regressors=judges, probe=judge_probe) if (judges or judge_probe) else None
         slug = _slug(label)
         results[label] = {"arch": G.arch, "attributes": {}, "eye_colour": {}}
         for attr in attributes:
             spec = attr.assessor.format(smile=smile_regressor)
             A = get_assessor(spec, G)
             scale = assessor_scale(G, A, scale_n)         # one spread per attribute: every method asked the same
+            judge = attr.judge if J is not None and J.has(attr.judge) else None
             runs = {}
             plans = [("learned, part codes", lambda: learn_direction(G, A, "parts", [attr.part], "both", steps, batch,
                                                                      lr, seed, scale=scale)),
@@ -111,6 +129,7 @@ def write_editing_report(generators: dict, out, markdown=None, smile_regressor=N
                                                                        calibrate_n=calibrate_n)),
                      ("SeFa, part codes", lambda: sefa(G, A, [attr.part], "both", 5, seed, scale=scale,
                                                        calibrate_n=calibrate_n))]
+            plans = [(m, make) for m, make in plans if any(METHODS[k] == m for k in methods)]
             for method, make in plans:
                 sub = out / slug / f"{_slug(attr.label)}-{_slug(method)}"
                 rec = finished(sub, label, G)
@@ -127,7 +146,7 @@ def write_editing_report(generators: dict, out, markdown=None, smile_regressor=N
                         runs[method] = rec
                         continue
                     save_direction(d, sub)
-                    rec = evaluate_direction(G, d, A, n, target_parts=[attr.part])
+                    rec = evaluate_direction(G, d, A, n, target_parts=[attr.part], judges=J, judge=judge)
                     rec["seconds"] = time.perf_counter() - t0
                     evaluation_figure(rec, sub / "evaluation.png")
                     if method == "learned, part codes":
@@ -139,6 +158,8 @@ def write_editing_report(generators: dict, out, markdown=None, smile_regressor=N
                 runs[method] = rec
             results[label]["attributes"][attr.label] = runs
         # the eye-colour experiment
+        if "eye-colour" not in methods:
+            continue
         A = get_assessor("blueness:eyes", G)
         scale = assessor_scale(G, A, scale_n)
         for method, space, parts in eye_colour_plans(G):
@@ -148,7 +169,8 @@ def write_editing_report(generators: dict, out, markdown=None, smile_regressor=N
                 log(f"[{label}] eye colour via {method}")
                 d = learn_direction(G, A, space, parts, "both", steps, batch, lr, seed, scale=scale)
                 save_direction(d, sub)
-                rec = evaluate_direction(G, d, A, n, target_parts=["eyes"])
+                rec = evaluate_direction(G, d, A, n, target_parts=["eyes"], judges=J,
+                                         judge=EYE_JUDGE if J is not None and J.has(EYE_JUDGE) else None)
                 rec_wide = evaluate_direction(G, d, A, max(50, n // 5), target_parts=["eyes", "skin", "hair"])
                 rec["preserved_outside_eyes_skin_hair"] = rec_wide["at"]["preserved_outside"]
                 write_apply(G, d, seed_source(G, list(strip_seeds)), [-0.5, -0.25, 0, 0.25, 0.5], sub,
@@ -157,7 +179,8 @@ def write_editing_report(generators: dict, out, markdown=None, smile_regressor=N
                 rec.update(settings=settings, generator=generator_fingerprint(G))
                 write_json(jsonable(rec), sub / "evaluation.json")
             results[label]["eye_colour"][method] = rec
-    record = {"command": command, "n": n, "steps": steps, "batch": batch, "lr": lr, "interfacegan_n": interfacegan_n,
+    record = {"command": command, "n": n, "steps": steps, "judges": settings["judges"],
+              "judge_probe": settings["judge_probe"], "batch": batch, "lr": lr, "interfacegan_n": interfacegan_n,
               "smile_regressor": str(smile_regressor) if smile_regressor else None, "results": results,
               "seconds": time.perf_counter() - t_all}
     write_json(jsonable(record), out / "editing.json")
@@ -176,43 +199,143 @@ def eye_colour_plans(G) -> list[tuple[str, str, list[str]]]:
     return plans
 
 
+PART, LATENT = METHODS["part"], METHODS["latent"]
+
+
+def _judged(rec) -> dict:
+    return rec.get("judged") or {} if "failed" not in rec else {}
+
+
+def _judged_row(label, method, rec):
+    jd = _judged(rec)
+    if not jd:
+        return None
+    at = jd.get("at", {})
+    return (f"| {label} | {method} | {_fmt(jd.get('slope'), 2)} | {_fmt(jd.get('spearman'))} | "
+            f"{_fmt(jd.get('monotone_fraction'), 2)} | {_fmt(at.get('score_gain'), 2)} | "
+            f"{_fmt(100 * at['preserved_outside'] if 'preserved_outside' in at else None, 2)} | "
+            f"{_fmt(at.get('seg_miou_nontarget'))} | {_fmt(rec['slope'], 2)} | {_fmt(jd.get('agreement'))} |")
+
+
+JUDGED_HEADER = ["| attribute | direction | judged slope | judged Spearman | judged monotone | judged gain at α 0.5 | "
+                 "preserved outside % (probe) | non-target mIoU (probe) | own assessor's slope | agreement |",
+                 "|---|---|---|---|---|---|---|---|---|---|"]
+
+
+def targets_rows(record: dict) -> list[str] | None:
+    """The targets table (issue 30) from the judged measures; None when nothing was judged."""
+    from memorygan.editing.evaluate import equal_gain
+
+    slopes, mious, equal, judged_any = [], [], [], False
+    for label, res in record["results"].items():
+        for attr, runs in res["attributes"].items():
+            rec = runs.get(PART)
+            jd = _judged(rec or {})
+            judged_any |= bool(jd)
+            if "slope" in jd:
+                ok = 0.8 <= jd["slope"] <= 1.2 and jd["spearman"] >= 0.9
+                slopes.append((ok, f"{label} {attr.split(' (')[0]} {jd['slope']:.2f} / {jd['spearman']:.2f}"))
+            if "seg_miou_nontarget" in jd:
+                m = jd["at"]["seg_miou_nontarget"]
+                mious.append((m >= 0.95, f"{label} {attr.split(' (')[0]} {_fmt(m)}"))
+            other = runs.get(LATENT)
+            if jd and other and "slope" in jd and "preserved_outside" in jd and _judged(other).get("slope") is not None:
+                eq = equal_gain({PART: rec, LATENT: other})
+                part, whole = eq["preserved_outside"][PART], eq["preserved_outside"][LATENT]
+                ok = part >= 0.95 and part > whole
+                equal.append((ok, f"{label} {attr.split(' (')[0]} {_fmt(100 * part, 1)} vs {_fmt(100 * whole, 1)} "
+                                  f"(gain {_fmt(eq['gain'], 2)})"))
+    if not judged_any:
+        return None
+
+    def row(target, items, what):
+        if not items:
+            return f"| {target} | not measured ({what}) | – |"
+        met = sum(ok for ok, _ in items)
+        return (f"| {target} | {met} of {len(items)}: " + "; ".join(t + (" ✓" if ok else "") for ok, t in items)
+                + f" | {'**yes**' if met == len(items) else '**no**'} |")
+    return ["| target (issue 30, judged by what took no part) | measured | met |", "|---|---|---|",
+            row("part directions: judged slope 0.8-1.2 with Spearman >= 0.9", slopes, "no regressor judges"),
+            row("part vs whole latent at equal judged gain: preserved outside the part (probe) >= 95 % and better "
+                "than whole latent (part vs whole)", equal, "needs judged gain and probe masks"),
+            row("non-target mIoU (probe) >= 0.95 for part directions, at α 0.5", mious, "no probe")]
+
+
 def _markdown(record: dict, out: Path, md_path: Path) -> str:
     import os
 
-    lines = ["# Editing: learned, supervised and closed-form directions per part", "",
-             "Regenerate:", "", "```", record["command"] or "memorygan edit report ...", "```", "",
-             f"Every direction is evaluated on the same {record['n']} fresh samples per generator, at alpha in "
-             "{-0.5, -0.25, 0, 0.25, 0.5} (the range GANalyze trains on). **slope**: assessor change per unit alpha in "
-             "units of its spread (2 std over random samples; 1 = the change asked for); **Spearman**: rank "
-             "correlation of alpha and the change, pooled; **monotone**: fraction of samples whose score rises "
-             "strictly with alpha; **preserved outside**: 100 - mean |pixel change| (in % of the range) outside the "
-             "attribute's part (the MemoryGAN paper's Fig. 17 measure) at alpha 0.5; **non-target mIoU**: masks of the "
-             "other parts before/after; **attribute leakage**: mean |change of the other parts' lightness| / its "
-             "spread. Learned directions: GANalyze (Eq. 3.1), "
-             f"{record['steps']} Adam steps, batch {record['batch']}, lr {record['lr']}; InterFaceGAN: linear SVM on "
-             f"the top/bottom 30% of {record['interfacegan_n']} samples; SeFa: best of the top 5 eigenvectors of the "
-             "part's modulation weights; both calibrated to slope 1 on 64 samples.", ""]
+    from memorygan.editing.evaluate import equal_gain
+
+    lines = ["# Editing: learned, supervised and closed-form directions per part", ""]
+    targets = targets_rows(record)
+    if targets:
+        lines += ["## Targets", "", *targets, "",
+                  f"Judges: ground-truth regressors `{record.get('judges')}`, segmentation probe "
+                  f"`{record.get('judge_probe')}` (neither took part in learning or calibrating a direction).", ""]
+    lines += ["Regenerate:", "", "```", record["command"] or "memorygan edit report ...", "```", "",
+              f"Every direction is evaluated on the same {record['n']} fresh samples per generator, at alpha in "
+              "{-0.5, -0.25, 0, 0.25, 0.5} (the range GANalyze trains on). **slope**: assessor change per unit alpha "
+              "in units of its spread (2 std over random samples; 1 = the change asked for); **Spearman**: rank "
+              "correlation of alpha and the change, pooled; **monotone**: fraction of samples whose score rises "
+              "strictly with alpha; **preserved outside**: 100 - mean |pixel change| (in % of the range) outside the "
+              "attribute's part (the MemoryGAN paper's Fig. 17 measure) at alpha 0.5; **non-target mIoU**: masks of "
+              "the other parts before/after; **attribute leakage**: mean |change of the other parts' lightness| / its "
+              "spread. Learned directions: GANalyze (Eq. 3.1), "
+              f"{record['steps']} Adam steps, batch {record['batch']}, lr {record['lr']}; InterFaceGAN: linear SVM "
+              f"on the top/bottom 30% of {record['interfacegan_n']} samples; SeFa: best of the top 5 eigenvectors of "
+              "the part's modulation weights; both calibrated to slope 1 on 64 samples.", "",
+              "**Judged** columns: the same edits graded by what took no part in them: the ground-truth regressor of "
+              "the attribute (slope and gain in units of 2 std of the regressor over the samples), the segmentation "
+              "probe's masks instead of the generator's for the pixels that may change and the non-target mIoU. "
+              "**agreement**: Spearman between the own assessor's and the judge's change over every (sample, alpha). "
+              "**Equal judged gain**: part vs whole latent compared where both reach the same judged gain (the smaller "
+              "of their gains at α 0.5; alpha and preservation interpolated linearly between the grid's alphas).", ""]
     for label, res in record["results"].items():
-        lines += [f"## {label} ({res['arch']})", ""] + HEADER
+        lines += [f"## {label} ({res['arch']})", ""]
+        judged = [r for attr, runs in res["attributes"].items() for m, rec in runs.items()
+                  if (r := _judged_row(attr, m, rec))]
+        if judged:
+            lines += ["Judged by what took no part:", "", *JUDGED_HEADER, *judged, ""]
+            eq_rows = []
+            for attr, runs in res["attributes"].items():
+                a, b = runs.get(PART), runs.get(LATENT)
+                if a and b and "slope" in _judged(a) and "slope" in _judged(b) and "preserved_outside" in _judged(a):
+                    eq = equal_gain({PART: a, LATENT: b})
+                    mi = equal_gain({PART: a, LATENT: b}, "seg_miou_nontarget")
+                    eq_rows.append(f"| {attr} | {_fmt(eq['gain'], 2)} | {_fmt(eq['alpha'][PART], 2)} / "
+                                   f"{_fmt(eq['alpha'][LATENT], 2)} | {_fmt(100 * eq['preserved_outside'][PART], 2)} / "
+                                   f"{_fmt(100 * eq['preserved_outside'][LATENT], 2)} | "
+                                   f"{_fmt(mi['seg_miou_nontarget'][PART])} / "
+                                   f"{_fmt(mi['seg_miou_nontarget'][LATENT])} |")
+            if eq_rows:
+                lines += ["Part codes vs whole latent at equal judged gain:", "",
+                          "| attribute | judged gain | alpha (part / whole) | preserved outside % (probe; part / "
+                          "whole) | non-target mIoU (probe; part / whole) |", "|---|---|---|---|---|", *eq_rows, ""]
+            lines += ["Graded by each direction's own assessor and the generator's segmentation (took part):", ""]
+        lines += HEADER
         for attr, runs in res["attributes"].items():
             for method, rec in runs.items():
                 lines.append(_row(attr, method, rec))
-        strips = [(attr, runs["learned, part codes"].get("strip")) for attr, runs in res["attributes"].items()]
+        strips = [(attr, runs[PART].get("strip")) for attr, runs in res["attributes"].items() if PART in runs]
         lines += ["", "Strips of the learned part directions (rows: image, mask per seed; columns: alpha -0.5 .. 0.5): "
                   + ", ".join(f"[{a}]({os.path.relpath(s, md_path.parent)})" for a, s in strips if s), ""]
-    lines += ["## Eye colour: through the eyes' codes, the skin and hair codes, or the working memory", "",
-              "The MemoryGAN paper could not change eye colour through the eyes' latent code and could through the "
-              "skin and hair codes (Sec. 4.5-4.6). Assessor blueness:eyes (mean blue - red inside the eyes' mask); "
-              "preserved outside the eyes, and outside eyes + skin + hair.", "",
-              "| model | direction through | slope | Spearman | gain at α 0.5 | preserved outside eyes % | "
-              "preserved outside eyes+skin+hair % | strip |", "|---|---|---|---|---|---|---|---|"]
-    for label, res in record["results"].items():
-        for method, rec in res["eye_colour"].items():
-            lines.append(f"| {label} | {method} | {_fmt(rec['slope'], 2)} | {_fmt(rec['spearman'])} | "
-                         f"{_fmt(rec['at']['score_gain'], 2)} | {_fmt(100 * rec['at']['preserved_outside'], 2)} | "
-                         f"{_fmt(100 * rec['preserved_outside_eyes_skin_hair'], 2)} | "
-                         f"[png]({os.path.relpath(rec['strip'], md_path.parent)}) |")
-    lines.append("")
+    if any(res["eye_colour"] for res in record["results"].values()):
+        lines += ["## Eye colour: through the eyes' codes, the skin and hair codes, or the working memory", "",
+                  "The MemoryGAN paper could not change eye colour through the eyes' latent code and could through the "
+                  "skin and hair codes (Sec. 4.5-4.6). Assessor blueness:eyes (mean blue - red inside the eyes' mask); "
+                  "preserved outside the eyes, and outside eyes + skin + hair; judged: the eye-colour regressor's "
+                  "probability of blue.", "",
+                  "| model | direction through | slope | Spearman | gain at α 0.5 | judged slope (P blue) | "
+                  "preserved outside eyes % | preserved outside eyes+skin+hair % | strip |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for label, res in record["results"].items():
+            for method, rec in res["eye_colour"].items():
+                lines.append(f"| {label} | {method} | {_fmt(rec['slope'], 2)} | {_fmt(rec['spearman'])} | "
+                             f"{_fmt(rec['at']['score_gain'], 2)} | {_fmt(_judged(rec).get('slope'), 2)} | "
+                             f"{_fmt(100 * rec['at']['preserved_outside'], 2)} | "
+                             f"{_fmt(100 * rec['preserved_outside_eyes_skin_hair'], 2)} | "
+                             f"[png]({os.path.relpath(rec['strip'], md_path.parent)}) |")
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -231,7 +354,8 @@ def run_report_cli(args) -> int:
     gens = load_generators(args.generator, args.labels, args.device)
     command = "memorygan " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["edit"] else None
     write_editing_report(gens, args.out, args.markdown, args.smile_regressor, args.n, args.steps, args.batch, args.lr,
-                         args.interfacegan_n, args.seed, command=command)
+                         args.interfacegan_n, args.seed, command=command, judges=args.judges,
+                         judge_probe=args.judge_probe, methods=args.methods)
     return 0
 
 

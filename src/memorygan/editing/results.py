@@ -15,9 +15,14 @@ Per edited image, comparing the edit with its source (the measures of `editing.e
     psnr_outside                    PSNR (dB, images in [0, 1]) over the pixels outside the edit's region: the target
                                     parts for text edits, the painted mask for region edits; capped at 100 dB
     held_out_before / _after        a second scorer that was not optimised, when given
+    judge_*                         with `judges` (editing.judges), measures by what took no part in the edit:
+                                    judge_preserved_outside, judge_seg_miou_nontarget on the segmentation probe's
+                                    masks; judge_satisfied_before / _after: the prompt's phrases hold by the
+                                    ground-truth regressors
 
 `summarise` pools them over the images (preserved pixels and mIoU pooled as `evaluate_direction` does) and gives
-the success rate. `write_edit` writes the pictures, the edited codes and metrics.json.
+the success rate, also over the images that did not satisfy the phrase before the edit (`*_over_unsatisfied`: an
+image satisfied before is no success of the edit). `write_edit` writes the pictures, the edited codes and metrics.json.
 """
 from __future__ import annotations
 
@@ -44,7 +49,8 @@ def psnr_outside(before: torch.Tensor, after: torch.Tensor, outside: torch.Tenso
 
 @torch.no_grad()
 def edit_metrics(before, after, targets: list[int], num_classes: int, score=None, held_out=None,
-                 region: torch.Tensor | None = None, names=None) -> list[dict]:
+                 region: torch.Tensor | None = None, names=None, judges=None, prompt: str | None = None
+                 ) -> list[dict]:
     """Per image records (module docstring). before/after: GeneratorOutputs of the source and the edit; targets: the
     part ids allowed to change; region (B, H, W) bool: the painted mask of a region edit (PSNR outside it, and the
     scorers read inside it)."""
@@ -71,6 +77,16 @@ def edit_metrics(before, after, targets: list[int], num_classes: int, score=None
         if ok0 is not None:
             scores[f"{'success' if key == 'score' else 'held_out_success'}_before"] = ok0.cpu()
             scores[f"{'success' if key == 'score' else 'held_out_success'}_after"] = ok1.cpu()
+    judged = {}
+    if judges is not None and judges.probe is not None:
+        p0, p1 = judges.probe_ids(before.image), judges.probe_ids(after.image)
+        j_changed, j_count = change_outside(before.image, after.image, target_region(p0, p1, targets))
+        j_inter, j_union = part_overlap(p0, p1, others)
+        judged.update(_j_changed=j_changed, _j_count=j_count, _j_inter=j_inter, _j_union=j_union)
+    if judges is not None and prompt:
+        ok0, ok1 = judges.phrase_holds(prompt, before.image), judges.phrase_holds(prompt, after.image)
+        if ok0 is not None:
+            judged.update(judge_satisfied_before=ok0, judge_satisfied_after=ok1)
     for b in range(before.image.shape[0]):
         present = union[b] > 0
         row = {"name": names[b] if names else f"image {b}",
@@ -83,6 +99,16 @@ def edit_metrics(before, after, targets: list[int], num_classes: int, score=None
                "_inter": inter[b].cpu().numpy(), "_union": union[b].cpu().numpy()}
         for key, v in scores.items():
             row[key] = bool(v[b]) if v.dtype == torch.bool else float(v[b])
+        if "_j_count" in judged:
+            ju = judged["_j_union"][b]
+            row["judge_preserved_outside"] = float(1 - judged["_j_changed"][b] / judged["_j_count"][b].clamp(min=1))
+            row["judge_seg_miou_nontarget"] = (float((judged["_j_inter"][b][ju > 0] / ju[ju > 0]).mean())
+                                               if (ju > 0).any() else math.nan)
+            row.update(_j_changed=float(judged["_j_changed"][b]), _j_count=float(judged["_j_count"][b]),
+                       _j_inter=judged["_j_inter"][b].cpu().numpy(), _j_union=ju.cpu().numpy())
+        for key in ("judge_satisfied_before", "judge_satisfied_after"):
+            if key in judged:
+                row[key] = bool(judged[key][b])
         rows.append(row)
     return rows
 
@@ -107,9 +133,22 @@ def summarise(rows: list[dict]) -> dict:
         out["loss_reduction"] = out["loss_before"] - out["loss_after"]         # Fig. 17's "score gain"
     if "held_out_before" in out:
         out["held_out_gain"] = out["held_out_after"] - out["held_out_before"]
-    for key in ("success_before", "success_after", "held_out_success_before", "held_out_success_after"):
+    for key in ("success_before", "success_after", "held_out_success_before", "held_out_success_after",
+                "judge_satisfied_before", "judge_satisfied_after"):
         if key in rows[0]:
             out[key] = float(np.mean([r[key] for r in rows]))
+    for prefix, before, after in (("success", "success_before", "success_after"),
+                                  ("held_out_success", "held_out_success_before", "held_out_success_after"),
+                                  ("judge_satisfied", "judge_satisfied_before", "judge_satisfied_after")):
+        if before in rows[0]:
+            todo = [r for r in rows if not r[before]]
+            out[f"{prefix}_unsatisfied_before"] = len(todo)
+            out[f"{prefix}_over_unsatisfied"] = (float(np.mean([r[after] for r in todo])) if todo else math.nan)
+    if "_j_count" in rows[0]:
+        out["judge_preserved_outside"] = float(1 - sum(r["_j_changed"] for r in rows) /
+                                               max(sum(r["_j_count"] for r in rows), 1))
+        out["judge_seg_miou_nontarget"] = pooled_miou(np.sum([r["_j_inter"] for r in rows], 0),
+                                                      np.sum([r["_j_union"] for r in rows], 0))
     return out
 
 

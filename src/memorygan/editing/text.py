@@ -189,25 +189,27 @@ def text_edit(G, source: Source, score, parts, layers: str = "both", space: str 
     return TextEditResult(before, after, theta.detach(), es, targets, curve, settings, time.perf_counter() - t0)
 
 
-def text_edit_record(G, result: TextEditResult, score, names: list[str], held_out=None) -> dict:
+def text_edit_record(G, result: TextEditResult, score, names: list[str], held_out=None,
+                     judges=None) -> dict:
     """metrics.json of a text edit: settings, summary (means, pooled preservation, success rates), per image."""
     from memorygan.editing.results import edit_metrics, public, summarise
 
     rows = edit_metrics(result.before, result.after, result.targets, G.config.num_classes, score, held_out,
-                        names=names)
+                        names=names, judges=judges, prompt=score.prompt)
     return {"edit": "text", "prompt": score.prompt, **result.settings,
             "target_parts": [G.part_names[p] for p in result.targets],
             "held_out": held_out.describe() if held_out is not None else None,
+            "judges": judges.specs if judges is not None else None,
             "summary": summarise(rows), "images": public(rows), "curve": result.curve,
             "seconds": result.seconds}
 
 
-def run_text_edit(G, source: Source, names: list[str], score, out, held_out=None, **kw) -> dict:
+def run_text_edit(G, source: Source, names: list[str], score, out, held_out=None, judges=None, **kw) -> dict:
     """text_edit + metrics + files (the `memorygan edit text` command). Returns the metrics record."""
     from memorygan.editing.results import write_edit
 
     res = text_edit(G, source, score, **kw)
-    record = text_edit_record(G, res, score, names, held_out)
+    record = text_edit_record(G, res, score, names, held_out, judges)
     write_edit(out, G, res.before, res.after, record, names,
                {"edit": "text", "prompt": score.prompt, "space": res.space.space,
                 "parts": [G.part_names[p] for p in res.space.parts]})

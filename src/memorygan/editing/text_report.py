@@ -69,14 +69,19 @@ def _cached(folder: Path, compute):
 def run_study(G, label: str, out, seeds, steps: int = 300, lambda_seg: float = LAMBDA_SEG, sweep=SWEEP,
               seg_loss: str = SEG_LOSS, seg_norm: str = SEG_NORM, phrases=PHRASES, region_phrases=REGION_PHRASES,
               region_seeds=None, held_out: str = "rgb",
-              colour_space: str = "lab", region_kw: dict | None = None, log=print) -> dict:
-    """All runs of one generator (module docstring) -> {experiment: {key: metrics record}}."""
+              colour_space: str = "lab", region_kw: dict | None = None, log=print, judges=None,
+              judge_probe=None) -> dict:
+    """All runs of one generator (module docstring) -> {experiment: {key: metrics record}}. `judges` / `judge_probe`:
+    editing.judges, what grades the edits without taking part (a run read back gains them when it lacks them)."""
     from memorygan.editing.directions import seed_source
     from memorygan.editing.region import run_region_edit
     from memorygan.editing.scorers import held_out_score, text_score
     from memorygan.editing.text import run_text_edit
 
+    from memorygan.editing.judges import Judges
+
     G.eval().requires_grad_(False)
+    J = Judges(G, regressors=judges, probe=judge_probe) if (judges or judge_probe) else None
     out = Path(out) / _slug(label)
     names = [f"seed {s}" for s in seeds]
     source = seed_source(G, list(seeds))
@@ -87,6 +92,7 @@ def run_study(G, label: str, out, seeds, steps: int = 300, lambda_seg: float = L
             t0 = time.perf_counter()
             score = text_score("attributes", prompt, G, colour_space=colour_space)
             rec = run_text_edit(G, source, names, score, where, held_out=held_out_score(held_out, prompt, G),
+                                judges=J,
                                 parts=parts, steps=steps, lambda_seg=lam, seg_on=seg_on, seg_loss=seg_loss,
                                 seg_norm=seg_norm, space=space)
             log(f"[{label}] {where.relative_to(out)}: loss {rec['summary']['loss_before']:.2f} -> "
@@ -129,7 +135,7 @@ def run_study(G, label: str, out, seeds, steps: int = 300, lambda_seg: float = L
             def compute(folder=rfolder, prompt=prompt, ph=ph, opt=opt):
                 t0 = time.perf_counter()
                 score = text_score("attributes", prompt, G, colour_space=colour_space)
-                rec = run_region_edit(G, rsource, rnames, score, folder,
+                rec = run_region_edit(G, rsource, rnames, score, folder, judges=J,
                                       held_out=held_out_score(held_out, prompt, G), parts=ph.parts, optimizer=opt,
                                       **(region_kw or {}))
                 log(f"[{label}] region {prompt} {opt}: PSNR outside {rec['summary']['psnr_outside']:.1f} dB, "
