@@ -64,6 +64,9 @@ def test_probe_classes_are_matched_to_the_generators_parts_by_name(painter, tmp_
     J = Judges(painter, probe=tmp_path / "probe")
     ids = J.probe_ids(torch.zeros(2, 3, 32, 32))
     assert ids.shape == (2, 32, 32) and (ids == painter.part_names.index("eyes")).all()
+    assert J.score("probe-area:eyes", torch.zeros(2, 3, 32, 32)).tolist() == [1.0, 1.0]
+    assert J.score("probe-area:hair", torch.zeros(2, 3, 32, 32)).tolist() == [0.0, 0.0]
+    assert J.has("probe-area:hair") and not Judges(painter).has("probe-area:hair")
     make_probe(tmp_path / "probe3", names[:3], 16)
     with pytest.raises(ConfigError, match="the probe has no class for the generator's parts skin"):
         Judges(painter, probe=tmp_path / "probe3")

@@ -6,6 +6,8 @@ dataset's ground truth and never enter an optimisation:
 
     probe       the segmentation probe (`memorygan probe train`, a U-Net on real images and their masks): its masks
                 replace the generator's for the region that may change and for the non-target mIoU
+    probe-area  the fraction of the image the probe gives to a part (judges sizes: the ground truth's mouth.width is
+                in face units, which a regressor cannot read from the image at R^2 0.07)
     regressors  image-only attribute networks (`memorygan edit train-assessor`), one per ground-truth attribute, kept
                 in one folder as DIR/<attribute>/ (e.g. DIR/hair.lightness, DIR/eyes.color): the judged gain of a
                 direction, and whether a phrase holds after a text or region edit (the phrase's group attribute,
@@ -23,6 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from memorygan.errors import ConfigError
+
+
+PROBE_AREA = "probe-area:"
 
 
 class Judges:
@@ -72,6 +77,8 @@ class Judges:
 
     # ------------------------------------------------------------------------------------------------ regressors
     def has(self, attribute: str) -> bool:
+        if attribute.startswith(PROBE_AREA):
+            return self.probe is not None
         return self.regressors_dir is not None and (self.regressors_dir / attribute.split(":")[0] / "assessor.json"
                                                      ).is_file()
 
@@ -106,7 +113,13 @@ class Judges:
 
     def score(self, spec: str, image: torch.Tensor) -> torch.Tensor:
         """(B,) judged score of `spec`: ATTRIBUTE (a number or presence) or ATTRIBUTE:CLASS (that class's
-        probability), e.g. hair.lightness, eyes.color:blue."""
+        probability), e.g. hair.lightness, eyes.color:blue; or probe-area:PART, the fraction of the image the
+        probe's masks give to PART (for sizes the ground truth states in units the image does not show)."""
+        if spec.startswith(PROBE_AREA):
+            part = spec[len(PROBE_AREA):]
+            if part not in self.part_names:
+                raise ConfigError(f"judge {spec!r}: unknown part {part!r} (parts: {', '.join(self.part_names)})")
+            return (self.probe_ids(image) == self.part_names.index(part)).float().mean((1, 2))
         attribute, _, cls = spec.partition(":")
         _, meta = self._net(attribute)
         p = self.predict(attribute, image)

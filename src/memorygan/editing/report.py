@@ -27,7 +27,7 @@ ATTRIBUTES = (
     Attribute("hair lightness", "lightness:hair", "hair", "hair.lightness"),
     Attribute("skin tone", "lightness:skin", "skin", "skin.lightness"),
     Attribute("eye colour (blue - red)", "blueness:eyes", "eyes", "eyes.color:blue"),
-    Attribute("mouth width (area)", "area:mouth", "mouth", "mouth.width"),
+    Attribute("mouth width (area)", "area:mouth", "mouth", "probe-area:mouth"),
 )
 SMILE = Attribute("smile (regressor)", "regressor:{smile}", "mouth", "mouth.smile")
 EYE_JUDGE = "eyes.color:blue"
