@@ -181,3 +181,31 @@ def test_evaluate_cli_reports_the_judges(tmp_path, capsys):
     assert main(["edit", "evaluate", "--generator", gen, "--direction", str(tmp_path / "d"), "--n", "4",
                  "--out", str(tmp_path / "ev2"), "--judge", "skin.lightness", "--no-progress"]) == 2
     assert "--judge needs --judges DIR" in capsys.readouterr().err
+
+
+def test_editing_report_with_judges_and_chosen_methods(tmp_path):
+    """The study with judges: a targets table from the judged measures, the judged and equal-gain tables, only the
+    methods asked for (and the eye-colour experiment judged by P(blue) when asked)."""
+    from helpers import tiny_generator
+
+    from memorygan.editing.report import ATTRIBUTES, write_editing_report
+
+    names = ["background", "skin", "eyes", "mouth", "hair"]
+    G = tiny_generator("memorygan", num_classes=5, class_names=names, transparent_classes=[])
+    write_regressor(tmp_path / "j" / "hair.lightness", "hair.lightness", "regression", value=0.4,
+                    resolution=G.config.resolution)
+    make_probe(tmp_path / "probe", names, G.config.resolution)
+    md = write_editing_report({"MemoryGAN": G}, tmp_path / "rep", n=3, steps=2, batch=2, strip_seeds=(0,), scale_n=8,
+                              attributes=ATTRIBUTES[:1], log=lambda *a: None, judges=tmp_path / "j",
+                              judge_probe=tmp_path / "probe", methods=("part", "latent"))
+    text = md.read_text()
+    assert text.index("## Targets") < text.index("Regenerate:")
+    assert "| part directions: judged slope 0.8-1.2 with Spearman >= 0.9 | 0 of 1: MemoryGAN hair lightness" in text
+    assert "Part codes vs whole latent at equal judged gain:" in text    # a constant judge: no gain, compared as NaN
+    assert "| hair lightness | – | – / – |" in text
+    assert "InterFaceGAN" not in text.split("## MemoryGAN")[1] and "## Eye colour" not in text
+    rec = json.loads((tmp_path / "rep" / "memorygan" / "hair-lightness-learned-part-codes" / "evaluation.json")
+                     .read_text())
+    assert rec["judged"]["by"]["regressor"] == "hair.lightness" and "preserved_outside" in rec["judged"]
+    with pytest.raises(ConfigError, match="--methods: unknown nope"):
+        write_editing_report({"MemoryGAN": G}, tmp_path / "rep2", methods=("nope",), log=lambda *a: None)

@@ -129,7 +129,7 @@ def write_editing_report(generators: dict, out, markdown=None, smile_regressor=N
                                                                        calibrate_n=calibrate_n)),
                      ("SeFa, part codes", lambda: sefa(G, A, [attr.part], "both", 5, seed, scale=scale,
                                                        calibrate_n=calibrate_n))]
-            plans = [(m, make) for m, make in plans if any(METHODS[k] == m for k in methods)]
+            plans = [(m, make) for m, make in plans if any(METHODS.get(k) == m for k in methods)]
             for method, make in plans:
                 sub = out / slug / f"{_slug(attr.label)}-{_slug(method)}"
                 rec = finished(sub, label, G)
