@@ -10,7 +10,7 @@ pytest.importorskip("gradio")
 pytest.importorskip("gradio_client")
 
 from memorygan.demo.app import OFFLINE_ENV, launch  # noqa: E402
-from memorygan.demo.browser import browser_available, drive, drive_drag  # noqa: E402
+from memorygan.demo.browser import browser_available, drive, drive_drag, drive_edits  # noqa: E402
 from memorygan.editing.assessors import get_assessor  # noqa: E402
 from memorygan.editing.directions import learn_direction, save_direction  # noqa: E402
 
@@ -143,6 +143,23 @@ def test_real_browser_drag_by_clicks(served, tmp_path):
     result = drive_drag(served, tmp_path / "drag.png")
     assert result["canvas_shown"] and result["clicks_drawn"] == [True, True]
     assert result["status"].startswith("drag (codes): 1 point(s), "), result
+
+
+@pytest.mark.skipif(browser_available() is not None, reason=str(browser_available()))
+def test_real_browser_text_region_and_invert_panels(served, tmp_path):
+    """A text edit, a stroke painted in the ImageEditor and edited (no parts chosen: without the painting the server
+    refuses with "paint a region"), and an uploaded file inverted, each changing the panel."""
+    from PIL import Image
+
+    Image.fromarray((np.random.default_rng(0).random((40, 50, 3)) * 255).astype(np.uint8)).save(tmp_path / "up.png")
+    result = drive_edits(served, tmp_path / "up.png")
+    assert [s["action"] for s in result["steps"]] == ["generate", "text edit", "region edit", "invert"]
+    assert all(s["changed"] for s in result["steps"]), result
+    status = {s["action"]: s["status"] for s in result["steps"]}
+    assert status["text edit"].startswith("text edit 'red hair' on hair (parts, 5 steps)")
+    assert status["region edit"].startswith("region edit 'blonde hair' (cma+adam, codes of ") and "PSNR" in status[
+        "region edit"]
+    assert status["invert"].startswith("inverted image (20 steps")
 
 
 def test_painted_mask_from_an_image_editor_value():

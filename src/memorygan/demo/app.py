@@ -120,14 +120,14 @@ def build_app(G, directions: dict | None = None, clip=None, title: str = "memory
             with gr.Row():
                 t_space = gr.Radio(["parts", "query"] if G.arch == "memorygan" else ["parts"], value="parts",
                                    label="space (query: MemoryGAN's working memory)")
-                t_steps = gr.Slider(5, 300, value=40, step=5, label="steps")
+                t_steps = gr.Slider(5, 300, value=40, step=5, label="steps", elem_id="text-steps")
             t_btn = gr.Button("Edit", elem_id="text-edit")
             t_btn.click(wrap(lambda s, pr, ps, sc, sp, st: s.text_edit(pr, list(ps or []), sc, "both", sp, int(st))),
                         [state, prompt, t_parts, scorer, t_space, t_steps], outs, api_name="text_edit")
         with gr.Tab("Region edit"):
             painter = gr.ImageEditor(label="paint the region to edit (any colour)", type="numpy", elem_id="painter",
                                      brush=gr.Brush(colors=["#ff3030"], default_size=12), eraser=gr.Eraser())
-            paint_btn = gr.Button("Paint on the current image")
+            paint_btn = gr.Button("Paint on the current image", elem_id="paint-current")
             with gr.Row():
                 r_prompt = gr.Textbox(value="blonde hair", label="prompt")
                 r_parts = gr.CheckboxGroup(names, label="parts (the region when nothing is painted; else the codes "
@@ -210,14 +210,15 @@ def build_app(G, directions: dict | None = None, clip=None, title: str = "memory
             d_btn.click(run_drag, [state, d_steps, d_space], [panel, message, canvas, state], api_name="drag")
         with gr.Tab("Invert"):
             with gr.Row():
-                upload = gr.Image(label="image (cropped and resized to the generator's size)", type="numpy")
+                upload = gr.Image(label="image (cropped and resized to the generator's size)", type="numpy",
+                                  elem_id="upload")
                 upload_mask = gr.Image(label="optional mask (class ids, greyscale PNG)", type="numpy",
                                        image_mode="L")
             if encoder is not None:
                 inv_steps = gr.Slider(0, 1000, value=100, step=10, label="refinement steps after the encoder "
-                                      "(0: the encoder alone)")
+                                      "(0: the encoder alone)", elem_id="invert-steps")
             else:
-                inv_steps = gr.Slider(20, 1000, value=200, step=10, label="optimisation steps")
+                inv_steps = gr.Slider(20, 1000, value=200, step=10, label="optimisation steps", elem_id="invert-steps")
             inv_btn = gr.Button("Invert", elem_id="invert")
 
             def run_invert(st, im, mk, steps):

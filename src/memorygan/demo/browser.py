@@ -134,3 +134,77 @@ def drive_drag(url: str, screenshot=None, timeout_ms: int = 60000) -> dict:
             browser.close()
     result["screenshot"] = str(screenshot) if screenshot else None
     return result
+
+
+def drive_edits(url: str, upload, screenshot=None, timeout_ms: int = 120000) -> dict:
+    """The editing panels as a user works them: generate, run a text edit (5 steps), paint a stroke on the current
+    image in the Region edit tab's ImageEditor and edit that region (no parts chosen: the painting alone is the
+    region), then upload the image file `upload` in the Invert tab and invert it (the slider's fewest steps).
+    Returns each action's status message and whether the panel changed; saves a screenshot when asked."""
+    why = browser_available()
+    if why:
+        raise ConfigError(f"cannot drive a browser: {why}")
+    from playwright.sync_api import sync_playwright
+
+    steps = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 1400})
+            page.set_default_timeout(timeout_ms)
+            page.goto(url)
+            status = page.locator("#status textarea")
+
+            def panel_src() -> str:
+                return page.locator("#panel img").first.get_attribute("src") or ""
+
+            def act(name, do, expect):
+                before = panel_src() if page.locator("#panel img").count() else ""
+                old = status.input_value()
+                do()
+                page.wait_for_function("([sel, text, old]) => { const v = document.querySelector(sel)?.value || '';"
+                                       " return v !== old && v.includes(text); }",
+                                       arg=["#status textarea", expect, old])
+                page.wait_for_function("(old) => { const s = document.querySelector('#panel img')?.getAttribute('src');"
+                                       " return !!s && s !== old; }", arg=before)
+                steps.append({"action": name, "status": status.input_value(), "changed": panel_src() != before})
+
+            act("generate", lambda: page.click("#generate button, button#generate"), "seed")
+            # text edit: 5 steps (the slider's least)
+            page.get_by_role("tab", name="Text edit", exact=True).click()
+            box = page.locator("#text-steps input[type=number]")
+            box.fill("5")
+            box.press("Enter")
+            act("text edit", lambda: page.click("#text-edit button, button#text-edit"), "text edit")
+            # region edit: put the current image in the editor, paint a stroke across its middle
+            page.get_by_role("tab", name="Region edit", exact=True).click()
+            page.click("#paint-current button, button#paint-current")
+            canvas = page.locator("#painter canvas").first
+            canvas.wait_for()
+            page.wait_for_timeout(1000)
+            brush = page.locator("#painter button[aria-label='Brush'], #painter button[title='Brush'], "
+                                 "#painter button[aria-label='Draw'], #painter button[title='Draw']")
+            if brush.count():
+                brush.first.click()
+            bb = canvas.bounding_box()
+            page.mouse.move(bb["x"] + 0.35 * bb["width"], bb["y"] + 0.3 * bb["height"])
+            page.mouse.down()
+            for i in range(1, 11):
+                page.mouse.move(bb["x"] + (0.35 + 0.03 * i) * bb["width"], bb["y"] + 0.3 * bb["height"], steps=2)
+            page.mouse.up()
+            page.wait_for_timeout(500)
+            act("region edit", lambda: page.click("#region-edit button, button#region-edit"), "region edit")
+            # invert an uploaded file
+            page.get_by_role("tab", name="Invert", exact=True).click()
+            page.locator("#upload input[type=file]").set_input_files(str(upload))
+            page.wait_for_function("() => !!document.querySelector('#upload img')?.getAttribute('src')")
+            box = page.locator("#invert-steps input[type=number]")
+            box.fill(box.get_attribute("min") or "20")
+            box.press("Enter")
+            act("invert", lambda: page.click("#invert button, button#invert"), "inverted image")
+            if screenshot:
+                Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    return {"url": url, "steps": steps, "screenshot": str(screenshot) if screenshot else None}
