@@ -21,13 +21,13 @@ def state(arch):
 
 
 def _codes(state):
-    return state.current.expanded.clone()
+    return state.current.codes.expanded.clone()
 
 
 def test_generate_is_the_seed_sample_and_views(state):
     view = state.generate(5, 0.7)
     ref = state.G.sample(1, seed=5, truncation=0.7)
-    assert torch.equal(state.current.expanded, ref.expanded)
+    assert torch.equal(state.current.codes.expanded, ref.expanded)
     assert view.image.shape == (32, 32, 3) and view.mask.shape == (32, 32, 3)
     assert abs(sum(view.areas.values()) - 1) < 1e-3 and view.message == "seed 5, truncation 0.7"
     assert view.panel().shape[0] == 32 and view.panel(256).shape[0] == 256     # enlarged by an integer factor
@@ -106,7 +106,7 @@ def test_downloads_round_trip(state, tmp_path):
     state.resample_part("skin", "both", 8)
     paths = state.save(tmp_path)
     codes = load_codes(paths["codes"], state.G)
-    assert torch.equal(codes.expanded, state.current.expanded)
+    assert torch.equal(codes.expanded, state.current.codes.expanded)
     mask = np.asarray(Image.open(paths["mask"]))
     assert mask.shape == (32, 32) and mask.max() < 4
     other = DemoState(state.G)
@@ -157,20 +157,20 @@ def test_region_edit_shows_the_blended_result(state):
     src = state._source(state.current)
     budget = dict(popsize=4, cma_iters=2, adam_steps=2, seed=0)
     view = state.region_edit("blonde hair", ["hair"], **budget)
-    assert state.current.blend is not None and "PSNR outside" in view.message
+    assert state.current.codes.blend_source is not None and "PSNR outside" in view.message
     # the view is region_edit's own result (codes inside the region, the source outside), not a plain render
     ref = region_edit(state.G, src, text_score("attributes", "blonde hair", state.G), parts=["hair"], **budget)
     assert np.array_equal(view.image, to_uint8(ref.after.image)[0])
-    plain = state.G(expanded=state.current.expanded, noise_mode="const")
+    plain = state.G(expanded=state.current.codes.expanded, noise_mode="const")
     assert not np.array_equal(view.image, to_uint8(plain.image)[0])
     # a painted mask (RGBA, another size): its alpha is the region
     painted = np.zeros((64, 64, 4), np.uint8)
     painted[:20, :, 3] = 255
     view = state.region_edit("blonde hair", None, painted, **budget)
-    assert state.current.blend is not None and "codes of" in view.message
+    assert state.current.codes.blend_source is not None and "codes of" in view.message
     # the next edit continues from the edited codes, without the blend
     state.resample_part("eyes", "texture", 3)
-    assert state.current.blend is None
+    assert state.current.codes.blend_source is None
     with pytest.raises(ConfigError, match="paint a region on the image or choose parts"):
         state.region_edit("blonde hair", None, np.zeros((8, 8), np.uint8))
 
@@ -201,7 +201,7 @@ def test_move_remove_and_clone_parts_keep_the_codes(state):
     before = state.view().image
     view = state.move_part("hair", 4, 0)
     assert view.message.startswith("hair moved by (+4, +0) px") and not np.array_equal(view.image, before)
-    assert torch.equal(state.current.expanded, codes) and state.current.z is not None
+    assert torch.equal(state.current.codes.expanded, codes) and state.current.codes.z is not None
     state.move_part("hair", 4, 0, scale=1.2)                 # replaces the hair's transform, does not add to it
     assert [(t.part, t.shift, t.scale) for t in state.current.spatial["edit"].transforms] == [(3, (4.0, 0.0), 1.2)]
     state.remove_parts(["eyes"])
@@ -246,10 +246,10 @@ def test_drag_points_and_steps(state):
     assert len(frames) >= 2 and frames[0][0].message == "drag step 0"
     view, canvas = frames[-1]
     assert view.message.startswith("drag (codes): 1 point(s), ") and canvas.shape == (256, 256, 3)
-    assert not torch.equal(state.current.expanded, codes)
+    assert not torch.equal(state.current.codes.expanded, codes)
     assert len(state.points) == 2 and state.points[1] == pytest.approx((14.0, 12.0), abs=0.5 / f)
     state.undo()
-    assert torch.equal(state.current.expanded, codes)
+    assert torch.equal(state.current.codes.expanded, codes)
     frames = list(state.drag_steps(4, "coords", every=2))
     assert frames[-1][0].message.startswith("drag (coords)")
     assert state.current.spatial is not None and set(state.current.spatial["grids"])

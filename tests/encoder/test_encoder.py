@@ -267,9 +267,9 @@ def test_demo_shows_the_encoder_result_first_then_refines(trained):
     assert views[0].message.startswith("encoded image (encoder, 1 pass(es)")
     assert "refining: 0/20 steps" in views[0].message
     assert views[-1].message.startswith("inverted image (20 steps from the encoder's codes")
-    assert st.current.latents is None          # refined expanded codes
+    assert st.current.codes.latents is None          # refined expanded codes
     st.undo()
-    assert st.current.latents is not None and st.current.label.startswith("encoded image")
+    assert st.current.codes.latents is not None and st.current.label.startswith("encoded image")
     only = list(DemoState(G, encoder=E).invert_steps(img[..., :3], steps=0))
     assert len(only) == 1
     with pytest.raises(ConfigError, match="0 steps needs an encoder"):

@@ -9,7 +9,8 @@ import torch
 from helpers import tiny_generator
 
 from memorygan.editing.assessors import Assessor, get_assessor
-from memorygan.editing.directions import Direction, Source, sample_source
+from memorygan.editing.directions import Direction, sample_source
+from memorygan.models.codes import Codes
 from memorygan.errors import ConfigError
 from memorygan.inversion.edits import EditView, compare_edits
 from memorygan.models.codes import ROLE_NAMES
@@ -40,7 +41,7 @@ def test_hand_computed_slopes_pixel_and_edit_differences():
     d = Direction(theta, "parts", [0], ["shape"], "mean", scale=0.5, part_names=["a", "b"])
     e = torch.zeros(2, 2, 3, 4)
     e[:, 0, 0, :3] = torch.tensor([[0.1, 0.2, -0.3], [0.0, -0.2, 0.4]])
-    views = [EditView("true", LinearG(1.0), Source(e), d), EditView("tuned", LinearG(0.5), Source(e), d)]
+    views = [EditView("true", LinearG(1.0), Codes(e), d), EditView("tuned", LinearG(0.5), Codes(e), d)]
     r = compare_edits(views, _mean_assessor(), alphas=[-0.5, 0.5], names=["a", "b"])
     assert r["alphas"] == [-0.5, 0.0, 0.5] and r["reference"] == "true" and r["names"] == ["a", "b"]
     assert r["views"]["true"]["slope"] == pytest.approx([1.2, 1.2])                  # 0.6 / 0.5
@@ -71,8 +72,8 @@ def test_identical_views_agree_exactly_and_noisy_codes_do_not(arch):
     d = Direction(theta, "parts", [1], ["shape", "texture"], f"lightness:{names[1]}", scale=0.1,
                   part_names=names)
     A = get_assessor(f"lightness:{names[1]}", G)
-    noisy = Source(src.expanded + 0.3 * torch.randn(src.expanded.shape, generator=torch.Generator().manual_seed(1)))
-    r = compare_edits([EditView("true", G, Source(src.expanded), d), EditView("same", G, Source(src.expanded), d),
+    noisy = Codes(src.expanded + 0.3 * torch.randn(src.expanded.shape, generator=torch.Generator().manual_seed(1)))
+    r = compare_edits([EditView("true", G, Codes(src.expanded), d), EditView("same", G, Codes(src.expanded), d),
                        EditView("recovered", G, noisy, d)], A)
     same, rec = r["views"]["same"], r["views"]["recovered"]
     assert same["slope"] == r["views"]["true"]["slope"]
@@ -98,8 +99,8 @@ def test_a_tuned_copy_with_the_same_weights_keeps_the_slope(arch):
         for p in bent.parameters():
             p.mul_(1.3)
     A = get_assessor("brightness", G)
-    r = compare_edits([EditView("source", G, Source(src.expanded), d), EditView("twin", twin, Source(src.expanded), d),
-                       EditView("bent", bent, Source(src.expanded), d)], A, reference="source")
+    r = compare_edits([EditView("source", G, Codes(src.expanded), d), EditView("twin", twin, Codes(src.expanded), d),
+                       EditView("bent", bent, Codes(src.expanded), d)], A, reference="source")
     assert r["views"]["twin"]["slope"] == pytest.approx(r["views"]["source"]["slope"], abs=1e-9)
     assert r["views"]["bent"]["slope"] != pytest.approx(r["views"]["source"]["slope"], abs=1e-6)
 
@@ -107,7 +108,7 @@ def test_a_tuned_copy_with_the_same_weights_keeps_the_slope(arch):
 def test_bad_views_are_refused():
     d = Direction(torch.ones(1, 1, 4), "parts", [0], ["shape"], "mean", scale=1.0, part_names=["a", "b"])
     e = torch.zeros(2, 2, 3, 4)
-    v = EditView("a", LinearG(1.0), Source(e), d)
+    v = EditView("a", LinearG(1.0), Codes(e), d)
     with pytest.raises(ConfigError, match="at least one view"):
         compare_edits([], _mean_assessor())
     with pytest.raises(ConfigError, match="labels must differ"):
@@ -115,6 +116,6 @@ def test_bad_views_are_refused():
     with pytest.raises(ConfigError, match="reference 'x' is not one of"):
         compare_edits([v], _mean_assessor(), reference="x")
     with pytest.raises(ConfigError, match="same images"):
-        compare_edits([v, EditView("b", LinearG(1.0), Source(e[:1]), d)], _mean_assessor())
+        compare_edits([v, EditView("b", LinearG(1.0), Codes(e[:1]), d)], _mean_assessor())
     with pytest.raises(ConfigError, match="two non-zero"):
         compare_edits([v], _mean_assessor(), alphas=[0.0, 1.0])

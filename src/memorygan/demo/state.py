@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from memorygan.errors import ConfigError, MemoryGANError
+from memorygan.models.codes import Codes
 
 WHAT = ("shape", "texture", "both")
 
@@ -35,19 +36,22 @@ class _StepCounter:
 
 @dataclass
 class Snapshot:
-    """The codes of the current image (one sample) and how it was made."""
-    expanded: torch.Tensor                        # (1, K, L, D)
-    latents: torch.Tensor | None = None           # (1, M, D) when they still describe the image
-    z: torch.Tensor | None = None                 # the random source when it still describes the image
-    noise: list[torch.Tensor] | None = None
+    """One step of the demo's history: the codes of the current image (`models.codes.Codes`, one image: expanded,
+    and latents / z while they still describe it; a region edit's result keeps its source codes and blurred region
+    in blend_source / blend_mask, blended at the fusion and every render layer, and later edits start from
+    `expanded` without them), how it was made, and a pending spatial edit of those codes (editing.spatial /
+    editing.drag: {"edit": SpatialEdit}, moves, turns, removals, clones with the outside preserved, or {"grids":
+    {part: (1, 2, Hc, Wc)}}, a drag over coordinates; later code edits start from `expanded` without it)."""
+    codes: Codes
     label: str = ""
-    # a region edit's result: `expanded` (the edited codes) inside the mask, these codes outside, blended in the
-    # fused features and at every render layer (editing.region); later edits start from `expanded` without it
-    blend: tuple | None = None                    # (reference expanded (1, K, L, D), region mask (1, 1, H, W))
-    # a spatial edit of these codes (editing.spatial / editing.drag): {"edit": SpatialEdit} (moves, turns, removals,
-    # clones; the outside preserved) or {"grids": {part: (1, 2, Hc, Wc)}} (a drag over coordinates); later code edits
-    # start from `expanded` without it
     spatial: dict | None = None
+
+
+def snapshot(expanded, latents=None, z=None, noise=None, label: str = "", blend=None, spatial=None) -> Snapshot:
+    """A history step from its codes; `blend`: (source expanded (1, K, L, D), region mask (1, 1, H, W))."""
+    return Snapshot(Codes(expanded, latents=latents, z=z, noise=noise,
+                          blend_source=None if blend is None else blend[0],
+                          blend_mask=None if blend is None else blend[1]), label, spatial)
 
 
 @dataclass
@@ -131,7 +135,7 @@ class DemoState:
 
     @torch.no_grad()
     def _render(self, snap: Snapshot, composition_mask=None):
-        noise = None if snap.noise is None else [n.to(self.G.device) for n in snap.noise]
+        noise = None if snap.codes.noise is None else [n.to(self.G.device) for n in snap.codes.noise]
         if snap.spatial is not None and composition_mask is None:
             from types import SimpleNamespace
 
@@ -140,25 +144,24 @@ class DemoState:
             if "edit" in snap.spatial:
                 out = spatial_edit(self.G, self._source(snap), snap.spatial["edit"]).after
             else:
-                out = synthesize_edit(self.G, snap.expanded.to(self.G.device), snap.spatial["grids"], noise=noise)
+                out = synthesize_edit(self.G, snap.codes.expanded.to(self.G.device), snap.spatial["grids"], noise=noise)
             return SimpleNamespace(image=out["image"], seg=out["seg"], depths=out["depths"])
-        if snap.blend is not None and composition_mask is None:
+        if snap.codes.blend_source is not None and composition_mask is None:
             from types import SimpleNamespace
 
             from memorygan.editing.region import render_blended
 
-            reference, mask = snap.blend
-            image, seg, depths = render_blended(self.G, snap.expanded.to(self.G.device), reference.to(self.G.device),
+            reference, mask = snap.codes.blend_source, snap.codes.blend_mask
+            image, seg, depths = render_blended(self.G, snap.codes.expanded.to(self.G.device),
+                                                reference.to(self.G.device),
                                                 mask.to(self.G.device), noise)
             return SimpleNamespace(image=image, seg=seg, depths=depths)
-        return self.G(expanded=snap.expanded.to(self.G.device), composition_mask=composition_mask, noise=noise,
+        return self.G(expanded=snap.codes.expanded.to(self.G.device), composition_mask=composition_mask, noise=noise,
                       noise_mode="const")
 
     def _source(self, snap: Snapshot):
-        from memorygan.editing.directions import Source
-
-        return Source(snap.expanded.to(self.G.device), None if snap.latents is None else snap.latents,
-                      None if snap.z is None else snap.z, snap.noise)
+        return Codes(snap.codes.expanded.to(self.G.device), latents=snap.codes.latents, z=snap.codes.z,
+                     noise=snap.codes.noise)
 
     def _scorer(self, prompt: str, scorer: str):
         from memorygan.editing.scorers import text_score
@@ -199,7 +202,7 @@ class DemoState:
     def generate(self, seed: int = 0, truncation: float = 1.0) -> View:
         """A new sample (the same picture as `memorygan generate --seed S`)."""
         z, out = self._sample(seed, truncation)
-        self._commit(Snapshot(out.expanded, out.latents, z, None, f"seed {int(seed)}, truncation {truncation:g}"))
+        self._commit(snapshot(out.expanded, out.latents, z, None, f"seed {int(seed)}, truncation {truncation:g}"))
         return self.view(message=self.current.label)
 
     def compose(self, parts) -> View:
@@ -230,10 +233,10 @@ class DemoState:
         roles = ["shape", "texture"] if what == "both" else [what]
         layers = role_layers(self.G.config, k, roles)
         _, donor = self._sample(seed, 1.0)
-        e = cur.expanded.clone()
+        e = cur.codes.expanded.clone()
         e[:, k, layers] = donor.expanded[:, k, layers].to(e)
         name = self.G.part_names[k]
-        self._commit(Snapshot(e, None, None, cur.noise, f"{name}: {what} codes of seed {int(seed)}"))
+        self._commit(snapshot(e, None, None, cur.codes.noise, f"{name}: {what} codes of seed {int(seed)}"))
         return self.view(message=self.current.label)
 
     def mix(self, parts, source_seed: int) -> View:
@@ -243,9 +246,9 @@ class DemoState:
         cur = self._need_current()
         ids = self.G.resolve_parts(parts, "parts")
         _, donor = self._sample(source_seed, 1.0)
-        e = mix_parts(self.G, cur.expanded, donor.expanded.to(cur.expanded), ids)
+        e = mix_parts(self.G, cur.codes.expanded, donor.expanded.to(cur.codes.expanded), ids)
         names = ", ".join(self.G.part_names[k] for k in ids)
-        self._commit(Snapshot(e, None, None, cur.noise, f"{names} from seed {int(source_seed)}"))
+        self._commit(snapshot(e, None, None, cur.codes.noise, f"{names} from seed {int(source_seed)}"))
         return self.view(message=self.current.label)
 
     def interpolate(self, part, seed_b: int, t: float) -> View:
@@ -259,15 +262,15 @@ class DemoState:
         _, donor = self._sample(seed_b, 1.0)
 
         def make(base: Snapshot) -> Snapshot:
-            e = base.expanded.clone()
+            e = base.codes.expanded.clone()
             e[:, k, layers] = (1 - t) * e[:, k, layers] + t * donor.expanded[:, k, layers].to(e)
-            return Snapshot(e, None, None, base.noise, f"{self.G.part_names[k]} {t:.2f} of the way to seed "
+            return snapshot(e, None, None, base.codes.noise, f"{self.G.part_names[k]} {t:.2f} of the way to seed "
                                                         f"{int(seed_b)}")
         return self._slide(("interpolate", k, int(seed_b)), make)
 
     def apply_direction(self, name: str, alpha: float) -> View:
         """Move the image along a loaded direction (alpha relative to where the slider started)."""
-        from memorygan.editing.directions import Source, edit_output
+        from memorygan.editing.directions import edit_output
 
         if name not in self.directions:
             known = ", ".join(self.directions) or "none loaded (start the demo with --directions DIR)"
@@ -278,9 +281,9 @@ class DemoState:
 
         def make(base: Snapshot) -> Snapshot:
             with torch.no_grad():
-                out = edit_output(self.G, d, Source(base.expanded, base.latents, base.z, base.noise), float(alpha))
+                out = edit_output(self.G, d, base.codes, float(alpha))
             latents = out.latents if d.space == "latent" else None
-            return Snapshot(out.expanded, latents, None, base.noise, f"{name} alpha {float(alpha):+.2f}")
+            return snapshot(out.expanded, latents, None, base.codes.noise, f"{name} alpha {float(alpha):+.2f}")
         return self._slide(("direction", name), make)
 
     def text_edit(self, prompt: str, parts, scorer: str = "attributes", layers: str = "both", space: str = "parts",
@@ -293,7 +296,7 @@ class DemoState:
         cur = self._need_current()
         if not parts:
             raise ConfigError("text edit: choose the parts to edit (e.g. hair)")
-        if space == "query" and cur.z is None:
+        if space == "query" and cur.codes.z is None:
             raise ConfigError("text edit: the query space needs an image made from a seed (this one's codes were "
                               "edited or inverted); use the parts space")
         score = self._scorer(prompt, scorer)
@@ -303,7 +306,7 @@ class DemoState:
             before = float(score.score(res.before.image, res.before.seg)[0])
             after = float(score.score(res.after.image, res.after.seg)[0])
         names = ", ".join(self.G.part_names[k] for k in res.space.parts)
-        self._commit(Snapshot(res.after.expanded.detach(), None, None, cur.noise,
+        self._commit(snapshot(res.after.expanded.detach(), None, None, cur.codes.noise,
                               f"text edit {prompt!r} on {names} ({space}, {int(steps)} steps): score {before:.3f} "
                               f"-> {after:.3f}"))
         return self.view(message=self.current.label)
@@ -342,7 +345,7 @@ class DemoState:
             after = float(score.score(res.after.image, res.after.seg)[0])
             psnr = float(psnr_outside(res.before.image, res.after.image, ~res.region.hard)[0])
         names = ", ".join(self.G.part_names[k] for k in res.parts)
-        self._commit(Snapshot(res.after.expanded.detach(), None, None, cur.noise,
+        self._commit(snapshot(res.after.expanded.detach(), None, None, cur.codes.noise,
                               f"region edit {prompt!r} ({optimizer}, codes of {names}): score {before:.3f} -> "
                               f"{after:.3f}, PSNR outside {psnr:.1f} dB",
                               blend=(src.expanded.detach(), res.region.soft[:1, None].detach())))
@@ -420,7 +423,7 @@ class DemoState:
             with torch.no_grad():
                 enc = encode(self.encoder, self.G, x)
             psnr = psnr_uint8(enc.image, x)
-            self._commit(Snapshot(enc.expanded.detach(), enc.latents.detach(), None, None,
+            self._commit(snapshot(enc.expanded.detach(), enc.latents.detach(), None, None,
                                   f"encoded image (encoder, {enc.passes} pass(es), PSNR {psnr:.1f} dB, "
                                   f"{(time.perf_counter() - t0) * 1000:.0f} ms)"))
             view = self.view(message=self.current.label + (f"; refining: 0/{steps} steps" if steps else ""))
@@ -451,7 +454,7 @@ class DemoState:
         res = result["p"]
         psnr = psnr_uint8(res.image, x)
         start = " from the encoder's codes" if init is not None else ""
-        self._commit(Snapshot(res.expanded.detach(), None, None, res.noise,
+        self._commit(snapshot(res.expanded.detach(), None, None, res.noise,
                               f"inverted image ({steps} steps{start}, PSNR {psnr:.1f} dB)"))
         yield self.view(message=self.current.label)
 
@@ -476,7 +479,7 @@ class DemoState:
             raise ConfigError(f"codes file {path} holds {len(codes)} image(s); index {index} is out of range")
         c = codes.select([index])
         blend = None if c.blend_source is None else (c.blend_source, c.blend_mask)   # a region edit: as it was drawn
-        self._commit(Snapshot(c.expanded, c.latents, c.z if c.level == "z" else None, c.noise,
+        self._commit(snapshot(c.expanded, c.latents, c.z if c.level == "z" else None, c.noise,
                               f"codes {Path(path).name}[{index}]", blend=blend))
         return self.view(message=self.current.label)
 
@@ -521,7 +524,7 @@ class DemoState:
 
     def _spatial(self, cur: Snapshot, edit, label: str) -> View:
         edit.check(self.G)
-        self._commit(Snapshot(cur.expanded, cur.latents, cur.z, cur.noise, label, spatial={"edit": edit}))
+        self._commit(Snapshot(cur.codes, label, spatial={"edit": edit}))
         try:
             return self.view(message=label)
         except MemoryGANError:
@@ -613,7 +616,7 @@ class DemoState:
             spatial = {"grids": res.grids} if res.grids else None
             label = (f"drag ({space}): {len(handles)} point(s), {res.steps} steps, tracked distance "
                      f"{res.trace[0]:.1f} -> {res.trace[-1]:.1f} px{'' if res.converged else ' (not converged)'}")
-            self._commit(Snapshot(res.expanded.detach(), None, None, cur.noise, label, spatial=spatial))
+            self._commit(snapshot(res.expanded.detach(), None, None, cur.codes.noise, label, spatial=spatial))
             self.points = [p for pair in zip([tuple(h) for h in res.handles.tolist()], targets) for p in pair]
             view = self.view(message=label)
             yield view, self.canvas(min_height)
@@ -632,7 +635,9 @@ class DemoState:
         from PIL import Image
 
         from memorygan.checkpoint import generator_fingerprint
-        from memorygan.editing.codes import Codes, save_codes
+        from dataclasses import replace
+
+        from memorygan.editing.codes import save_codes
         from memorygan.visualize import to_uint8
 
         cur = self._need_current()
@@ -642,10 +647,10 @@ class DemoState:
         paths = {"image": folder / "image.png", "mask": folder / "mask.png", "codes": folder / "codes.safetensors"}
         Image.fromarray(to_uint8(out.image)[0]).save(paths["image"])
         Image.fromarray(out.seg.argmax(1)[0].to(torch.uint8).cpu().numpy(), mode="L").save(paths["mask"])
-        save_codes(paths["codes"], Codes(cur.expanded.cpu(), "z" if cur.z is not None else "expanded", [cur.label],
-                                         None if cur.latents is None else cur.latents.cpu(), None,
-                                         None if cur.z is None else cur.z.cpu(), cur.noise, self.G.arch,
-                                         generator_fingerprint(self.G),
-                                         blend_source=None if cur.blend is None else cur.blend[0].cpu(),
-                                         blend_mask=None if cur.blend is None else cur.blend[1].float().cpu()))
+        c = cur.codes
+        cpu = (lambda t: None if t is None else t.cpu())
+        save_codes(paths["codes"], replace(c, expanded=c.expanded.cpu(), level="z" if c.z is not None else "expanded",
+                                           names=[cur.label], latents=cpu(c.latents), z=cpu(c.z), arch=self.G.arch,
+                                           generator=generator_fingerprint(self.G), blend_source=cpu(c.blend_source),
+                                           blend_mask=None if c.blend_mask is None else c.blend_mask.float().cpu()))
         return paths

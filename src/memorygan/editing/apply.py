@@ -6,12 +6,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from memorygan.editing.directions import Direction, Source, edit_output
+from memorygan.editing.directions import Direction, edit_output
+from memorygan.models.codes import Codes
 from memorygan.errors import ConfigError
 
 
 @torch.no_grad()
-def apply_direction(G, direction: Direction, source: Source, alphas, names: list[str] | None = None) -> dict:
+def apply_direction(G, direction: Direction, source: Codes, alphas, names: list[str] | None = None) -> dict:
     """Render every source image at every alpha: {"alphas", "names", "outputs": [GeneratorOutput per alpha]}."""
     alphas = [float(a) for a in alphas]
     if not alphas:
@@ -34,7 +35,7 @@ def strip_figure(result: dict) -> np.ndarray:
     return grid(rows)
 
 
-def write_apply(G, direction: Direction, source: Source, alphas, out, names=None) -> dict:
+def write_apply(G, direction: Direction, source: Codes, alphas, out, names=None) -> dict:
     """`strip.png` (rows: image, mask per source; columns: alphas), `edited-codes.safetensors` (the expanded codes
     of every (image, alpha), names "NAME alpha=A") and `apply.json` in `out`."""
     from memorygan.analysis.figures import label_rows, save_png, write_json

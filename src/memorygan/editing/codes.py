@@ -20,7 +20,6 @@ unless `allow_other_generator=True` (the same architecture, e.g. a fine-tuned co
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -28,39 +27,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from memorygan.errors import CheckpointError
+from memorygan.models.codes import Codes
 
 CODES_FORMAT = "memorygan-codes"
 LEVELS = ("z", "queries", "latents", "expanded")
-
-
-@dataclass
-class Codes:
-    expanded: torch.Tensor                           # (N, K, L, D)
-    level: str = "expanded"
-    names: list[str] = field(default_factory=list)
-    latents: torch.Tensor | None = None
-    queries: torch.Tensor | None = None
-    z: torch.Tensor | None = None
-    noise: list[torch.Tensor] | None = None
-    arch: str = ""
-    generator: str = ""                              # fingerprint of the generator the codes belong to
-    extra: dict = field(default_factory=dict)
-    blend_source: torch.Tensor | None = None         # (N, K, L, D) a region edit's source codes (kept outside)
-    blend_mask: torch.Tensor | None = None           # (N, 1, H, W) its blurred region
-
-    def __len__(self) -> int:
-        return self.expanded.shape[0]
-
-    def select(self, index) -> "Codes":
-        """The codes of some images (an int, slice or list of indices), everything else kept."""
-        idx = [index] if isinstance(index, int) else index
-        pick = (lambda t: None if t is None else t[idx])
-        noise = None if self.noise is None else [n if n.shape[0] == 1 else n[idx] for n in self.noise]
-        names = [self.names[i] for i in (range(len(self))[idx] if isinstance(idx, slice) else idx)] \
-            if self.names else []
-        return Codes(pick(self.expanded), self.level, names, pick(self.latents), pick(self.queries), pick(self.z),
-                     noise, self.arch, self.generator, dict(self.extra), pick(self.blend_source),
-                     pick(self.blend_mask))
 
 
 def codes_from_output(out, G, level: str = "z", names=None, **extra) -> Codes:

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from memorygan.errors import CheckpointError, ConfigError
+from memorygan.models.codes import Codes
 
 from memorygan.editing.space import (LAYERS, SPACES, check_space, parts_delta,  # noqa: F401  (re-exported)
                                      query_offsets, role_masks, theta_shape)
@@ -72,47 +73,30 @@ class Direction:
 
 # ----------------------------------------------------------------------------------------------- spaces
 # ----------------------------------------------------------------------------------------------- sources
-@dataclass
-class Source:
-    """The codes an edit starts from: what every space needs (z for query, latents for latent, expanded always)."""
-    expanded: torch.Tensor
-    latents: torch.Tensor | None = None
-    z: torch.Tensor | None = None
-    noise: list[torch.Tensor] | None = None
-
-    def __len__(self) -> int:
-        return self.expanded.shape[0]
-
-    def select(self, sl) -> "Source":
-        pick = (lambda t: None if t is None else t[sl])
-        noise = None if self.noise is None else [n if n.shape[0] == 1 else n[sl] for n in self.noise]
-        return Source(self.expanded[sl], pick(self.latents), pick(self.z), noise)
-
-
 @torch.no_grad()
 def sample_source(G, n: int, seed: int | None = None, generator: torch.Generator | None = None,
-                  truncation: float = 1.0) -> tuple[Source, object]:
+                  truncation: float = 1.0) -> tuple[Codes, object]:
     """n samples of G's own distribution as an edit source, and their GeneratorOutput."""
     z = G.sample_z(n, seed, generator)
     out = G(z, truncation=truncation, noise_mode="const")
-    return Source(out.expanded, out.latents, z), out
+    return Codes(out.expanded, latents=out.latents, z=z), out
 
 
-def seed_source(G, seeds: list[int], truncation: float = 1.0) -> Source:
+def seed_source(G, seeds: list[int], truncation: float = 1.0) -> Codes:
     """One sample per seed (the same picture as `memorygan generate --seed S`)."""
     with torch.no_grad():
         z = torch.cat([G.sample_z(1, int(s)) for s in seeds])
         out = G(z, truncation=truncation, noise_mode="const")
-    return Source(out.expanded, out.latents, z)
+    return Codes(out.expanded, latents=out.latents, z=z)
 
 
-def codes_source(codes) -> Source:
+def codes_source(codes) -> Codes:
     """An edit source from a codes file (`editing.codes.Codes`, e.g. written by `memorygan invert`)."""
     z = codes.z if codes.level == "z" else None
-    return Source(codes.expanded, codes.latents, z, codes.noise)
+    return Codes(codes.expanded, latents=codes.latents, z=z, noise=codes.noise)
 
 
-def edit_output(G, direction: Direction, source: Source, alpha, truncation: float | None = None,
+def edit_output(G, direction: Direction, source: Codes, alpha, truncation: float | None = None,
                 return_fused: bool = False):
     """Render the source moved by alpha * theta. alpha: a float or (B,) tensor. Returns a GeneratorOutput."""
     b = len(source)

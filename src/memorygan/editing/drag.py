@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from memorygan.editing.directions import Source
+from memorygan.models.codes import Codes
 from memorygan.editing.spatial import synthesize_edit
 from memorygan.errors import ConfigError
 from memorygan.models import codes as codes_mod
@@ -169,7 +169,7 @@ def check_points(name: str, pts, resolution: int) -> torch.Tensor:
     return t
 
 
-def drag(G, source: Source, handles, targets, mask: torch.Tensor | None = None, space: str = "codes",
+def drag(G, source: Codes, handles, targets, mask: torch.Tensor | None = None, space: str = "codes",
          parts=None, layers: str = "shape", feature: str = "render:-2+seg", steps: int = STEPS,
          lr: float | None = None, r1: int = R1, r2: int = R2, lambda_mask: float = LAMBDA_MASK,
          stop_px: float = STOP_PX, supervise: str = "part", tracking: str = "mask", callback=None) -> DragResult:

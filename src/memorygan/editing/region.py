@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from memorygan.editing.directions import Source
+from memorygan.models.codes import Codes
 from memorygan.editing.space import EditSpace, edit_space, role_masks
 from memorygan.errors import ConfigError
 
@@ -371,7 +371,7 @@ def run_cma(fn, dim: int, popsize: int, sigma0: float, iterations: int, seed: in
     return best_x, best_f, history
 
 
-def region_edit(G, source: Source, score, mask: torch.Tensor | None = None, parts=None, layers: str = "both",
+def region_edit(G, source: Codes, score, mask: torch.Tensor | None = None, parts=None, layers: str = "both",
                 optimizer: str = "cma+adam", basis: str = "pca", components: int = 16, popsize: int = POPSIZE,
                 sigma0: float = SIGMA0, cma_iters: int = CMA_ITERS, adam_steps: int = ADAM_STEPS,
                 adam_lr: float = ADAM_LR, lambda_img: float = LAMBDA_IMG, blur: float | None = None,
@@ -488,7 +488,7 @@ def region_edit_record(G, result: RegionEditResult, score, names: list[str], hel
             "evaluations": result.evaluations, "seconds": result.seconds}
 
 
-def run_region_edit(G, source: Source, names: list[str], score, out, held_out=None, judges=None, **kw) -> dict:
+def run_region_edit(G, source: Codes, names: list[str], score, out, held_out=None, judges=None, **kw) -> dict:
     """region_edit + metrics + files (the `memorygan edit region` command). Returns the metrics record."""
     from memorygan.editing.results import write_edit
 

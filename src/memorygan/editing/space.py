@@ -96,7 +96,7 @@ class EditSpace:
     def theta_shape(self, G, batch: int) -> tuple[int, ...]:
         return theta_shape(G, self.space, self.parts, self.roles, batch)
 
-    def render(self, G, source: Source, theta: torch.Tensor, return_fused: bool = False):
+    def render(self, G, source: Codes, theta: torch.Tensor, return_fused: bool = False):
         """The source moved by theta (B, ...) -> GeneratorOutput."""
         noise = None if source.noise is None else [n.to(G.device) for n in source.noise]
         if self.space == "parts":
@@ -107,7 +107,7 @@ class EditSpace:
                  noise=noise, noise_mode="const", return_fused=return_fused)
 
 
-def edit_space(G, space: str, parts, layers: str = "both", source: Source | None = None,
+def edit_space(G, space: str, parts, layers: str = "both", source: Codes | None = None,
                truncation: float = 1.0) -> EditSpace:
     """Validate the space and parts for G (and that the source has what the space needs)."""
     if space not in TEXT_SPACES:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from memorygan.editing.directions import Source
+from memorygan.models.codes import Codes
 from memorygan.errors import ConfigError
 from memorygan.models.fusion import check_composition_mask, fusion_weights, part_masks
 
@@ -345,7 +345,7 @@ class PartWarp:
 
 
 @torch.no_grad()
-def spatial_edit(G, source: Source, edit: SpatialEdit, depth: str = "keep-mask", preserve: bool = True,
+def spatial_edit(G, source: Codes, edit: SpatialEdit, depth: str = "keep-mask", preserve: bool = True,
                  warp: bool = True) -> SpatialEditResult:
     """Apply a spatial edit to every image of `source` (codes are unchanged; only coordinates, the composition
     mask and extra copies differ).

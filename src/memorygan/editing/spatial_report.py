@@ -391,7 +391,7 @@ def truth_study(G, judge: Judge, n: int = 50, seed: int = 1000, inversion_steps:
     PSNR against the true edited picture (whole image, and inside the moved parts' old and new place), beside the
     unedited inversion's (what no edit gives) and the inversion of the true picture itself (the best this generator
     can draw it); the probe's centroids of the moved parts against the truth's."""
-    from memorygan.editing.directions import Source
+    from memorygan.models.codes import Codes
     from memorygan.inversion import InversionOptions, load_perceptual, project
 
     names = G.part_names
@@ -411,7 +411,7 @@ def truth_study(G, judge: Judge, n: int = 50, seed: int = 1000, inversion_steps:
     body = [names.index(p) for p in BODY_PARTS if p in names]
     for j, c in enumerate(cases):
         noise = None if proj.noise is None else [m[j:j + 1] for m in proj.noise]
-        src = Source(proj.expanded[j:j + 1].detach(), noise=noise)
+        src = Codes(proj.expanded[j:j + 1].detach(), noise=noise)
         ids0, ids1, truth = c["ids0"], c["ids1"], c["image1"].to(G.device)
         row = {"index": c["index"], "kind": c["kind"]}
         if c["kind"] == "head":

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from memorygan.editing.directions import Source
+from memorygan.models.codes import Codes
 from memorygan.editing.space import TEXT_SPACES, EditSpace, edit_space  # noqa: F401  (re-exported)
 from memorygan.errors import ConfigError
 
@@ -118,7 +118,7 @@ def seg_term(before_seg, seg, targets: list[int], seg_on: str = "all", seg_norm:
     return (per_part * present).sum(1) / present.sum(1).clamp(min=1)
 
 
-def text_edit(G, source: Source, score, parts, layers: str = "both", space: str = "parts", steps: int = STEPS,
+def text_edit(G, source: Codes, score, parts, layers: str = "both", space: str = "parts", steps: int = STEPS,
               lr: float = LR, lambda_l2: float = LAMBDA_L2, lambda_seg: float = LAMBDA_SEG, seg_on: str = "all",
               seg_norm: str = SEG_NORM, seg_loss: str = SEG_LOSS,
               identity=None, lambda_id: float = LAMBDA_ID, truncation: float = 1.0, seed: int = 0,
@@ -204,7 +204,7 @@ def text_edit_record(G, result: TextEditResult, score, names: list[str], held_ou
             "seconds": result.seconds}
 
 
-def run_text_edit(G, source: Source, names: list[str], score, out, held_out=None, judges=None, **kw) -> dict:
+def run_text_edit(G, source: Codes, names: list[str], score, out, held_out=None, judges=None, **kw) -> dict:
     """text_edit + metrics + files (the `memorygan edit text` command). Returns the metrics record."""
     from memorygan.editing.results import write_edit
 

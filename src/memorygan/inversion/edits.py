@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from memorygan.editing.directions import Direction, Source, edit_output
+from memorygan.editing.directions import Direction, edit_output
+from memorygan.models.codes import Codes
 from memorygan.editing.evaluate import DEFAULT_ALPHAS
 from memorygan.errors import ConfigError
 
@@ -35,7 +36,7 @@ from memorygan.errors import ConfigError
 class EditView:
     label: str
     G: object                      # the generator that renders this view
-    source: Source                 # its codes (B images)
+    source: Codes                 # its codes (B images)
     direction: Direction           # the direction, checked against G (a PTI copy: allow_other_generator)
 
 

@@ -15,6 +15,8 @@ first style; for every (sample, part) the (shape, texture) codes come from (1, 1
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
 from memorygan.devices import to_device
@@ -162,3 +164,37 @@ def resolve_parts(cfg, parts, arg: str = "parts") -> list[int]:
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{arg}: a part is listed twice ({list(parts)})")
     return ids
+
+
+@dataclass
+class Codes:
+    """The codes of one or more images of a generator: the one type every edit, inversion, codes file and the demo
+    use. `expanded` always (what every generator renders from); the levels above it while they still describe the
+    images (latents: SSG W+ / MemoryGAN latents; queries: MemoryGAN's working memory; z: the random source); render
+    noise; names; a region edit's blend (the source codes kept outside the blurred mask). Files: editing.codes."""
+    expanded: torch.Tensor                           # (N, K, L, D)
+    level: str = "expanded"
+    names: list[str] = field(default_factory=list)
+    latents: torch.Tensor | None = None
+    queries: torch.Tensor | None = None
+    z: torch.Tensor | None = None
+    noise: list[torch.Tensor] | None = None
+    arch: str = ""
+    generator: str = ""                              # fingerprint of the generator the codes belong to
+    extra: dict = field(default_factory=dict)
+    blend_source: torch.Tensor | None = None         # (N, K, L, D) a region edit's source codes (kept outside)
+    blend_mask: torch.Tensor | None = None           # (N, 1, H, W) its blurred region
+
+    def __len__(self) -> int:
+        return self.expanded.shape[0]
+
+    def select(self, index) -> "Codes":
+        """The codes of some images (an int, slice or list of indices), everything else kept."""
+        idx = [index] if isinstance(index, int) else index
+        pick = (lambda t: None if t is None else t[idx])
+        noise = None if self.noise is None else [n if n.shape[0] == 1 else n[idx] for n in self.noise]
+        names = [self.names[i] for i in (range(len(self))[idx] if isinstance(idx, slice) else idx)] \
+            if self.names else []
+        return Codes(pick(self.expanded), self.level, names, pick(self.latents), pick(self.queries), pick(self.z),
+                     noise, self.arch, self.generator, dict(self.extra), pick(self.blend_source),
+                     pick(self.blend_mask))
