@@ -209,3 +209,31 @@ def test_editing_report_with_judges_and_chosen_methods(tmp_path):
     assert rec["judged"]["by"]["regressor"] == "hair.lightness" and "preserved_outside" in rec["judged"]
     with pytest.raises(ConfigError, match="--methods: unknown nope"):
         write_editing_report({"MemoryGAN": G}, tmp_path / "rep2", methods=("nope",), log=lambda *a: None)
+
+
+def test_text_report_is_judged_over_the_images_unsatisfied_before(tmp_path):
+    """The text/region study with judges: a hair-colour regressor that always says black judges "red hair" unmet on
+    every image (none satisfied it before), and the targets table says so; the probe's mIoU is reported."""
+    pytest.importorskip("cma")
+    from helpers import tiny_generator
+
+    from memorygan.editing.text_report import PhraseEdit, write_text_report
+
+    names = ["background", "skin", "eyes", "hair"]
+    G = tiny_generator("memorygan", class_names=names)
+    write_regressor(tmp_path / "j" / "hair.color", "hair.color", "classes", classes=["black", "red"], value="black",
+                    resolution=G.config.resolution)
+    make_probe(tmp_path / "probe", names, G.config.resolution)
+    kw = dict(seeds=[0, 1], steps=2, lambda_seg=10.0, sweep=(0.0,), phrases=(PhraseEdit("red hair", "hair"),),
+              region_phrases=("red hair",), region_kw={"popsize": 4, "cma_iters": 1, "adam_steps": 1, "components": 2,
+                                                     "basis_samples": 32})
+    md = write_text_report({"MG": G}, tmp_path / "out", log=lambda *a: None, judges=tmp_path / "j",
+                           judge_probe=tmp_path / "probe", **kw)
+    data = json.loads((tmp_path / "out" / "text-edits.json").read_text())["results"]["MG"]
+    s = data["phrases"]["red hair | seg 10"]["summary"]
+    assert s["judge_satisfied_unsatisfied_before"] == 2 and s["judge_satisfied_over_unsatisfied"] == 0.0
+    assert 0 <= s["judge_seg_miou_nontarget"] <= 1
+    text = md.read_text()
+    assert text.index("## Targets") < text.index("Settings:")
+    assert "over the images that did not satisfy them before, >= 90 % | MG 0/2 = 0 % | **no** |" in text
+    assert "| MG | red hair | λ_seg 10 | 0 (0 of 2) |" in text
