@@ -151,6 +151,41 @@ def test_metrics_during_training(cat64, tmp_path):
     assert 0 <= rows[0]["accuracy"] <= 1 and rows[0]["inception_score"] >= 1 and "beach" in rows[0]["per_class_fid"]
 
 
+def test_monitor_variety_collapse_on_the_first_cpu_runs_recall():
+    """The recall of docs/biggan.md's first run (every 250 steps) fires at step 750, where it first falls below half
+    its best (0.288 < 0.599 / 2), clears at 1000 (0.336) and fires again at 1250 (0.238), as the other rules: once
+    until it clears. A recall that wanders without halving stays silent."""
+    m = CollapseMonitor(recall_ratio=0.5)
+    first_run = [0.599, 0.341, 0.288, 0.336, 0.238, 0.256, 0.117, 0.157]
+    fired = {250 * (i + 1): m.update_recall(250 * (i + 1), r) for i, r in enumerate(first_run)}
+    assert [s for s, w in fired.items() if w] == [750, 1250] and "recall fell to 0.288" in fired[750][0]
+    m2 = CollapseMonitor(recall_ratio=0.5)
+    m2.load_state(m.state())
+    assert m2.state() == m.state() and m2.update_recall(2250, 0.1) == []          # still collapsed: said once
+    healthy = CollapseMonitor(recall_ratio=0.5)
+    assert all(healthy.update_recall(s, r) == [] for s, r in enumerate([0.3, 0.45, 0.33, 0.5, 0.26, float("nan")]))
+
+
+def test_variety_collapse_reaches_the_metrics_log(cat64, tmp_path, monkeypatch):
+    """Training with --metrics-every: a recall that halves warns, in the metrics row and the run's warnings."""
+    from memorygan.biggan import evaluate
+    from memorygan.biggan.classifier import train_classifier
+
+    train_classifier(cat64, tmp_path / "clf", steps=5, progress=False)
+    real = evaluate.evaluate_generator
+    recalls = iter([0.6, 0.2])
+
+    def fake(*a, **k):
+        return dict(real(*a, **k), recall=next(recalls))
+    monkeypatch.setattr(evaluate, "evaluate_generator", fake)
+    with pytest.warns(UserWarning, match="recall fell to 0.2"):
+        res = train(opts(cat64, tmp_path / "run", steps=4, metrics_every=2, metrics_per_class=2,
+                         classifier=str(tmp_path / "clf"), checkpoint_every=0))
+    rows = read_metrics(tmp_path / "run")
+    assert "warnings" not in rows[0] and "variety collapse" in rows[1]["warnings"][0]
+    assert any("recall fell" in w for w in res.warnings)
+
+
 def test_torchrun_two_processes_equal_one_with_accumulation(cat64, tmp_path):
     """DDP semantics: 2 processes with micro-batch 4 give the weights of 1 process with 2 accumulations of 4 (the
     same data and latents; BatchNorm statistics per micro-batch either way)."""

@@ -10,6 +10,10 @@ and G no longer gets a useful gradient); the thesis monitored exactly these with
   of magnitude);
 - **D's loss collapses**: D's hinge loss (real + fake parts, 2 at chance, 0 when every margin is met) stays below
   `d_floor` for `window` consecutive rows.
+- **variety collapses** (with `--metrics-every`): recall (Kynkäänniemi et al. 2019, in the domain classifier's
+  features: the share of real images near some sample) falls below `recall_ratio` times its best value so far.
+  Neither rule above sees this: the first CPU run (docs/biggan.md) kept smooth sigma_0 and D's loss near 1.4 while
+  the seeds of a class converged to one image and recall fell from 0.60 to 0.16.
 
 Each rule warns once per layer / once per run until it clears, so a log is not flooded.
 """
@@ -33,7 +37,9 @@ class CollapseMonitor:
     window: int = 10
     sv_ratio: float = 4.0
     d_floor: float = 0.05
+    recall_ratio: float = 0.5
     _sv: dict = field(default_factory=dict)
+    _best_recall: float = 0.0
     _d: deque = field(default_factory=deque)
     _fired: set = field(default_factory=set)
 
@@ -66,11 +72,28 @@ class CollapseMonitor:
             self._fired.discard("d")
         return warnings
 
+    def update_recall(self, step: int, recall: float) -> list[str]:
+        """Feed one metrics row's recall; returns the warning it raises (variety collapse), if any."""
+        warnings = []
+        if not recall == recall:                                   # NaN: nothing measured
+            return warnings
+        if self._best_recall > 0 and recall < self.recall_ratio * self._best_recall:
+            if "recall" not in self._fired:
+                self._fired.add("recall")
+                warnings.append(f"step {step}: recall fell to {recall:.3g}, below {self.recall_ratio:g}x its best "
+                                f"({self._best_recall:.3g}): the samples cover less and less of the data (variety "
+                                f"collapse; look at the seeds of one class)")
+        else:
+            self._fired.discard("recall")
+        self._best_recall = max(self._best_recall, recall)
+        return warnings
+
     def state(self) -> dict:
         return {"sv": {k: list(v) for k, v in self._sv.items()}, "d": list(self._d), "fired": sorted(
-            "|".join(k) if isinstance(k, tuple) else k for k in self._fired)}
+            "|".join(k) if isinstance(k, tuple) else k for k in self._fired), "best_recall": self._best_recall}
 
     def load_state(self, state: dict) -> None:
+        self._best_recall = float(state.get("best_recall", 0.0))
         self._sv = {k: deque(v, maxlen=self.window) for k, v in state.get("sv", {}).items()}
         self._d = deque(state.get("d", []))
         self._fired = {tuple(k.split("|", 1)) if "|" in k else k for k in state.get("fired", [])}

@@ -82,6 +82,7 @@ class BigGANTrainOptions:
     monitor_window: int = 10
     sv_ratio: float = 4.0
     d_floor: float = 0.05
+    recall_ratio: float = 0.5            # variety collapse: recall below this times its best (with metrics_every)
     device: str = "auto"
     threads: int | None = None
     progress: bool = True
@@ -124,6 +125,8 @@ class BigGANTrainOptions:
         for name in ("beta1", "beta2", "ema_decay"):
             if not 0 <= getattr(self, name) < 1:
                 bad(name, f"must be in [0, 1), got {getattr(self, name)!r}")
+        if not 0 < self.recall_ratio <= 1:
+            bad("recall_ratio", f"must be in (0, 1], got {self.recall_ratio!r}")
         if self.steps is not None and self.steps < 1:
             bad("steps", f"must be >= 1, got {self.steps}")
         if self.kimg is not None and not self.kimg > 0:
@@ -210,7 +213,7 @@ class BigGANTrainer:
         self.G_ema.eval().requires_grad_(False)
         self.g_opt = adam(self.G.parameters(), opts.lr_g, opts.beta1, opts.beta2, opts.adam_eps)
         self.d_opt = adam(self.D.parameters(), opts.lr_d, opts.beta1, opts.beta2, opts.adam_eps)
-        self.monitor = CollapseMonitor(opts.monitor_window, opts.sv_ratio, opts.d_floor)
+        self.monitor = CollapseMonitor(opts.monitor_window, opts.sv_ratio, opts.d_floor, opts.recall_ratio)
         self.stream = RealStream(self.dataset, opts.seed, opts.unconditional)
         self.step, self.images, self.train_seconds = 0, 0, 0.0
         self.warnings: list[str] = []
@@ -350,6 +353,10 @@ class BigGANTrainer:
             row["per_class_accuracy"] = {k: v["accuracy"] for k, v in res["per_class"].items()}
         else:
             row["class_share"] = {k: v["share"] for k, v in res["per_class"].items()}
+        for w in self.monitor.update_recall(self.step, float(res.get("recall", math.nan))):
+            self.warnings.append(w)
+            row.setdefault("warnings", []).append(w)
+            warnings.warn(w, MemoryGANWarning, stacklevel=2)
         append_line(self.run / METRICS_LOG, row)
         return row
 
