@@ -64,6 +64,9 @@ def register(subparsers) -> None:
     t.add_argument("--lr-d", type=float, help="D learning rate (thesis 4e-4)")
     t.add_argument("--ema-decay", type=float, help="EMA decay per step (thesis 0.9999)")
     t.add_argument("--ema-start", type=non_negative_int, help="EMA copies G until this step")
+    t.add_argument("--ms-weight", type=float, default=0.0,
+                   help="MSGAN's mode-seeking term in G's loss against one image per class (Mao et al. 2019; not "
+                        "in the thesis; default 0: off)")
     t.add_argument("--no-mirror", dest="mirror", action="store_false", help="no x-flips")
     t.add_argument("--unconditional", action="store_true",
                    help="ignore the labels (one class): the unconditional baseline of a conditional model")
@@ -286,7 +289,8 @@ def cmd_train(args) -> int:
             steps=args.steps, kimg=args.kimg, minutes=args.minutes, batch=args.batch,
             d_accum=args.d_accum or args.accum, g_accum=args.g_accum or args.accum, d_steps=args.d_steps,
             lr_g=args.lr_g, lr_d=args.lr_d, ema_decay=args.ema_decay, ema_start=args.ema_start,
-            mirror=args.mirror, unconditional=args.unconditional, seed=args.seed, log_every=args.log_every, sample_every=args.sample_every,
+            mirror=args.mirror, unconditional=args.unconditional, ms_weight=args.ms_weight, seed=args.seed,
+            log_every=args.log_every, sample_every=args.sample_every,
             checkpoint_every=args.checkpoint_every, metrics_every=args.metrics_every,
             metrics_per_class=args.metrics_per_class, classifier=args.classifier, keep=args.keep,
             device=args.device, threads=args.threads, progress=args.progress)

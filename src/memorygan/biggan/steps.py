@@ -21,6 +21,12 @@ What makes k accumulations of b equal to one batch of k·b (tested in tests/bigg
   found synchronised BatchNorm crippled training). The big batch matches when its BatchNorm uses groups of b
   (`layers.set_bn_group`); without groups it differs, by design, exactly there.
 Real and fake images go through D in one forward (concatenated), as the authors' `G_D` does.
+
+`ms_weight` > 0 adds the mode-seeking term of MSGAN (Mao et al., CVPR 2019, Eq. 3) to G's loss, against the
+collapse of a conditional G onto one image per class (not in the thesis; docs/biggan.md measures it): the second
+half of each G micro-batch takes the first half's classes, and with d = mean |G(z1, y) - G(z2, y)| / mean |z1 - z2|
+over those pairs G minimises ms_weight / (d + 1e-5). The pairs are formed inside a micro-batch, so with this term k
+accumulations of b no longer equal one batch of k·b.
 """
 from __future__ import annotations
 
@@ -52,11 +58,12 @@ def _sn_first(nets, first: bool) -> None:
 def train_iteration(G: BigGANGenerator, D: BigGANDiscriminator, g_opt: torch.optim.Optimizer,
                     d_opt: torch.optim.Optimizer, real: RealFn, latent: LatentFn, d_steps: int = 1,
                     d_accum: int = 1, g_accum: int = 1, sync: SyncFn | None = None,
-                    step_g: bool = True) -> dict[str, torch.Tensor]:
+                    step_g: bool = True, ms_weight: float = 0.0) -> dict[str, torch.Tensor]:
     """Algorithm 1 once. Returns detached loss tensors (means over the iteration): d_real, d_fake (hinge parts),
     d_loss, g_loss, and D's mean logits on reals and fakes. `sync` averages gradients across processes before each
     optimizer step (torchrun); BatchNorm statistics stay per process. `step_g=False` skips G's update (not used by
-    Algorithm 1; for tests and D warm-up)."""
+    Algorithm 1; for tests and D warm-up). `ms_weight`: the mode-seeking term (module docstring); its ratio d is
+    returned as "ms_ratio"."""
     G.train()
     D.train()
     stats: dict[str, list[torch.Tensor]] = {k: [] for k in ("d_real", "d_fake", "logit_real", "logit_fake")}
@@ -83,7 +90,7 @@ def train_iteration(G: BigGANGenerator, D: BigGANDiscriminator, g_opt: torch.opt
             if sync is not None:
                 sync(d_params)
             d_opt.step()
-        g_losses = []
+        g_losses, ms_ratios = [], []
         if step_g:
             D.requires_grad_(False)
             G.requires_grad_(True)
@@ -91,8 +98,18 @@ def train_iteration(G: BigGANGenerator, D: BigGANDiscriminator, g_opt: torch.opt
             for a in range(g_accum):
                 _sn_first((G, D), a == 0)
                 z, y = latent("G", 0, a)
-                loss = g_hinge_loss(D(G.generate(z, y), y))
-                (loss / g_accum).backward()                 # / nGa (Algorithm 1 prints nDs)
+                half = z.shape[0] // 2
+                if ms_weight > 0 and half:
+                    y = torch.cat([y[:half], y[:half], y[2 * half:]])          # pairs (i, i + half) share a class
+                fake = G.generate(z, y)
+                loss = g_hinge_loss(D(fake, y))
+                total = loss
+                if ms_weight > 0 and half:
+                    a_, b_ = slice(0, half), slice(half, 2 * half)
+                    ratio = (fake[a_] - fake[b_]).abs().mean() / (z[a_] - z[b_]).abs().mean()
+                    total = loss + ms_weight / (ratio + 1e-5)
+                    ms_ratios.append(ratio.detach())
+                (total / g_accum).backward()                # / nGa (Algorithm 1 prints nDs)
                 g_losses.append(loss.detach())
             if sync is not None:
                 sync(g_params)
@@ -105,6 +122,8 @@ def train_iteration(G: BigGANGenerator, D: BigGANDiscriminator, g_opt: torch.opt
     out["d_loss"] = out["d_real"] + out["d_fake"]
     if g_losses:
         out["g_loss"] = torch.stack(g_losses).mean()
+    if ms_ratios:
+        out["ms_ratio"] = torch.stack(ms_ratios).mean()
     return out
 
 

@@ -70,6 +70,7 @@ class BigGANTrainOptions:
     ema_start: int | None = None         # steps before which the EMA copies G
     mirror: bool = True
     unconditional: bool = False          # one class for every image: the baseline of a conditional model
+    ms_weight: float = 0.0               # MSGAN's mode-seeking term in G's loss (steps.py; not in the thesis)
     seed: int = 0
     log_every: int = 20
     sample_every: int = 500
@@ -125,6 +126,8 @@ class BigGANTrainOptions:
         for name in ("beta1", "beta2", "ema_decay"):
             if not 0 <= getattr(self, name) < 1:
                 bad(name, f"must be in [0, 1), got {getattr(self, name)!r}")
+        if not (isinstance(self.ms_weight, (int, float)) and self.ms_weight >= 0):
+            bad("ms_weight", f"must be >= 0, got {self.ms_weight!r}")
         if not 0 < self.recall_ratio <= 1:
             bad("recall_ratio", f"must be in (0, 1], got {self.recall_ratio!r}")
         if self.steps is not None and self.steps < 1:
@@ -271,7 +274,7 @@ class BigGANTrainer:
         t0 = time.perf_counter()
         sync = distributed.average_gradients if self.world > 1 else None
         out = train_iteration(self.G, self.D, self.g_opt, self.d_opt, self._real, self._latent, o.d_steps,
-                              o.d_accum, o.g_accum, sync)
+                              o.d_accum, o.g_accum, sync, ms_weight=o.ms_weight)
         self.step += 1
         self.images += self.images_per_step
         update_ema(self.G_ema, self.G, 0.0 if self.step <= o.ema_start else o.ema_decay)
