@@ -252,13 +252,20 @@ def evaluation_figure(record: dict, path) -> None:
     fig = Figure(figsize=(9, 3.4), dpi=110)
     ax1, ax2 = fig.subplots(1, 2)
     ax1.plot(al, al, "k:", label="asked (slope 1)")
-    ax1.errorbar(al, gain, yerr=std, fmt="o-", capsize=3, label=f"measured (slope {record['slope']:.2f})")
+    ax1.errorbar(al, gain, yerr=std, fmt="o-", capsize=3, label=f"own assessor (slope {record['slope']:.2f})")
+    jd = record.get("judged") or {}
+    if "score_gain" in jd:
+        ax1.plot(al, [jd["score_gain"][f"{a:g}"] for a in al], "D--",
+                 label=f"judge {jd['by'].get('regressor')} (slope {jd['slope']:.2f})")
     ax1.set_xlabel("alpha")
-    ax1.set_ylabel("assessor change / spread")
+    ax1.set_ylabel("change / spread")
     ax1.set_title(record["assessor"], fontsize=9)
     ax1.legend(fontsize=8)
     ax2.plot(al, [100 * record["preserved_outside"][f"{a:g}"] for a in al], "o-", label="pixels outside target")
     ax2.plot(al, [100 * record["seg_miou_nontarget"][f"{a:g}"] for a in al], "s--", label="non-target mask mIoU")
+    if "preserved_outside" in jd:
+        ax2.plot(al, [100 * jd["preserved_outside"][f"{a:g}"] for a in al], "o:", label="pixels outside (probe)")
+        ax2.plot(al, [100 * jd["seg_miou_nontarget"][f"{a:g}"] for a in al], "s:", label="non-target mIoU (probe)")
     ax2.set_xlabel("alpha")
     ax2.set_ylabel("% preserved")
     ax2.set_title("preservation (target: " + (", ".join(record["target_parts"]) or "none") + ")", fontsize=9)
