@@ -260,7 +260,8 @@ def write_markdown(results: dict, settings: dict, path) -> Path:
         lines += _text_rows(label, res["phrases"])
     lines += ["", "## Eye colour (\"blue eyes\")", "", *TEXT_HEADER]
     for label, res in results.items():
-        lines += _text_rows(label, res["eye_colour"])
+        lam = settings.get("lambda_seg", LAMBDA_SEG)
+        lines += _text_rows(label, {f"{EYES} via {k} | seg {lam:g}": v for k, v in res["eye_colour"].items()})
     lines += ["", "## Region edits (Paint-by-Word)", "",
               "| model | phrase | optimiser | judged: satisfied over those unsatisfied before | judged: non-target "
               "mIoU (probe) | evaluations | score gain | satisfied % (own scorer) | held-out gain | held-out "
