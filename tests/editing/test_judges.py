@@ -126,6 +126,8 @@ def test_equal_gain_interpolates_each_direction_to_the_common_gain():
     assert eq["preserved_outside"] == pytest.approx({"part": 0.96, "whole": 1 - 0.1 * 0.2 / 0.25})
     flat = _rec([0.0, 0.3, 0.3], [1.0, 0.9, 0.8])                            # does not rise: no honest alpha
     assert math.isnan(equal_gain({"part": part, "flat": flat})["preserved_outside"]["part"])
+    still = _rec([0.0, 0.004, 0.008], [1.0, 0.99, 0.98])                     # rises, but the judge sees ~nothing
+    assert math.isnan(equal_gain({"part": part, "still": still})["preserved_outside"]["still"])
     with pytest.raises(ConfigError, match="'x' has no judged gain"):
         equal_gain({"x": {"alphas": [0.0], "judged": {}}})
 

@@ -213,13 +213,17 @@ def evaluate_direction(G, direction: Direction, assessor, n: int = 500, alphas=D
     }
 
 
-def equal_gain(records: dict, key: str = "preserved_outside") -> dict:
+MIN_EQUAL_GAIN = 0.05     # judged spreads: a common gain below this compares directions that do not edit
+
+
+def equal_gain(records: dict, key: str = "preserved_outside", min_gain: float = MIN_EQUAL_GAIN) -> dict:
     """Directions compared at the same judged gain (issue 30: part vs whole latent at equal gain, not equal alpha).
 
     records: {name: evaluate_direction record with "judged" (score_gain and `key`)}. On the alphas >= 0 the judged
     gain of each direction is a curve; the common gain is the smallest of their largest gains, and each direction's
     alpha reaching it and its `key` there are interpolated linearly between the grid's alphas. A direction whose
-    judged gain does not rise over the grid makes the comparison NaN (stated, not guessed)."""
+    judged gain does not rise over the grid, or a common gain below `min_gain` (nothing the judge sees moves),
+    makes the comparison NaN (stated, not guessed)."""
     curves = {}
     for name, rec in records.items():
         jd = rec.get("judged") or {}
@@ -233,7 +237,7 @@ def equal_gain(records: dict, key: str = "preserved_outside") -> dict:
     target = min(float(g[-1]) for _, g, _ in curves.values()) if rising else math.nan
     out: dict = {"gain": target, key: {}, "alpha": {}}
     for name, (al, gain, val) in curves.items():
-        if not (rising and target > 0):
+        if not (rising and target >= min_gain):
             out["alpha"][name], out[key][name] = math.nan, math.nan
             continue
         a = float(np.interp(target, gain, al))
