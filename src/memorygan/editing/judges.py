@@ -133,8 +133,9 @@ class Judges:
         return p
 
     def phrase_holds(self, prompt: str, image: torch.Tensor, book=None) -> torch.Tensor | None:
-        """(B,) bool: every phrase of the prompt holds by the regressor of its group's attribute (its prediction
-        falls in the phrase's class); None when a group has no regressor here."""
+        """(B,) bool on the CPU (a per-image verdict for the metrics records): every phrase of the prompt holds by the
+        regressor of its group's attribute (its prediction falls in the phrase's class); None when a group has no
+        regressor here."""
         from memorygan.editing.phrases import resolve_phrases
 
         book = book if book is not None else resolve_phrases()
