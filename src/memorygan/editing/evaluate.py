@@ -83,6 +83,33 @@ def _lightness(image: torch.Tensor, ids: torch.Tensor, k: int) -> torch.Tensor:
     return torch.where(n > 0, (luma * m).sum((1, 2)) / n.clamp(min=1), torch.full_like(n, math.nan, dtype=luma.dtype))
 
 
+class _Preservation:
+    """Pixels kept outside the target region and the other parts' mask overlap, per alpha, summed over batches;
+    read from one segmentation (the generator's, or the probe's for the judged numbers)."""
+
+    def __init__(self, alphas, k: int, targets, others):
+        self.alphas, self.targets, self.others = alphas, targets, others
+        self.out = np.zeros((2, len(alphas)))                 # summed |change| outside, pixels outside
+        self.inter = np.zeros((len(alphas), k))
+        self.union = np.zeros((len(alphas), k))
+
+    def add(self, outs, ids, a0: int) -> None:
+        for j, o in enumerate(outs):
+            changed, count = change_outside(outs[a0].image, o.image, target_region(ids[a0], ids[j], self.targets))
+            self.out[0, j] += float(changed.sum())
+            self.out[1, j] += float(count.sum())
+            i_p, u_p = part_overlap(ids[a0], ids[j], self.others)
+            self.inter[j, self.others] += i_p.sum(0).cpu().numpy()
+            self.union[j, self.others] += u_p.sum(0).cpu().numpy()
+
+    def preserved(self) -> dict:
+        return {f"{a:g}": float(1 - self.out[0, j] / max(self.out[1, j], 1)) for j, a in enumerate(self.alphas)}
+
+    def miou(self) -> dict:
+        return {f"{a:g}": pooled_miou(self.inter[j, self.others], self.union[j, self.others])
+                for j, a in enumerate(self.alphas)}
+
+
 @torch.no_grad()
 def evaluate_direction(G, direction: Direction, assessor, n: int = 500, alphas=DEFAULT_ALPHAS, seed: int = 12345,
                        batch: int = 25, target_parts=None, progress: bool = False, judges=None,
@@ -103,18 +130,13 @@ def evaluate_direction(G, direction: Direction, assessor, n: int = 500, alphas=D
     a0 = alphas.index(0.0)
     gen = torch.Generator().manual_seed(seed)
     scores = np.zeros((n, len(alphas)))
-    diff_out = np.zeros(len(alphas))
-    count_out = np.zeros(len(alphas))
-    inter = np.zeros((len(alphas), k))
-    union = np.zeros((len(alphas), k))
+    own = _Preservation(alphas, k, targets, others)
     light = np.full((n, len(alphas), k), np.nan)
     use_probe = judges is not None and judges.probe is not None
     if judge and judges is None:
         raise ConfigError("a judge regressor needs the judges' folder (--judges DIR)")
     j_scores = np.zeros((n, len(alphas))) if judge else None
-    j_out = np.zeros((2, len(alphas)))                       # probe: summed change outside, pixels outside
-    j_inter = np.zeros((len(alphas), k))
-    j_union = np.zeros((len(alphas), k))
+    probed = _Preservation(alphas, k, targets, others)       # the same on the probe's masks
     bar = None
     if progress:
         from tqdm import tqdm
@@ -125,27 +147,15 @@ def evaluate_direction(G, direction: Direction, assessor, n: int = 500, alphas=D
         source, _ = sample_source(G, m, generator=gen, truncation=direction.truncation)
         outs = [edit_output(G, direction, source, a) for a in alphas]
         ids = [o.seg.argmax(1) for o in outs]
+        own.add(outs, ids, a0)
         for j, o in enumerate(outs):
             scores[done:done + m, j] = assessor(o.image, o.seg).double().cpu().numpy()
-            changed, count = change_outside(outs[a0].image, o.image, target_region(ids[a0], ids[j], targets))
-            diff_out[j] += float(changed.sum())
-            count_out[j] += float(count.sum())
-            i_p, u_p = part_overlap(ids[a0], ids[j], others)
-            inter[j, others] += i_p.sum(0).cpu().numpy()
-            union[j, others] += u_p.sum(0).cpu().numpy()
             for p in range(k):
                 light[done:done + m, j, p] = _lightness(o.image, ids[j], p).cpu().numpy()
             if judge:
                 j_scores[done:done + m, j] = judges.score(judge, o.image).double().cpu().numpy()
         if use_probe:
-            pids = [judges.probe_ids(o.image) for o in outs]
-            for j, o in enumerate(outs):
-                changed, count = change_outside(outs[a0].image, o.image, target_region(pids[a0], pids[j], targets))
-                j_out[0, j] += float(changed.sum())
-                j_out[1, j] += float(count.sum())
-                i_p, u_p = part_overlap(pids[a0], pids[j], others)
-                j_inter[j, others] += i_p.sum(0).cpu().numpy()
-                j_union[j, others] += u_p.sum(0).cpu().numpy()
+            probed.add(outs, [judges.probe_ids(o.image) for o in outs], a0)
         done += m
         if bar is not None:
             bar.update(m)
@@ -157,10 +167,7 @@ def evaluate_direction(G, direction: Direction, assessor, n: int = 500, alphas=D
     flat_a = np.repeat(al[None], n, 0).ravel()
     spearman = _spearman(flat_a, rel.ravel())
     monotone = float(np.mean(np.all(np.diff(scores, axis=1) > 0, axis=1)))
-    preserved = {f"{a:g}": float(1 - diff_out[j] / max(count_out[j], 1)) for j, a in enumerate(alphas)}
-    miou = {}
-    for j, a in enumerate(alphas):
-        miou[f"{a:g}"] = pooled_miou(inter[j, others], union[j, others])
+    preserved, miou = own.preserved(), own.miou()
     names = G.part_names
     leak = {}
     for p in others:
@@ -189,10 +196,7 @@ def evaluate_direction(G, direction: Direction, assessor, n: int = 500, alphas=D
                           score_gain={f"{a:g}": float(jrel[:, j].mean()) for j, a in enumerate(alphas)},
                           agreement=_spearman(rel.ravel(), jrel.ravel()))
         if use_probe:
-            judged["preserved_outside"] = {f"{a:g}": float(1 - j_out[0, j] / max(j_out[1, j], 1))
-                                           for j, a in enumerate(alphas)}
-            judged["seg_miou_nontarget"] = {f"{a:g}": pooled_miou(j_inter[j, others], j_union[j, others])
-                                            for j, a in enumerate(alphas)}
+            judged["preserved_outside"], judged["seg_miou_nontarget"] = probed.preserved(), probed.miou()
         judged["at"] = {"alpha": extreme, **{key: judged[key][f"{extreme:g}"] for key in
                                              ("score_gain", "preserved_outside", "seg_miou_nontarget")
                                              if key in judged}}
