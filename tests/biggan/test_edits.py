@@ -1,10 +1,12 @@
 """GANalyze directions and Paint-by-Word on BigGAN."""
+import types
+
 import pytest
 import torch
 
 from memorygan.biggan.config import biggan_config
 from memorygan.biggan.edits import (
-    SplitBigGAN, brightness, colourfulness, evaluate_direction, learn_direction, load_direction, paint_by_word,
+    SplitBigGAN, assessor_scale, brightness, colourfulness, evaluate_direction, learn_direction, load_direction, paint_by_word,
     psnr_outside, region_score, save_direction,
 )
 from memorygan.biggan.models import BigGANGenerator
@@ -44,7 +46,8 @@ def test_split_generator_reproduces_the_source_and_keeps_the_outside(G):
 
 def test_ganalyze_learns_brightness_with_the_class_fixed(G, tmp_path):
     d = learn_direction(G, "brightness", steps=60, batch=8, lr=0.05, seed=0)
-    assert d.info["curve"][-1]["loss"] < d.info["curve"][0]["loss"]
+    assert d.info["curve"][-1]["loss"] < 0.5 * 0.5 ** 2 / 3      # theta = 0 costs E[alpha^2], alpha ~ U[-0.5, 0.5]
+    assert d.info["scale"] == "within-class"
     ev = evaluate_direction(G, d, seeds=range(1000, 1040), alphas=(-0.5, 0.5), batch=20)
     assert ev["slope"] > 0.5 and ev["spearman"] > 0.5
     save_direction(d, tmp_path / "dir")
@@ -55,6 +58,30 @@ def test_ganalyze_learns_brightness_with_the_class_fixed(G, tmp_path):
         load_direction(tmp_path / "dir", other)
     with pytest.raises(ConfigError, match="unknown BigGAN assessor 'memorability'"):
         learn_direction(G, "memorability", steps=1)
+
+
+class _Shaded:
+    """A stand-in generator: a flat grey image whose level is the class's (0.2, 0.4, 0.6, 0.8 in brightness) plus
+    0.05 z[0]: the brightness std inside a class is 0.05, over the classes sqrt(0.05^2 + 0.05) = 0.229."""
+
+    def __init__(self):
+        self.config = types.SimpleNamespace(num_classes=4, dim_z=3)
+        self.device = torch.device("cpu")
+
+    def generate(self, z, y):
+        level = torch.tensor([0.2, 0.4, 0.6, 0.8])[y] + 0.05 * z[:, 0]
+        return (2 * level - 1)[:, None, None, None].expand(-1, 3, 4, 4)
+
+
+def test_scale_inside_the_classes_leaves_out_the_differences_between_them():
+    within = assessor_scale(_Shaded(), brightness, n=4000)
+    across = assessor_scale(_Shaded(), brightness, n=4000, kind="all")
+    assert within == pytest.approx(2 * 0.05, rel=0.06)
+    assert across == pytest.approx(2 * (0.05 ** 2 + 0.05) ** 0.5, rel=0.06)
+    with pytest.raises(ConfigError, match="unknown scale 'class'"):
+        assessor_scale(_Shaded(), brightness, kind="class")
+    with pytest.raises(ConfigError, match="n >= 8"):
+        assessor_scale(_Shaded(), brightness, n=7)
 
 
 def test_paint_by_word_moves_the_region_and_keeps_the_rest(G):

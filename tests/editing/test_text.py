@@ -18,6 +18,7 @@ from memorygan.editing.text import (
     seg_term,
     styleclip_lr,
     text_edit,
+    text_edit_batched,
 )
 from memorygan.errors import ConfigError
 
@@ -65,6 +66,34 @@ def test_each_image_is_edited_independently_of_its_batch():
     one = text_edit(G, seed_source(G, [4]), score, "hair", steps=8)
     assert torch.allclose(both.theta[1:], one.theta, atol=1e-5)
     assert torch.allclose(both.after.image[1:], one.after.image, atol=1e-4)
+
+
+def test_batched_text_edit_equals_one_batch_and_strips_show_the_first_images(tmp_path, monkeypatch):
+    """Five images two at a time (batches 2, 2, 1) give each image the edit one batch of five gives it; the curve is
+    the image-weighted mean of the batches'; strip.png shows the first STRIP_LIMIT images, the metrics all."""
+    G = tiny_generator("ssg", class_names=NAMES)
+    score = text_score("attributes", "red hair", G)
+    source = seed_source(G, [0, 1, 2, 3, 4])
+    whole = text_edit(G, source, score, "hair", steps=6, log_every=3)
+    parts = text_edit_batched(G, source, score, batch=2, parts="hair", steps=6, log_every=3)
+    assert parts.theta.shape == whole.theta.shape and parts.after.image.shape == whole.after.image.shape
+    assert torch.allclose(parts.theta, whole.theta, atol=1e-5)
+    assert torch.allclose(parts.after.image, whole.after.image, atol=1e-4)
+    assert torch.allclose(parts.before.seg, whole.before.seg, atol=1e-5)
+    assert [c["step"] for c in parts.curve] == [3, 6] and parts.settings["batch"] == 2
+    assert parts.curve[-1]["score"] == pytest.approx(whole.curve[-1]["score"], rel=1e-3, abs=1e-6)
+    with pytest.raises(ConfigError, match="--batch must be >= 1"):
+        text_edit_batched(G, source, score, batch=0, parts="hair", steps=1)
+    import memorygan.editing.results as results
+    monkeypatch.setattr(results, "STRIP_LIMIT", 2)
+    rec = run_text_edit(G, source, [f"s{i}" for i in range(5)], score, tmp_path / "e", batch=2, parts="hair",
+                        steps=2)
+    from PIL import Image
+    strip = Image.open(tmp_path / "e" / "strip.png")
+    after = Image.open(tmp_path / "e" / "after.png")
+    written = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert rec["summary"]["n"] == 5 and len(written["images"]) == 5 and written["strip_images"] == 2
+    assert after.width >= 5 * G.config.resolution and strip.height < 3 * (G.config.resolution + 2)
 
 
 def test_seg_term_keeps_the_masks(arch):

@@ -127,8 +127,8 @@ def register(subparsers) -> None:
 
     d = sub.add_parser("direction", help="learn a GANalyze direction in z with the class held fixed (thesis ch. 3)",
                        description="Learn theta so that G(z + alpha theta, y) changes the assessor by alpha (in "
-                                   "units of 2 std over samples), then judge it on held-out seeds: slope, Spearman, "
-                                   "and how often the domain classifier keeps the class.")
+                                   "units of 2 std inside the classes, --scale), then judge it on held-out seeds: "
+                                   "slope, Spearman, and how often the domain classifier keeps the class.")
     d.add_argument("generator", help="BigGAN generator, checkpoint or run folder")
     d.add_argument("--assessor", required=True, choices=["brightness", "colourfulness"],
                    help="what the direction or the edit changes")
@@ -136,6 +136,9 @@ def register(subparsers) -> None:
     d.add_argument("--steps", type=positive_int, default=300, help="optimisation steps (default %(default)s)")
     d.add_argument("--batch", type=positive_int, default=16, help="batch size (default %(default)s)")
     d.add_argument("--lr", type=positive_float, default=0.01, help="Adam learning rate (default %(default)s)")
+    d.add_argument("--scale", choices=["within-class", "all"], default="within-class",
+                   help="the unit of alpha: 2 std of the assessor inside the classes (default: the spread a "
+                        "class-keeping edit can use) or over all samples (adds the differences between classes)")
     d.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
     d.add_argument("--classifier", help="judge the class kept with this classifier (a folder or dataset folder)")
     d.add_argument("--eval-seeds", type=seed_list, default=list(range(100000, 100500)),
@@ -186,7 +189,7 @@ def cmd_direction(args) -> int:
         raise ConfigError(f"--out {out} exists and is not a direction folder; refusing to replace it")
     device = resolve_device(args.device)
     G, _ = load_biggan(args.generator, device)
-    d = learn_direction(G, args.assessor, args.steps, args.batch, args.lr, args.seed)
+    d = learn_direction(G, args.assessor, args.steps, args.batch, args.lr, args.seed, args.scale)
     clf = None
     if args.classifier:
         from memorygan.biggan.classifier import load_classifier

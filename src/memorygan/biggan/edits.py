@@ -1,7 +1,8 @@
 """The thesis's edits on its BigGAN.
 
 GANalyze (chapter 3, Eq. 3.1): a direction theta in z, learned with the class held fixed, such that moving z by
-alpha theta changes an assessor A by alpha in units of s (2 std of A over samples):
+alpha theta changes an assessor A by alpha in units of s (2 std of A inside the classes by default, see
+assessor_scale):
 
     L(theta) = E_{z, y, alpha} [ ((A(G(z + alpha theta, y)) - A(G(z, y))) / s - alpha)^2 ],  alpha ~ U[-0.5, 0.5]
 
@@ -80,30 +81,50 @@ def _fingerprint(G: BigGANGenerator) -> str:
     return generator_fingerprint(G)
 
 
+SCALES = ("within-class", "all")
+
+
 @torch.no_grad()
-def assessor_scale(G: BigGANGenerator, assessor, n: int = 256, seed: int = 987, batch: int = 32) -> float:
+def assessor_scale(G: BigGANGenerator, assessor, n: int = 256, seed: int = 987, batch: int = 32,
+                   kind: str = "within-class") -> float:
+    """The unit s of Eq. 3.1: 2 std of the assessor over n samples, the classes taken in turn (sample i has class
+    i % C). `within-class`: the pooled std inside the classes, sqrt(mean over classes of each class's variance),
+    the spread an edit that keeps the class can use; `all`: the std over all samples, which adds the differences
+    between the classes (a night scene is darker than a snowfield) that a within-class edit must not make."""
+    if kind not in SCALES:
+        raise ConfigError(f"unknown scale {kind!r}; choose one of {', '.join(SCALES)}")
+    C = G.config.num_classes
+    if n < 2 * C:
+        raise ConfigError(f"the scale needs >= 2 samples per class: n >= {2 * C}, got {n}")
     gen = torch.Generator(device=G.device).manual_seed(seed)
-    vals = []
+    vals, ys = [], []
     for s in range(0, n, batch):
         b = min(batch, n - s)
         z = truncated_z(b, G.config.dim_z, None, gen, G.device)
-        y = torch.randint(0, G.config.num_classes, (b,), generator=gen, device=G.device)
-        vals.append(assessor(G.generate(z, y)).cpu())
-    std = float(torch.cat(vals).std())
+        y = torch.arange(s, s + b, device=G.device) % C
+        vals.append(assessor(G.generate(z, y)).double().cpu())
+        ys.append(y.cpu())
+    vals, ys = torch.cat(vals), torch.cat(ys)
+    if kind == "all":
+        std = float(vals.std())
+    else:
+        std = float(torch.stack([vals[ys == c].var() for c in range(C)]).mean().sqrt())
     if not math.isfinite(std) or std < 1e-8:
         raise ConfigError("the assessor does not vary over this generator's samples; no direction can be learned")
     return 2 * std
 
 
 def learn_direction(G: BigGANGenerator, assessor: str, steps: int = 300, batch: int = 16, lr: float = 0.01,
-                    seed: int = 0) -> ZDirection:
-    """GANalyze in z with the class held fixed (module docstring). G stays frozen, in eval mode."""
+                    seed: int = 0, scale: str = "within-class") -> ZDirection:
+    """GANalyze in z with the class held fixed (module docstring); `scale`: the unit s (assessor_scale). G stays
+    frozen, in eval mode."""
     fn = get_assessor(assessor)
     if steps < 1 or batch < 1 or not lr > 0:
         raise ConfigError(f"steps and batch must be >= 1 and lr > 0 (got {steps}, {batch}, {lr})")
     G.eval().requires_grad_(False)
     t0 = time.perf_counter()
-    scale = assessor_scale(G, fn)
+    scale_kind = scale
+    scale = assessor_scale(G, fn, kind=scale_kind)
     theta = torch.zeros(G.config.dim_z, device=G.device, requires_grad=True)
     opt = torch.optim.Adam([theta], lr=lr)
     gen = torch.Generator(device=G.device).manual_seed(seed)
@@ -122,7 +143,7 @@ def learn_direction(G: BigGANGenerator, assessor: str, steps: int = 300, batch: 
         if step % 10 == 0 or step == steps:
             curve.append({"step": step, "loss": float(loss.detach()), "theta_norm": float(theta.detach().norm())})
     return ZDirection(theta.detach(), assessor, scale, _fingerprint(G),
-                      {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "curve": curve,
+                      {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "scale": scale_kind, "curve": curve,
                        "seconds": time.perf_counter() - t0})
 
 
@@ -168,7 +189,8 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 @torch.no_grad()
 def evaluate_direction(G: BigGANGenerator, d: ZDirection, classifier=None, seeds=range(500),
                        alphas=(-0.5, -0.25, 0.25, 0.5), batch: int = 50) -> dict:
-    """Slope of (A(edit) - A(source)) / s against alpha (least squares through 0), Spearman over every (seed,
+    """Slope of (A(edit) - A(source)) / s against alpha (least squares through 0; `slope_raw`: in the assessor's own
+    units, slope * s, comparable between scales), Spearman over every (seed,
     alpha), and with a classifier the share of edits it keeps in the requested class (the class of seed i is
     i % C). Seeds are disjoint from training draws when they start above the ones used there."""
     fn = get_assessor(d.assessor)
@@ -190,7 +212,8 @@ def evaluate_direction(G: BigGANGenerator, d: ZDirection, classifier=None, seeds
                 total += len(chunk)
     xs, ys = np.concatenate(xs), np.concatenate(ys)
     slope = float((xs * ys).sum() / (xs * xs).sum())
-    out = {"assessor": d.assessor, "seeds": len(seeds), "alphas": list(alphas), "slope": slope,
+    out = {"assessor": d.assessor, "scale": d.info.get("scale", "all"), "seeds": len(seeds), "alphas": list(alphas),
+           "slope": slope, "slope_raw": slope * d.scale,
            "spearman": spearman(xs, ys), "mean_change_at": {str(a): float(ys[xs == a].mean()) for a in alphas}}
     if classifier is not None:
         out["class_kept"] = kept / total

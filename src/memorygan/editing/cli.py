@@ -227,6 +227,8 @@ def _register_text(sub, common) -> None:
                    help="parts: the parts' own codes; query: MemoryGAN query codes in the working memory")
     p.add_argument("--steps", type=_positive, default=STEPS, help=f"Adam steps (default {STEPS}, StyleCLIP)")
     p.add_argument("--lr", type=float, default=LR, help=f"peak lr of the cosine ramp (default {LR})")
+    p.add_argument("--batch", type=_positive, default=64,
+                   help="images edited at a time (memory; every image is edited on its own, default %(default)s)")
     p.add_argument("--lambda-l2", type=float, default=LAMBDA_L2, help=f"default {LAMBDA_L2} (StyleCLIP)")
     p.add_argument("--lambda-seg", type=float, default=LAMBDA_SEG,
                    help=f"Eq. 18 segmentation term; 0 turns it off (default {LAMBDA_SEG}, docs/text-edits.md)")
@@ -392,7 +394,7 @@ def run_text(args) -> int:
                            seg_loss=args.seg_loss,
                            identity=identity,
                            lambda_id=args.lambda_id, truncation=args.truncation, seed=args.seed,
-                           progress=not args.no_progress)
+                           batch=args.batch, progress=not args.no_progress)
     _print_summary(record, args.out)
     return 0
 

@@ -36,6 +36,7 @@ from memorygan.editing.evaluate import change_outside, part_overlap, pooled_miou
 
 PSNR_CAP = 100.0
 DIFF_SCALE = 0.25          # difference maps: |change| / 2 of 0.25 (a quarter of the range) or more is full colour
+STRIP_LIMIT = 64           # strip.png shows the first 64 images; the metrics and the other PNGs hold every image
 
 
 def psnr_outside(before: torch.Tensor, after: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
@@ -168,8 +169,8 @@ def difference_map(before: torch.Tensor, after: torch.Tensor) -> np.ndarray:
 def write_edit(out, G, before, after, record: dict, names: list[str], codes_extra: dict | None = None,
                region: torch.Tensor | None = None, codes: bool = True, blend: tuple | None = None) -> dict:
     """Write before.png, after.png, mask-before.png, mask-after.png, difference.png (one column per image),
-    strip.png (labelled rows per image: before, after, masks, difference[, region]), edited-codes.safetensors and
-    metrics.json (`record`) into `out`; `codes=False` leaves the codes out (spatial edits keep the codes and change
+    strip.png (labelled rows per image, the first STRIP_LIMIT: before, after, masks, difference[, region]),
+    edited-codes.safetensors and metrics.json (`record`) into `out`; `codes=False` leaves the codes out (spatial edits keep the codes and change
     coordinates); `blend` (source expanded codes (B, K, L, D), region mask (B, 1, H, W)): a region edit, whose codes
     file keeps both so that it renders the same image again (`codes.render_codes`). Returns {name: path}."""
     from memorygan.analysis.figures import label_rows, save_png, write_json
@@ -186,8 +187,9 @@ def write_edit(out, G, before, after, record: dict, names: list[str], codes_extr
         r = (region.float().clamp(0, 1) * 255).round().byte().cpu().numpy()
         pics["region"] = np.repeat(r[..., None], 3, -1)
     paths = {k: save_png(grid([v]), out / f"{k}.png") for k, v in pics.items()}
-    rows = [np.stack([pics[k][i] for k in pics]) for i in range(len(names))]
-    paths["strip"] = save_png(label_rows(grid(rows), names, G.config.resolution), out / "strip.png")
+    shown = min(len(names), STRIP_LIMIT)
+    rows = [np.stack([pics[k][i] for k in pics]) for i in range(shown)]
+    paths["strip"] = save_png(label_rows(grid(rows), names[:shown], G.config.resolution), out / "strip.png")
     if codes:
         edited = Codes(after.expanded.detach().cpu(), "expanded", [f"{n} edited" for n in names], arch=G.arch,
                        generator=generator_fingerprint(G), extra=dict(codes_extra or {}),
@@ -197,5 +199,6 @@ def write_edit(out, G, before, after, record: dict, names: list[str], codes_extr
     record = dict(record)
     record["files"] = {k: str(v) for k, v in paths.items()}
     record["strip_columns"] = list(pics)
+    record["strip_images"] = shown
     paths["metrics"] = write_json(jsonable(record), out / "metrics.json")
     return paths

@@ -204,11 +204,49 @@ def text_edit_record(G, result: TextEditResult, score, names: list[str], held_ou
             "seconds": result.seconds}
 
 
-def run_text_edit(G, source: Codes, names: list[str], score, out, held_out=None, judges=None, **kw) -> dict:
-    """text_edit + metrics + files (the `memorygan edit text` command). Returns the metrics record."""
+def _cat_outputs(outs: list):
+    """One GeneratorOutput from several, batch-wise (fields that are None stay None)."""
+    first = outs[0]
+    merged = {}
+    for name, value in first.to_dict().items():
+        if isinstance(value, torch.Tensor):
+            merged[name] = torch.cat([o.to_dict()[name] for o in outs])
+        elif isinstance(value, tuple):
+            merged[name] = tuple(torch.cat([o.to_dict()[name][i] for o in outs]) for i in range(len(value)))
+        else:
+            merged[name] = value
+    return type(first)(**merged)
+
+
+def text_edit_batched(G, source: Codes, score, batch: int | None = None, **kw) -> TextEditResult:
+    """text_edit over at most `batch` images at a time (memory bounded by the batch, not by the number of images).
+    Each image's loss is its own and Adam is elementwise, so the edit of an image does not depend on the others:
+    the result equals one call over all images up to float rounding (CLIP's random crops are drawn per batch).
+    The curve is the image-weighted mean of the batches' curves."""
+    if batch is not None and batch < 1:
+        raise ConfigError(f"--batch must be >= 1, got {batch}")
+    n = len(source)
+    if batch is None or n <= batch:
+        return text_edit(G, source, score, **kw)
+    parts = [text_edit(G, source.select(slice(s, s + batch)), score, **kw) for s in range(0, n, batch)]
+    sizes = [len(r.theta) for r in parts]
+    curve = []
+    for rows in zip(*(r.curve for r in parts)):
+        curve.append({k: (rows[0][k] if k == "step" else sum(r[k] * m for r, m in zip(rows, sizes)) / n)
+                      for k in rows[0]})
+    first = parts[0]
+    return TextEditResult(_cat_outputs([r.before for r in parts]), _cat_outputs([r.after for r in parts]),
+                          torch.cat([r.theta for r in parts]), first.space, first.targets, curve,
+                          {**first.settings, "batch": batch}, sum(r.seconds for r in parts))
+
+
+def run_text_edit(G, source: Codes, names: list[str], score, out, held_out=None, judges=None,
+                  batch: int | None = None, **kw) -> dict:
+    """text_edit (`batch` images at a time) + metrics + files (the `memorygan edit text` command). Returns the
+    metrics record."""
     from memorygan.editing.results import write_edit
 
-    res = text_edit(G, source, score, **kw)
+    res = text_edit_batched(G, source, score, batch, **kw)
     record = text_edit_record(G, res, score, names, held_out, judges)
     write_edit(out, G, res.before, res.after, record, names,
                {"edit": "text", "prompt": score.prompt, "space": res.space.space,
@@ -216,5 +254,5 @@ def run_text_edit(G, source: Codes, names: list[str], score, out, held_out=None,
     return record
 
 
-__all__ = ["STEPS", "LR", "LAMBDA_L2", "LAMBDA_SEG", "styleclip_lr", "edit_space", "text_edit",
+__all__ = ["STEPS", "LR", "LAMBDA_L2", "LAMBDA_SEG", "styleclip_lr", "edit_space", "text_edit", "text_edit_batched",
            "run_text_edit", "identity_network", "TextEditResult"]
