@@ -6,7 +6,7 @@ import torch
 
 from memorygan.biggan.config import biggan_config
 from memorygan.biggan.edits import (
-    SplitBigGAN, assessor_scale, brightness, colourfulness, evaluate_direction, learn_direction, load_direction, paint_by_word,
+    SplitBigGAN, ZDirection, assessor_scale, brightness, colourfulness, evaluate_direction, learn_direction, load_direction, paint_by_word,
     psnr_outside, region_score, save_direction,
 )
 from memorygan.biggan.models import BigGANGenerator
@@ -82,6 +82,28 @@ def test_scale_inside_the_classes_leaves_out_the_differences_between_them():
         assessor_scale(_Shaded(), brightness, kind="class")
     with pytest.raises(ConfigError, match="n >= 8"):
         assessor_scale(_Shaded(), brightness, n=7)
+
+
+def test_class_kept_counts_only_the_edits_of_sources_in_their_class():
+    """The classifier calls an image of class c when its brightness lies in [level_c, level_c + 0.2): the sources
+    with z[0] < 0 (about half) fall below their level and are called another class. A direction that raises
+    brightness by 0.025 at alpha 0.5 keeps every source that was in its class (class_kept 1), and brings some of the
+    others into it, which only class_kept_all counts."""
+    Gs = _Shaded()
+
+    def classifier(image):
+        b = brightness(image)
+        bins = torch.floor((b - 0.2) / 0.2 + 1e-6).long() % 4
+        return torch.nn.functional.one_hot(bins, 4).float()
+
+    d = ZDirection(torch.tensor([1.0, 0.0, 0.0]), "brightness", 0.1, "")
+    ev = evaluate_direction(Gs, d, classifier, seeds=range(200), alphas=(0.5,), batch=50)
+    assert ev["class_kept"] == 1.0
+    assert 0.35 < ev["source_accuracy"] < 0.65
+    assert ev["class_kept_all"] > ev["source_accuracy"] + 0.05
+    assert ev["slope"] == pytest.approx(0.05 / 0.1, rel=1e-4) and ev["slope_raw"] == pytest.approx(0.05, rel=1e-4)
+    with pytest.raises(ConfigError, match="alphas must be non-zero"):
+        evaluate_direction(Gs, d, None, seeds=range(4), alphas=(0.0, 0.5))
 
 
 def test_paint_by_word_moves_the_region_and_keeps_the_rest(G):

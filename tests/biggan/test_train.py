@@ -219,7 +219,18 @@ def test_cli_direction_and_paint(cat64, tmp_path, capsys):
     assert main(["biggan", "direction", str(run), "--assessor", "brightness", "--out", str(tmp_path / "d"),
                  "--steps", "3", "--batch", "4", "--eval-seeds", "0-3"]) == 0
     ev = json.loads((tmp_path / "d" / "direction.json").read_text())["info"]["evaluation"]
-    assert ev["seeds"] == 4 and "slope" in ev and "class_kept" not in ev
+    assert ev["seeds"] == 4 and "slope" in ev and "class_kept" not in ev and ev["scale"] == "within-class"
+    from memorygan.biggan.classifier import train_classifier
+    train_classifier(cat64, tmp_path / "clf", steps=2, progress=False)
+    assert main(["biggan", "direction-eval", str(run), str(tmp_path / "d"), "--classifier", str(tmp_path / "clf"),
+                 "--eval-seeds", "0-5", "--alphas=-0.2,0.1", "--out", str(tmp_path / "ev.json")]) == 0
+    again = json.loads((tmp_path / "ev.json").read_text())
+    assert again["seeds"] == 6 and again["alphas"] == [-0.2, 0.1] and set(again["mean_change_at"]) == {"-0.2", "0.1"}
+    assert 0 <= again["class_kept_all"] <= 1 and 0 <= again["source_accuracy"] <= 1
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["biggan", "direction-eval", str(run), str(tmp_path / "d"), "--alphas", "0,0.5"])
+    assert "alphas must be non-zero" in capsys.readouterr().err
     out = tmp_path / "paint.png"
     assert main(["biggan", "paint", str(run), "--class", "night", "--box", "8,8,40,40", "--target", "0.9",
                  "--iterations", "2", "--popsize", "4", "--adam-steps", "1", "--out", str(out)]) == 0

@@ -20,6 +20,16 @@ def _floats(text: str) -> list[float]:
     return values
 
 
+def _alphas(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values or any(v == 0 for v in values):
+        raise argparse.ArgumentTypeError(f"alphas must be non-zero numbers (0 is the source), got {text!r}")
+    return values
+
+
 def _override(text: str) -> tuple[str, object]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected FIELD=VALUE, got {text!r}")
@@ -135,7 +145,8 @@ def register(subparsers) -> None:
     d.add_argument("--out", required=True, help="direction folder")
     d.add_argument("--steps", type=positive_int, default=300, help="optimisation steps (default %(default)s)")
     d.add_argument("--batch", type=positive_int, default=16, help="batch size (default %(default)s)")
-    d.add_argument("--lr", type=positive_float, default=0.01, help="Adam learning rate (default %(default)s)")
+    d.add_argument("--lr", type=positive_float, default=0.05,
+                   help="Adam learning rate (default %(default)s; at 0.01 theta still grows after 300 steps)")
     d.add_argument("--scale", choices=["within-class", "all"], default="within-class",
                    help="the unit of alpha: 2 std of the assessor inside the classes (default: the spread a "
                         "class-keeping edit can use) or over all samples (adds the differences between classes)")
@@ -143,8 +154,25 @@ def register(subparsers) -> None:
     d.add_argument("--classifier", help="judge the class kept with this classifier (a folder or dataset folder)")
     d.add_argument("--eval-seeds", type=seed_list, default=list(range(100000, 100500)),
                    help="held-out seeds for the judgement (default 100000-100499; the class of seed i is i %% C)")
+    d.add_argument("--alphas", type=_alphas, default=[-0.5, -0.25, 0.25, 0.5],
+                   help="alphas of the judgement (default -0.5,-0.25,0.25,0.5; the thesis's test set, Sec. 3.2.2: "
+                        "-0.2,-0.1,0.1,0.2)")
     add_device_argument(d)
     d.set_defaults(func=cmd_direction)
+
+    de = sub.add_parser("direction-eval", help="judge a learned direction again (other seeds, alphas, classifier)",
+                        description="Slope, Spearman and class kept of a `biggan direction` folder on held-out seeds, "
+                                    "as JSON (stdout and --out).")
+    de.add_argument("generator", help="the BigGAN generator the direction was learned on")
+    de.add_argument("direction", help="direction folder")
+    de.add_argument("--classifier", help="judge the class kept with this classifier (a folder or dataset folder)")
+    de.add_argument("--eval-seeds", type=seed_list, default=list(range(100000, 100500)),
+                    help="held-out seeds (default 100000-100499; the class of seed i is i %% C)")
+    de.add_argument("--alphas", type=_alphas, default=[-0.5, -0.25, 0.25, 0.5],
+                    help="alphas (default -0.5,-0.25,0.25,0.5; the thesis's test set: -0.2,-0.1,0.1,0.2)")
+    de.add_argument("--out", metavar="FILE.json", help="also write the result here")
+    add_device_argument(de)
+    de.set_defaults(func=cmd_direction_eval)
 
     pw = sub.add_parser("paint", help="Paint-by-Word region edit on the split first feature map (thesis ch. 4)",
                         description="Change a region of a sample towards an assessor target (e.g. brightness 0.9) "
@@ -159,7 +187,8 @@ def register(subparsers) -> None:
                    help="what the direction or the edit changes")
     pw.add_argument("--target", type=float, required=True, help="assessor value wanted inside the region")
     pw.add_argument("--lambda-img", type=float, default=10.0,
-                   help="weight of the image-consistency loss outside the region, thesis Eq. 4.10 (default %(default)s)")
+                   help="weight of the image-consistency loss outside the region, thesis Eq. 4.10 "
+                        "(default %(default)s)")
     pw.add_argument("--iterations", type=positive_int, default=20, help="CMA-ES iterations")
     pw.add_argument("--popsize", type=positive_int, default=16, help="CMA-ES population (default %(default)s)")
     pw.add_argument("--adam-steps", type=non_negative_int, default=30,
@@ -189,14 +218,34 @@ def cmd_direction(args) -> int:
         raise ConfigError(f"--out {out} exists and is not a direction folder; refusing to replace it")
     device = resolve_device(args.device)
     G, _ = load_biggan(args.generator, device)
+    clf = _classifier(args.classifier, device)
     d = learn_direction(G, args.assessor, args.steps, args.batch, args.lr, args.seed, args.scale)
-    clf = None
-    if args.classifier:
-        from memorygan.biggan.classifier import load_classifier
-        clf, _ = load_classifier(args.classifier, device)
-    d.info["evaluation"] = evaluate_direction(G, d, clf, args.eval_seeds)
+    d.info["evaluation"] = evaluate_direction(G, d, clf, args.eval_seeds, args.alphas)
     save_direction(d, args.out)
     print(json.dumps(d.info["evaluation"], indent=2))
+    return 0
+
+
+def _classifier(path, device):
+    if not path:
+        return None
+    from memorygan.biggan.classifier import load_classifier
+    return load_classifier(path, device)[0]
+
+
+def cmd_direction_eval(args) -> int:
+    from memorygan.analysis.figures import write_json
+    from memorygan.biggan.checkpoint import load_biggan
+    from memorygan.biggan.edits import evaluate_direction, load_direction
+    from memorygan.devices import resolve_device
+
+    device = resolve_device(args.device)
+    G, _ = load_biggan(args.generator, device)
+    d = load_direction(args.direction, G)
+    res = evaluate_direction(G, d, _classifier(args.classifier, device), args.eval_seeds, args.alphas)
+    if args.out:
+        write_json(res, args.out)
+    print(json.dumps(res, indent=2))
     return 0
 
 

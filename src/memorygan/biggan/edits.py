@@ -114,7 +114,7 @@ def assessor_scale(G: BigGANGenerator, assessor, n: int = 256, seed: int = 987, 
     return 2 * std
 
 
-def learn_direction(G: BigGANGenerator, assessor: str, steps: int = 300, batch: int = 16, lr: float = 0.01,
+def learn_direction(G: BigGANGenerator, assessor: str, steps: int = 300, batch: int = 16, lr: float = 0.05,
                     seed: int = 0, scale: str = "within-class") -> ZDirection:
     """GANalyze in z with the class held fixed (module docstring); `scale`: the unit s (assessor_scale). G stays
     frozen, in eval mode."""
@@ -190,33 +190,47 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 def evaluate_direction(G: BigGANGenerator, d: ZDirection, classifier=None, seeds=range(500),
                        alphas=(-0.5, -0.25, 0.25, 0.5), batch: int = 50) -> dict:
     """Slope of (A(edit) - A(source)) / s against alpha (least squares through 0; `slope_raw`: in the assessor's own
-    units, slope * s, comparable between scales), Spearman over every (seed,
-    alpha), and with a classifier the share of edits it keeps in the requested class (the class of seed i is
-    i % C). Seeds are disjoint from training draws when they start above the ones used there."""
+    units, slope * s, comparable between scales), Spearman over every (seed, alpha), and with a classifier how the
+    edits keep the class (the class of seed i is i % C): `class_kept` over the edits whose source the classifier
+    puts in its class (an edit can only keep a class its source has), `class_kept_all` over every edit, and
+    `source_accuracy`. Seeds are disjoint from training draws when they start above the ones used there."""
     fn = get_assessor(d.assessor)
+    alphas = [float(a) for a in alphas]
+    if not alphas or any(a == 0 for a in alphas):
+        raise ConfigError(f"alphas must be non-zero (alpha 0 is the source itself), got {alphas}")
     C = G.config.num_classes
     seeds = list(seeds)
-    xs, ys, kept, total = [], [], 0, 0
+    xs, ys = [], []
+    kept = kept_all = sources_ok = edits_of_ok = total = 0
     for s in range(0, len(seeds), batch):
         chunk = seeds[s:s + batch]
         z = torch.cat([truncated_z(1, G.config.dim_z, None, torch.Generator().manual_seed(int(k))) for k in chunk])
         z = z.to(G.device)
         y = torch.tensor([k % C for k in chunk], device=G.device)
-        s0 = fn(G.generate(z, y))
+        x0 = G.generate(z, y)
+        s0 = fn(x0)
+        ok = classifier(x0).argmax(1) == y if classifier is not None else None
+        if ok is not None:
+            sources_ok += int(ok.sum())
         for a in alphas:
             x = G.generate(z + a * d.theta, y)
             xs.append(np.full(len(chunk), a))
             ys.append(((fn(x) - s0) / d.scale).cpu().numpy())
-            if classifier is not None:
-                kept += int((classifier(x).argmax(1) == y).sum())
+            if ok is not None:
+                same = classifier(x).argmax(1) == y
+                kept_all += int(same.sum())
+                kept += int((same & ok).sum())
+                edits_of_ok += int(ok.sum())
                 total += len(chunk)
     xs, ys = np.concatenate(xs), np.concatenate(ys)
     slope = float((xs * ys).sum() / (xs * xs).sum())
-    out = {"assessor": d.assessor, "scale": d.info.get("scale", "all"), "seeds": len(seeds), "alphas": list(alphas),
-           "slope": slope, "slope_raw": slope * d.scale,
-           "spearman": spearman(xs, ys), "mean_change_at": {str(a): float(ys[xs == a].mean()) for a in alphas}}
+    out = {"assessor": d.assessor, "scale": d.info.get("scale", "all"), "seeds": len(seeds), "alphas": alphas,
+           "slope": slope, "slope_raw": slope * d.scale, "spearman": spearman(xs, ys),
+           "mean_change_at": {str(a): float(ys[xs == a].mean()) for a in alphas}}
     if classifier is not None:
-        out["class_kept"] = kept / total
+        out["class_kept"] = kept / edits_of_ok if edits_of_ok else math.nan
+        out["class_kept_all"] = kept_all / total
+        out["source_accuracy"] = sources_ok / len(seeds)
     return out
 
 
