@@ -84,6 +84,13 @@ def test_scale_inside_the_classes_leaves_out_the_differences_between_them():
         assessor_scale(_Shaded(), brightness, n=7)
 
 
+def test_scale_from_a_dataset_checks_its_classes(cat64):
+    from memorygan.biggan.edits import data_scale
+    with pytest.raises(ConfigError, match="the dataset has 10 classes, the generator 4"):
+        data_scale(cat64, brightness, 4)
+    assert 0 < data_scale(cat64, brightness, 10) < data_scale(cat64, brightness, 10, kind="all")
+
+
 def test_class_kept_counts_only_the_edits_of_sources_in_their_class():
     """The classifier calls an image of class c when its brightness lies in [level_c, level_c + 0.2): the sources
     with z[0] < 0 (about half) fall below their level and are called another class. A direction that raises

@@ -220,6 +220,18 @@ def test_cli_direction_and_paint(cat64, tmp_path, capsys):
                  "--steps", "3", "--batch", "4", "--eval-seeds", "0-3"]) == 0
     ev = json.loads((tmp_path / "d" / "direction.json").read_text())["info"]["evaluation"]
     assert ev["seeds"] == 4 and "slope" in ev and "class_kept" not in ev and ev["scale"] == "within-class"
+    assert ev["scale_from"] == "samples"
+    # the unit from the real images: 2 std of brightness inside the dataset's classes, whatever the generator
+    from memorygan.biggan.edits import brightness
+    from memorygan.data.labelled import LabelledDataset
+    ds = LabelledDataset(cat64)
+    b = brightness(torch.stack([ds.load(i)["image"] for i in range(len(ds.names))])).double()
+    pooled = torch.stack([b[ds.labels == c].var() for c in range(10)]).mean().sqrt()
+    assert main(["biggan", "direction", str(run), "--assessor", "brightness", "--out", str(tmp_path / "d2"),
+                 "--steps", "2", "--batch", "4", "--eval-seeds", "0-1", "--scale-from", str(cat64)]) == 0
+    meta = json.loads((tmp_path / "d2" / "direction.json").read_text())
+    assert meta["scale"] == pytest.approx(2 * float(pooled), rel=1e-5)
+    assert meta["info"]["scale_from"] == str(cat64) and meta["info"]["evaluation"]["scale_from"] == str(cat64)
     from memorygan.biggan.classifier import train_classifier
     train_classifier(cat64, tmp_path / "clf", steps=2, progress=False)
     assert main(["biggan", "direction-eval", str(run), str(tmp_path / "d"), "--classifier", str(tmp_path / "clf"),

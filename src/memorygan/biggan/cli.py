@@ -150,6 +150,10 @@ def register(subparsers) -> None:
     d.add_argument("--scale", choices=["within-class", "all"], default="within-class",
                    help="the unit of alpha: 2 std of the assessor inside the classes (default: the spread a "
                         "class-keeping edit can use) or over all samples (adds the differences between classes)")
+    d.add_argument("--scale-from", metavar="DATA",
+                   help="measure that unit on the real images of this labelled dataset (recommended: the same "
+                        "for every generator; default: on the generator's samples, which a collapsed generator "
+                        "makes small)")
     d.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
     d.add_argument("--classifier", help="judge the class kept with this classifier (a folder or dataset folder)")
     d.add_argument("--eval-seeds", type=seed_list, default=list(range(100000, 100500)),
@@ -219,7 +223,7 @@ def cmd_direction(args) -> int:
     device = resolve_device(args.device)
     G, _ = load_biggan(args.generator, device)
     clf = _classifier(args.classifier, device)
-    d = learn_direction(G, args.assessor, args.steps, args.batch, args.lr, args.seed, args.scale)
+    d = learn_direction(G, args.assessor, args.steps, args.batch, args.lr, args.seed, args.scale, args.scale_from)
     d.info["evaluation"] = evaluate_direction(G, d, clf, args.eval_seeds, args.alphas)
     save_direction(d, args.out)
     print(json.dumps(d.info["evaluation"], indent=2))

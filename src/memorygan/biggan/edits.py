@@ -84,13 +84,28 @@ def _fingerprint(G: BigGANGenerator) -> str:
 SCALES = ("within-class", "all")
 
 
+def _spread(vals: torch.Tensor, ys: torch.Tensor, C: int, kind: str) -> float:
+    """2 std of `vals`: pooled inside the C classes (sqrt of the mean of each class's variance) or over all."""
+    if kind not in SCALES:
+        raise ConfigError(f"unknown scale {kind!r}; choose one of {', '.join(SCALES)}")
+    vals = vals.double()
+    if kind == "all":
+        std = float(vals.std())
+    else:
+        std = float(torch.stack([vals[ys == c].var() for c in range(C)]).mean().sqrt())
+    if not math.isfinite(std) or std < 1e-8:
+        raise ConfigError("the assessor does not vary over these images; no direction can be learned")
+    return 2 * std
+
+
 @torch.no_grad()
 def assessor_scale(G: BigGANGenerator, assessor, n: int = 256, seed: int = 987, batch: int = 32,
                    kind: str = "within-class") -> float:
-    """The unit s of Eq. 3.1: 2 std of the assessor over n samples, the classes taken in turn (sample i has class
-    i % C). `within-class`: the pooled std inside the classes, sqrt(mean over classes of each class's variance),
-    the spread an edit that keeps the class can use; `all`: the std over all samples, which adds the differences
-    between the classes (a night scene is darker than a snowfield) that a within-class edit must not make."""
+    """The unit s of Eq. 3.1 from the generator's samples: 2 std of the assessor over n samples, the classes taken
+    in turn (sample i has class i % C). `within-class`: the pooled std inside the classes, the spread an edit that
+    keeps the class can use; `all`: the std over all samples, which adds the differences between the classes (a
+    night scene is darker than a snowfield) that a within-class edit must not make. A generator that varies little
+    inside a class (an intra-class collapse) gets a small unit here: `data_scale` reads the real images instead."""
     if kind not in SCALES:
         raise ConfigError(f"unknown scale {kind!r}; choose one of {', '.join(SCALES)}")
     C = G.config.num_classes
@@ -102,21 +117,36 @@ def assessor_scale(G: BigGANGenerator, assessor, n: int = 256, seed: int = 987, 
         b = min(batch, n - s)
         z = truncated_z(b, G.config.dim_z, None, gen, G.device)
         y = torch.arange(s, s + b, device=G.device) % C
-        vals.append(assessor(G.generate(z, y)).double().cpu())
+        vals.append(assessor(G.generate(z, y)).cpu())
         ys.append(y.cpu())
-    vals, ys = torch.cat(vals), torch.cat(ys)
-    if kind == "all":
-        std = float(vals.std())
-    else:
-        std = float(torch.stack([vals[ys == c].var() for c in range(C)]).mean().sqrt())
-    if not math.isfinite(std) or std < 1e-8:
-        raise ConfigError("the assessor does not vary over this generator's samples; no direction can be learned")
-    return 2 * std
+    return _spread(torch.cat(vals), torch.cat(ys), C, kind)
+
+
+@torch.no_grad()
+def data_scale(data_dir, assessor, num_classes: int, kind: str = "within-class", batch: int = 256) -> float:
+    """The unit s from the real images of a labelled dataset (dataset.json categories): the same for every
+    generator of the data, so a collapsed generator is asked for the changes the data has, not for its own."""
+    from memorygan.data.labelled import LabelledDataset
+
+    ds = LabelledDataset(data_dir)
+    C = len(ds.info.categories)
+    if C != num_classes:
+        raise ConfigError(f"--scale-from {data_dir}: the dataset has {C} classes, the generator {num_classes}")
+    counts = torch.bincount(ds.labels, minlength=C)
+    if int(counts.min()) < 2:
+        raise ConfigError(f"--scale-from {data_dir}: every class needs >= 2 images (class "
+                          f"{ds.info.categories[int(counts.argmin())]!r} has {int(counts.min())})")
+    vals = []
+    for s in range(0, len(ds.names), batch):
+        images = torch.stack([ds.load(i)["image"] for i in range(s, min(s + batch, len(ds.names)))])
+        vals.append(assessor(images).cpu())
+    return _spread(torch.cat(vals), ds.labels, C, kind)
 
 
 def learn_direction(G: BigGANGenerator, assessor: str, steps: int = 300, batch: int = 16, lr: float = 0.05,
-                    seed: int = 0, scale: str = "within-class") -> ZDirection:
-    """GANalyze in z with the class held fixed (module docstring); `scale`: the unit s (assessor_scale). G stays
+                    seed: int = 0, scale: str = "within-class", scale_from=None) -> ZDirection:
+    """GANalyze in z with the class held fixed (module docstring); `scale`: the kind of unit s, measured on the
+    real images of the labelled dataset `scale_from` (data_scale) or else on G's samples (assessor_scale). G stays
     frozen, in eval mode."""
     fn = get_assessor(assessor)
     if steps < 1 or batch < 1 or not lr > 0:
@@ -124,7 +154,8 @@ def learn_direction(G: BigGANGenerator, assessor: str, steps: int = 300, batch: 
     G.eval().requires_grad_(False)
     t0 = time.perf_counter()
     scale_kind = scale
-    scale = assessor_scale(G, fn, kind=scale_kind)
+    scale = (data_scale(scale_from, fn, G.config.num_classes, scale_kind) if scale_from is not None
+             else assessor_scale(G, fn, kind=scale_kind))
     theta = torch.zeros(G.config.dim_z, device=G.device, requires_grad=True)
     opt = torch.optim.Adam([theta], lr=lr)
     gen = torch.Generator(device=G.device).manual_seed(seed)
@@ -143,7 +174,8 @@ def learn_direction(G: BigGANGenerator, assessor: str, steps: int = 300, batch: 
         if step % 10 == 0 or step == steps:
             curve.append({"step": step, "loss": float(loss.detach()), "theta_norm": float(theta.detach().norm())})
     return ZDirection(theta.detach(), assessor, scale, _fingerprint(G),
-                      {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "scale": scale_kind, "curve": curve,
+                      {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "scale": scale_kind,
+                       "scale_from": str(scale_from) if scale_from is not None else "samples", "curve": curve,
                        "seconds": time.perf_counter() - t0})
 
 
@@ -224,7 +256,8 @@ def evaluate_direction(G: BigGANGenerator, d: ZDirection, classifier=None, seeds
                 total += len(chunk)
     xs, ys = np.concatenate(xs), np.concatenate(ys)
     slope = float((xs * ys).sum() / (xs * xs).sum())
-    out = {"assessor": d.assessor, "scale": d.info.get("scale", "all"), "seeds": len(seeds), "alphas": alphas,
+    out = {"assessor": d.assessor, "scale": d.info.get("scale", "all"), "scale_from": d.info.get("scale_from",
+           "samples"), "seeds": len(seeds), "alphas": alphas,
            "slope": slope, "slope_raw": slope * d.scale, "spearman": spearman(xs, ys),
            "mean_change_at": {str(a): float(ys[xs == a].mean()) for a in alphas}}
     if classifier is not None:
