@@ -2,7 +2,7 @@
 brightness moved by +0.25 (or -0.25 when it is already bright). Writes paint_study.json (loss before / after,
 PSNR outside the box, whether the domain classifier keeps the class) and paint_strips.png (4 before | after pairs).
 
-    python docs/biggan/paint_study.py RUN DATA [OUT_DIR]
+    python docs/biggan/paint_study.py RUN DATA [OUT_DIR] [LAMBDA_IMG]      (LAMBDA_IMG: Eq. 4.10's weight, default 10)
 """
 import json
 import sys
@@ -21,6 +21,7 @@ from memorygan.visualize import grid, to_uint8
 torch.set_num_threads(1)
 run, data = sys.argv[1], sys.argv[2]
 out = Path(sys.argv[3]) if len(sys.argv) > 3 else Path(__file__).resolve().parent
+lambda_img = float(sys.argv[4]) if len(sys.argv) > 4 else 10.0
 G, cfg = load_biggan(run)
 clf, _ = load_classifier(data)
 rng = np.random.default_rng(0)
@@ -36,7 +37,7 @@ for i in range(20):
     inside = ((src + 1) / 2)[..., y0:y0 + 24, x0:x0 + 24]
     b0 = float(brightness(inside * 2 - 1))
     target = b0 + 0.25 if b0 < 0.7 else b0 - 0.25
-    r = paint_by_word(G, z0, cls, mask, region_score("brightness", target), cma_iterations=20, popsize=16,
+    r = paint_by_word(G, z0, cls, mask, region_score("brightness", target), lambda_img, cma_iterations=20, popsize=16,
                       adam_steps=30, seed=i)
     b1 = float(brightness(((r.image + 1) / 2)[..., y0:y0 + 24, x0:x0 + 24] * 2 - 1))
     with torch.no_grad():
@@ -53,8 +54,9 @@ for i in range(20):
         strips.append(np.stack([a, b]))
 psnr = [r["psnr_outside"] for r in rows]
 moved = [abs(r["brightness_after"] - r["target"]) < abs(r["brightness_before"] - r["target"]) for r in rows]
-summary = {"edits": len(rows), "psnr_outside_median": float(np.median(psnr)), "psnr_outside_min": float(min(psnr)),
-           "share_psnr_ge_35": float(np.mean([p >= 35 for p in psnr])), "share_moved_towards_target": float(np.mean(moved)),
+summary = {"edits": len(rows), "lambda_img": lambda_img, "psnr_outside_median": float(np.median(psnr)),
+           "psnr_outside_min": float(min(psnr)), "share_psnr_ge_35": float(np.mean([p >= 35 for p in psnr])),
+           "share_moved_towards_target": float(np.mean(moved)),
            "mean_brightness_change": float(np.mean([r["brightness_after"] - r["brightness_before"] for r in rows])),
            "class_kept": float(np.mean([r["class_kept"] for r in rows]))}
 (out / "paint_study.json").write_text(json.dumps({"summary": summary, "edits": rows}, indent=1))
