@@ -2,7 +2,7 @@
 brightness moved by +0.25 (or -0.25 when it is already bright). Writes paint_study.json (loss before / after,
 PSNR outside the box, whether the domain classifier keeps the class) and paint_strips.png (4 before | after pairs).
 
-    python docs/biggan/paint_study.py RUN DATA [OUT_DIR] [LAMBDA_IMG]      (LAMBDA_IMG: Eq. 4.10's weight, default 10)
+    python docs/biggan/paint_study.py RUN DATA [OUT_DIR] [LAMBDA_IMG]      (LAMBDA_IMG: Eq. 4.10's weight, default 30)
 """
 import json
 import sys
@@ -21,7 +21,7 @@ from memorygan.visualize import grid, to_uint8
 torch.set_num_threads(1)
 run, data = sys.argv[1], sys.argv[2]
 out = Path(sys.argv[3]) if len(sys.argv) > 3 else Path(__file__).resolve().parent
-lambda_img = float(sys.argv[4]) if len(sys.argv) > 4 else 10.0
+lambda_img = float(sys.argv[4]) if len(sys.argv) > 4 else 30.0
 G, cfg = load_biggan(run)
 clf, _ = load_classifier(data)
 rng = np.random.default_rng(0)

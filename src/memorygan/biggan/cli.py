@@ -190,7 +190,7 @@ def register(subparsers) -> None:
     pw.add_argument("--assessor", default="brightness", choices=["brightness", "colourfulness"],
                    help="what the direction or the edit changes")
     pw.add_argument("--target", type=float, required=True, help="assessor value wanted inside the region")
-    pw.add_argument("--lambda-img", type=float, default=10.0,
+    pw.add_argument("--lambda-img", type=float, default=30.0,
                    help="weight of the image-consistency loss outside the region, thesis Eq. 4.10 "
                         "(default %(default)s)")
     pw.add_argument("--iterations", type=positive_int, default=20, help="CMA-ES iterations")

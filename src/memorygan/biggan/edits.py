@@ -31,6 +31,9 @@ from memorygan.biggan.models import BigGANGenerator, truncated_z
 from memorygan.errors import CheckpointError, ConfigError
 
 ALPHA_RANGE = 0.5
+#: Paint-by-Word's image-consistency weight (Eq. 4.10; the thesis gives none): on the first CPU run 30 kept every edit
+#: >= 35 dB outside (median 41.4, min 39.2) where 10 kept 18 of 20 (median 37.7, min 34.2), for 18 % less change inside
+LAMBDA_IMG = 30.0
 FORMAT = "memorygan-biggan-direction"
 
 
@@ -348,9 +351,9 @@ def region_score(assessor: str, target: float):
     return score
 
 
-def paint_by_word(G: BigGANGenerator, z0: torch.Tensor, y: int, mask: torch.Tensor, score, lambda_img: float = 10.0,
-                  cma_iterations: int = 20, popsize: int = 16, sigma0: float = 0.5, adam_steps: int = 30,
-                  lr: float = 0.02, seed: int = 0) -> PaintResult:
+def paint_by_word(G: BigGANGenerator, z0: torch.Tensor, y: int, mask: torch.Tensor, score,
+                  lambda_img: float = LAMBDA_IMG, cma_iterations: int = 20, popsize: int = 16, sigma0: float = 0.5,
+                  adam_steps: int = 30, lr: float = 0.02, seed: int = 0) -> PaintResult:
     """Eq. 4.10 over the split generator, CMA-ES then Adam (Sec. 4.3.3)."""
     from memorygan.editing.region import run_cma
 
