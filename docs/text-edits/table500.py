@@ -24,17 +24,20 @@ def main(root: Path) -> None:
             jn, sn = s["judge_satisfied_unsatisfied_before"], s["success_unsatisfied_before"]
             jk = round(s["judge_satisfied_over_unsatisfied"] * jn) if jn else 0
             sk = round(s["success_over_unsatisfied"] * sn) if sn else 0
-            t = totals.setdefault(label, [0, 0, 0, 0])
-            t[0] += jk
-            t[1] += jn
-            t[2] += sk
-            t[3] += sn
+            keys = [label] + ([f"{label}, without the smile"] if run.parent.name != "a-big-smile" else [])
+            for key in keys:
+                t = totals.setdefault(key, [0, 0, 0, 0])
+                t[0] += jk
+                t[1] += jn
+                t[2] += sk
+                t[3] += sn
             phrase = run.parent.name.replace("-", " ")
             print(f"| {label} | {phrase} | {s['n']} | {jk}/{jn} = {100 * jk / max(jn, 1):.0f} % | "
                   f"{sk}/{sn} = {100 * sk / max(sn, 1):.0f} % | {100 * s['judge_preserved_outside']:.2f} % | "
                   f"{s['judge_seg_miou_nontarget']:.3f} / {s['seg_miou_nontarget']:.3f} |")
     for label, (jk, jn, sk, sn) in totals.items():
-        print(f"| **{label}, all phrases** | | | **{jk}/{jn} = {100 * jk / max(jn, 1):.0f} %** | "
+        name = label if "," in label else f"{label}, all phrases"
+        print(f"| **{name}** | | | **{jk}/{jn} = {100 * jk / max(jn, 1):.0f} %** | "
               f"{sk}/{sn} = {100 * sk / max(sn, 1):.0f} % | | |")
 
 
