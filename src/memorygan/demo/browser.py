@@ -134,6 +134,17 @@ def drive_drag(url: str, screenshot=None, timeout_ms: int = 60000) -> dict:
     return result
 
 
+def _set_slider(page, elem_id: str, value: str) -> None:
+    """Type `value` into a slider's number box and wait until the slider itself shows it (the box's value reaches
+    the component on Enter / blur; a click sent before that would carry the old value)."""
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(value)
+    box.press("Enter")
+    box.blur()
+    page.wait_for_function("([sel, v]) => document.querySelector(sel)?.value === v",
+                           arg=[f"#{elem_id} input[type=range]", value])
+
+
 def drive_edits(url: str, upload, screenshot=None, timeout_ms: int = 120000) -> dict:
     """The editing panels as a user works them: generate, run a text edit (5 steps), paint a stroke on the current
     image in the Region edit tab's ImageEditor and edit that region (no parts chosen: the painting alone is the
@@ -160,9 +171,7 @@ def drive_edits(url: str, upload, screenshot=None, timeout_ms: int = 120000) -> 
         act("generate", lambda: page.click("#generate button, button#generate"), "seed")
         # text edit: 5 steps (the slider's least)
         page.get_by_role("tab", name="Text edit", exact=True).click()
-        box = page.locator("#text-steps input[type=number]")
-        box.fill("5")
-        box.press("Enter")
+        _set_slider(page, "text-steps", "5")
         act("text edit", lambda: page.click("#text-edit button, button#text-edit"), "text edit")
         # region edit: put the current image in the editor, paint a stroke across its middle
         page.get_by_role("tab", name="Region edit", exact=True).click()
@@ -186,9 +195,7 @@ def drive_edits(url: str, upload, screenshot=None, timeout_ms: int = 120000) -> 
         page.get_by_role("tab", name="Invert", exact=True).click()
         page.locator("#upload input[type=file]").set_input_files(str(upload))
         page.wait_for_function("() => !!document.querySelector('#upload img')?.getAttribute('src')")
-        box = page.locator("#invert-steps input[type=number]")
-        box.fill(box.get_attribute("min") or "20")
-        box.press("Enter")
+        _set_slider(page, "invert-steps", page.locator("#invert-steps input[type=number]").get_attribute("min") or "20")
         act("invert", lambda: page.click("#invert button, button#invert"), "inverted image")
         _screenshot(page, screenshot)
     return {"url": url, "steps": steps, "screenshot": str(screenshot) if screenshot else None}
