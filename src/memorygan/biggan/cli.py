@@ -10,22 +10,26 @@ from memorygan.argtypes import non_negative_int, positive_float, positive_int, s
 from memorygan.devices import add_device_argument
 
 
-def _floats(text: str) -> list[float]:
+def _numbers(text: str) -> list[float]:
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not values or min(values) <= 0:
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+    return values
+
+
+def _floats(text: str) -> list[float]:
+    values = _numbers(text)
+    if min(values) <= 0:
         raise argparse.ArgumentTypeError(f"truncations must be > 0, got {text!r}")
     return values
 
 
 def _alphas(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not values or any(v == 0 for v in values):
+    values = _numbers(text)
+    if any(v == 0 for v in values):
         raise argparse.ArgumentTypeError(f"alphas must be non-zero numbers (0 is the source), got {text!r}")
     return values
 

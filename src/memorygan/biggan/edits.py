@@ -87,10 +87,13 @@ def _fingerprint(G: BigGANGenerator) -> str:
 SCALES = ("within-class", "all")
 
 
-def _spread(vals: torch.Tensor, ys: torch.Tensor, C: int, kind: str) -> float:
-    """2 std of `vals`: pooled inside the C classes (sqrt of the mean of each class's variance) or over all."""
+def _check_scale(kind: str) -> None:
     if kind not in SCALES:
         raise ConfigError(f"unknown scale {kind!r}; choose one of {', '.join(SCALES)}")
+
+
+def _spread(vals: torch.Tensor, ys: torch.Tensor, C: int, kind: str) -> float:
+    """2 std of `vals`: pooled inside the C classes (sqrt of the mean of each class's variance) or over all."""
     vals = vals.double()
     if kind == "all":
         std = float(vals.std())
@@ -109,8 +112,7 @@ def assessor_scale(G: BigGANGenerator, assessor, n: int = 256, seed: int = 987, 
     keeps the class can use; `all`: the std over all samples, which adds the differences between the classes (a
     night scene is darker than a snowfield) that a within-class edit must not make. A generator that varies little
     inside a class (an intra-class collapse) gets a small unit here: `data_scale` reads the real images instead."""
-    if kind not in SCALES:
-        raise ConfigError(f"unknown scale {kind!r}; choose one of {', '.join(SCALES)}")
+    _check_scale(kind)
     C = G.config.num_classes
     if n < 2 * C:
         raise ConfigError(f"the scale needs >= 2 samples per class: n >= {2 * C}, got {n}")
@@ -131,6 +133,7 @@ def data_scale(data_dir, assessor, num_classes: int, kind: str = "within-class",
     generator of the data, so a collapsed generator is asked for the changes the data has, not for its own."""
     from memorygan.data.labelled import LabelledDataset
 
+    _check_scale(kind)
     ds = LabelledDataset(data_dir)
     C = len(ds.info.categories)
     if C != num_classes:
@@ -156,9 +159,8 @@ def learn_direction(G: BigGANGenerator, assessor: str, steps: int = 300, batch: 
         raise ConfigError(f"steps and batch must be >= 1 and lr > 0 (got {steps}, {batch}, {lr})")
     G.eval().requires_grad_(False)
     t0 = time.perf_counter()
-    scale_kind = scale
-    scale = (data_scale(scale_from, fn, G.config.num_classes, scale_kind) if scale_from is not None
-             else assessor_scale(G, fn, kind=scale_kind))
+    unit = (data_scale(scale_from, fn, G.config.num_classes, scale) if scale_from is not None
+            else assessor_scale(G, fn, kind=scale))
     theta = torch.zeros(G.config.dim_z, device=G.device, requires_grad=True)
     opt = torch.optim.Adam([theta], lr=lr)
     gen = torch.Generator(device=G.device).manual_seed(seed)
@@ -170,14 +172,14 @@ def learn_direction(G: BigGANGenerator, assessor: str, steps: int = 300, batch: 
         with torch.no_grad():
             s0 = fn(G.generate(z, y))
         s1 = fn(G.generate(z + alpha[:, None] * theta, y))
-        loss = (((s1 - s0) / scale - alpha) ** 2).mean()                       # Eq. 3.1
+        loss = (((s1 - s0) / unit - alpha) ** 2).mean()                        # Eq. 3.1
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if step % 10 == 0 or step == steps:
             curve.append({"step": step, "loss": float(loss.detach()), "theta_norm": float(theta.detach().norm())})
-    return ZDirection(theta.detach(), assessor, scale, _fingerprint(G),
-                      {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "scale": scale_kind,
+    return ZDirection(theta.detach(), assessor, unit, _fingerprint(G),
+                      {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "scale": scale,
                        "scale_from": str(scale_from) if scale_from is not None else "samples", "curve": curve,
                        "seconds": time.perf_counter() - t0})
 
