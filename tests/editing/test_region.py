@@ -261,3 +261,48 @@ def test_one_rule_for_painted_masks_in_files_and_the_demo(tmp_path):
     assert np.array_equal(painted_region(grey), m.numpy())
     with pytest.raises(ConfigError, match="painted mask must be"):
         painted_region(np.zeros((2, 2, 2, 2)))
+
+
+def test_cma_lockstep_solves_each_problem_as_if_alone():
+    """Three problems (own targets, own seeds) solved together: each result equals run_cma on that problem alone,
+    so neither the other problems' rows nor their draws from numpy's generator leak into it."""
+    from memorygan.editing.region import run_cma_lockstep
+
+    targets = np.stack([np.linspace(-1, 1, 5), np.linspace(1, -1, 5), np.full(5, 0.3)])
+    seen = []
+
+    def fn(rows, owner):
+        seen.append(len(rows))
+        return ((rows - targets[owner]) ** 2).sum(1)
+
+    together = run_cma_lockstep(fn, 5, 8, 0.5, 12, seeds=[0, 7, 3], chunk=10)
+    for j, seed in enumerate([0, 7, 3]):
+        alone = run_cma(lambda x, t=targets[j]: ((x - t) ** 2).sum(1), 5, 8, 0.5, 12, seed=seed)
+        assert np.array_equal(together[j][0], alone[0]) and together[j][1] == alone[1]
+        assert together[j][2] == alone[2]
+        assert alone[1] < 0.1 * float((targets[j] ** 2).sum())           # it optimises
+    assert max(seen) == 10                                               # 24 rows a generation, in chunks of 10
+
+
+def test_region_edit_does_not_depend_on_the_batch():
+    """Three images edited one by one, two at a time and all together (CMA-ES + Adam): the same coordinates, images
+    and per-image histories up to float rounding; an image is never scored against another image's source."""
+    G = tiny_generator("memorygan", class_names=NAMES)
+    score = text_score("attributes", "red hair", G)
+    src = seed_source(G, [0, 1, 2])
+    kw = dict(parts="hair", popsize=6, cma_iters=3, adam_steps=5, adam_lr=0.05, basis_samples=64, components=4,
+              seed=2)
+    runs = [region_edit(G, src, score, batch=b, **kw) for b in (1, 2, 3)]
+    one = runs[0]
+    assert [r.settings["batch"] for r in runs] == [1, 2, 3]
+    assert float(one.x.abs().min(1).values.max()) > 0 and not torch.allclose(one.x[0], one.x[1])
+    for r in runs[1:]:
+        assert torch.allclose(r.x, one.x, atol=1e-4)
+        assert torch.allclose(r.after.image, one.after.image, atol=1e-3)
+        assert r.evaluations == one.evaluations == 3 * (6 * 3 + 2 + 5)
+        for h, h1 in zip(r.history, one.history):
+            assert h["cma"]["loss"] == pytest.approx(h1["cma"]["loss"], rel=1e-4, abs=1e-6)
+            assert [c["loss"] for c in h["adam"]] == pytest.approx([c["loss"] for c in h1["adam"]], rel=1e-4,
+                                                                    abs=1e-6)
+    with pytest.raises(ConfigError, match="--batch must be >= 1"):
+        region_edit(G, src, score, batch=0, **kw)

@@ -186,7 +186,8 @@ def _judges(args, G):
 
 def _register_text(sub, common) -> None:
     """`edit text`, `edit region`, `edit phrases` (text and region edits, DESIGN 6)."""
-    from memorygan.editing.region import ADAM_LR, ADAM_STEPS, BASES, CMA_ITERS, LAMBDA_IMG, OPTIMIZERS, POPSIZE, SIGMA0
+    from memorygan.editing.region import (ADAM_LR, ADAM_STEPS, BASES, BATCH as REGION_BATCH, CMA_ITERS, LAMBDA_IMG,
+                                          OPTIMIZERS, POPSIZE, SIGMA0)
     from memorygan.editing.scorers import SCORERS
     from memorygan.editing.text import (LAMBDA_ID, LAMBDA_L2, LAMBDA_SEG, LR, SEG_LOSS, SEG_LOSSES, SEG_NORM,
                                         SEG_NORMS, SEG_ON, STEPS, TEXT_SPACES)
@@ -270,6 +271,9 @@ def _register_text(sub, common) -> None:
     p.add_argument("--lambda-img", type=float, default=LAMBDA_IMG,
                    help=f"weight of the consistency outside the region (default {LAMBDA_IMG})")
     p.add_argument("--blur", type=float, help="mask blur sigma in pixels (default 1 per 64 px)")
+    p.add_argument("--batch", type=_positive, default=REGION_BATCH,
+                   help="images optimised together (CMA-ES in lockstep, one Adam; each image is edited on its own, "
+                        "so only speed and memory change; default %(default)s)")
     p.set_defaults(func=run_region)
 
     p = sub.add_parser("phrases", help="the attribute scorer's phrases (or calibrate them on a dataset)",
@@ -411,7 +415,7 @@ def run_region(args) -> int:
                              layers=args.layers, optimizer=args.optimizer, basis=args.basis,
                              components=args.components, popsize=args.popsize, sigma0=args.sigma0,
                              cma_iters=args.cma_iters, adam_steps=args.adam_steps, adam_lr=args.adam_lr,
-                             lambda_img=args.lambda_img, blur=args.blur, seed=args.seed,
+                             lambda_img=args.lambda_img, blur=args.blur, seed=args.seed, batch=args.batch,
                              progress=not args.no_progress)
     _print_summary(record, args.out)
     return 0

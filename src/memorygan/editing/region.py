@@ -51,6 +51,8 @@ POPSIZE, SIGMA0, CMA_ITERS = 50, 0.5, 20           # Paint-by-Word's CMA-ES
 ADAM_LR, ADAM_STEPS = 0.01, 100
 LAMBDA_IMG = 10.0                                  # from the sweep in docs/text-edits.md
 BLUR = 1.0                                         # Gaussian sigma of the mask blur, in pixels at 64 px
+BATCH = 8                                          # images optimised together (memory: BATCH x popsize rows)
+CMA_ROWS = 64                                      # CMA-ES rows per generator call (at least one population)
 COVER = 0.05                                       # --mask alone: parts covering >= 5% of the mask are edited
 
 
@@ -158,12 +160,13 @@ class Reference:
     fusion: object
     trace: list
 
-    def select(self, i: int) -> "Reference":
+    def select(self, i) -> "Reference":
+        """Image i (an int: batch 1), a slice of images, or rows gathered by an index tensor."""
         from memorygan.models.generator import Fusion
 
+        i = slice(i, i + 1) if isinstance(i, int) else i
         f = self.fusion
-        return Reference(Fusion(f.masks[i:i + 1], f.weights[i:i + 1], f.fused[i:i + 1]),
-                         [t[i:i + 1] for t in self.trace])
+        return Reference(Fusion(f.masks[i], f.weights[i], f.fused[i]), [t[i] for t in self.trace])
 
 
 def render_reference(G, hidden, depths, noise=None):
@@ -225,19 +228,27 @@ def render_blended(G, expanded: torch.Tensor, source_expanded: torch.Tensor, mas
 
 @dataclass
 class SplitGenerator:
-    """G_{z,m}(w) for one source image: codes -> (image, seg), only the region can change."""
+    """G_{z,m}(w) for S source images: codes -> (image, seg), only each image's region can change."""
     G: object
-    expanded: torch.Tensor       # (1, K, L, D) source codes
-    reference: Reference         # the source's fusion and render activations
-    mask: torch.Tensor           # (1, 1, H, W) the blurred region
-    noise: list | None
+    expanded: torch.Tensor       # (S, K, L, D) source codes
+    reference: Reference         # the sources' fusion and render activations (batch S)
+    mask: torch.Tensor           # (S, 1, H, W) the blurred regions
+    noise: list | None           # per layer (S or 1, 1, H, W)
 
-    def __call__(self, delta: torch.Tensor):
-        """delta (N, K, L, D) offsets of the expanded codes -> image (N, 3, H, W), seg (N, K, H, W)."""
+    def __call__(self, delta: torch.Tensor, index: torch.Tensor | None = None):
+        """delta (N, K, L, D) offsets of the expanded codes of source index[n] (default: every row of source 0)
+        -> image (N, 3, H, W), seg (N, K, H, W)."""
         n = delta.shape[0]
-        hidden, depths = self.G.generate_parts(self.expanded + delta)
-        noise = None if self.noise is None else [x.expand(n, -1, -1, -1) for x in self.noise]
-        return blend_render(self.G, hidden, depths, self.reference, self.mask, noise)
+        if self.expanded.shape[0] == 1:                          # one source: broadcast, no gathered copies
+            hidden, depths = self.G.generate_parts(self.expanded + delta)
+            noise = None if self.noise is None else [x.expand(n, -1, -1, -1) for x in self.noise]
+            return blend_render(self.G, hidden, depths, self.reference, self.mask, noise)
+        if index is None:
+            raise ValueError("a SplitGenerator over several sources needs the source index of every row")
+        hidden, depths = self.G.generate_parts(self.expanded[index] + delta)
+        noise = None if self.noise is None else [x[index] if x.shape[0] > 1 else x.expand(n, -1, -1, -1)
+                                                 for x in self.noise]
+        return blend_render(self.G, hidden, depths, self.reference.select(index), self.mask[index], noise)
 
 
 # ----------------------------------------------------------------------------------------------- search space
@@ -325,59 +336,94 @@ class RegionEditResult:
 
 
 def _objective(split: SplitGenerator, basis: Basis, masks, score, soft, source_image, lambda_img,
-               x: torch.Tensor, generator=None) -> torch.Tensor:
-    """(N,) L(w) of Eq. 4.10 for coordinates x (N, dim) of one image."""
+               x: torch.Tensor, index: torch.Tensor | None = None, generator=None) -> torch.Tensor:
+    """(N,) L(w) of Eq. 4.10 for coordinates x (N, dim), row n of source index[n] (default: one source)."""
     theta = basis.theta(x)                                                          # (N, P, R, D)
     delta = torch.einsum("prkl,nprd->nkld", masks, theta)
-    image, seg = split(delta)
+    image, seg = split(delta, index)
     n = x.shape[0]
-    region = soft.expand(n, -1, -1)
+    if soft.shape[0] == 1:
+        region, source = soft.expand(n, -1, -1), source_image.expand(n, -1, -1, -1)
+    else:
+        region, source = soft[index], source_image[index]
     sem = score.loss(image, seg, region, generator=generator)                       # Eq. 4.8
-    img = consistency_loss(image, source_image.expand(n, -1, -1, -1), region)       # Eq. 4.9
+    img = consistency_loss(image, source, region)                                   # Eq. 4.9
     return sem + lambda_img * img                                                   # Eq. 4.10
 
 
 def run_cma(fn, dim: int, popsize: int, sigma0: float, iterations: int, seed: int, chunk: int = 50):
     """CMA-ES from 0 (the source) in `dim` coordinates; fn maps (N, dim) float64 numpy rows to (N,) losses.
     Returns (x (dim,), loss, history). The cma package seeds numpy's global generator; its state is restored."""
+    return run_cma_lockstep(lambda rows, owner: fn(rows), dim, popsize, sigma0, iterations, [seed], chunk)[0]
+
+
+def run_cma_lockstep(fn, dim: int, popsize: int, sigma0: float, iterations: int, seeds, chunk: int = 50) -> list:
+    """CMA-ES on len(seeds) independent problems at once (one strategy per seed, all from 0): each generation asks
+    every strategy for its population and evaluates all the rows together, fn(rows (N, dim) float64, owner (N,)
+    int: the problem of each row) -> (N,) losses, `chunk` rows per call. cma draws from numpy's global generator,
+    so each strategy keeps its own stream: a problem's result does not depend on the others (equal to solving them
+    one by one). numpy's global state is restored. -> [(x (dim,), loss, history)] per seed; x is the better of the
+    best sample and the final mean."""
     import numpy as np
 
     try:
         import cma
     except ImportError:
         raise ConfigError("--optimizer cma needs the cma package: pip install 'memorygan[edit]'") from None
+    k = len(seeds)
+
+    def evaluate(rows, owner):
+        return np.concatenate([np.asarray(fn(rows[i:i + chunk], owner[i:i + chunk]), dtype=np.float64)
+                               for i in range(0, len(rows), chunk)])
+
     state = np.random.get_state()
     try:
-        es = cma.CMAEvolutionStrategy(np.zeros(dim), sigma0, {"popsize": popsize, "seed": seed + 1,
-                                                              "maxiter": iterations, "verbose": -9,
-                                                              "CMA_diagonal": False})
-        history = []
-        best_x, best_f = np.zeros(dim), float(fn(np.zeros((1, dim)))[0])
+        strategies, streams = [], []
+        for seed in seeds:
+            strategies.append(cma.CMAEvolutionStrategy(np.zeros(dim), sigma0, {
+                "popsize": popsize, "seed": seed + 1, "maxiter": iterations, "verbose": -9, "CMA_diagonal": False}))
+            streams.append(np.random.get_state())
+
+        def call(j, method, *args):                  # strategy j's step on its own random stream
+            np.random.set_state(streams[j])
+            out = getattr(strategies[j], method)(*args)
+            streams[j] = np.random.get_state()
+            return out
+
+        f0 = evaluate(np.zeros((k, dim)), np.arange(k))
+        best = [(np.zeros(dim), float(f0[j])) for j in range(k)]
+        histories = [[] for _ in range(k)]
         for it in range(iterations):
-            xs = np.asarray(es.ask())
-            fs = np.concatenate([fn(xs[i:i + chunk]) for i in range(0, len(xs), chunk)])
-            es.tell(list(xs), fs.tolist())
-            i = int(np.argmin(fs))
-            if fs[i] < best_f:
-                best_x, best_f = xs[i].copy(), float(fs[i])
-            history.append({"iteration": it + 1, "best": float(fs.min()), "median": float(np.median(fs)),
-                            "sigma": float(es.sigma)})
-        mean = np.asarray(es.result.xfavorite)
-        f_mean = float(fn(mean[None])[0])
-        if f_mean <= best_f:
-            best_x, best_f = mean, f_mean
+            asked = [np.asarray(call(j, "ask")) for j in range(k)]
+            losses = evaluate(np.concatenate(asked), np.repeat(np.arange(k), [len(a) for a in asked]))
+            start = 0
+            for j, xs in enumerate(asked):
+                fs = losses[start:start + len(xs)]
+                start += len(xs)
+                call(j, "tell", list(xs), fs.tolist())
+                i = int(np.argmin(fs))
+                if fs[i] < best[j][1]:
+                    best[j] = (xs[i].copy(), float(fs[i]))
+                histories[j].append({"iteration": it + 1, "best": float(fs.min()), "median": float(np.median(fs)),
+                                     "sigma": float(strategies[j].sigma)})
+        means = np.stack([np.asarray(es.result.xfavorite) for es in strategies])
+        f_mean = evaluate(means, np.arange(k))
+        best = [(means[j], float(f_mean[j])) if f_mean[j] <= best[j][1] else best[j] for j in range(k)]
     finally:
         np.random.set_state(state)
-    return best_x, best_f, history
+    return [(x, f, h) for (x, f), h in zip(best, histories)]
 
 
 def region_edit(G, source: Codes, score, mask: torch.Tensor | None = None, parts=None, layers: str = "both",
                 optimizer: str = "cma+adam", basis: str = "pca", components: int = 16, popsize: int = POPSIZE,
                 sigma0: float = SIGMA0, cma_iters: int = CMA_ITERS, adam_steps: int = ADAM_STEPS,
                 adam_lr: float = ADAM_LR, lambda_img: float = LAMBDA_IMG, blur: float | None = None,
-                seed: int = 0, basis_samples: int = 512, progress: bool = False) -> RegionEditResult:
+                seed: int = 0, basis_samples: int = 512, batch: int = BATCH,
+                progress: bool = False) -> RegionEditResult:
     """Paint-by-Word on every source image (module docstring). `mask` (H, W) in [0, 1] and/or `parts` (names/ids):
-    the region is the mask, else the parts' masks; the codes moved are `parts`, else the parts the mask covers."""
+    the region is the mask, else the parts' masks; the codes moved are `parts`, else the parts the mask covers.
+    `batch` images are optimised together (CMA-ES in lockstep, one Adam), each on its own: the result does not
+    depend on the batch up to float rounding (a CLIP scorer's random crops are drawn per batch)."""
     if optimizer not in OPTIMIZERS:
         raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
     if mask is None and not parts:
@@ -387,8 +433,12 @@ def region_edit(G, source: Codes, score, mask: torch.Tensor | None = None, parts
         raise ConfigError(f"need --popsize >= 2, --cma-iters >= 1, --adam-steps >= 0, --sigma0 > 0, --adam-lr > 0, "
                           f"--lambda-img >= 0 (got {popsize}, {cma_iters}, {adam_steps}, {sigma0}, {adam_lr}, "
                           f"{lambda_img})")
+    if batch < 1:
+        raise ConfigError(f"--batch must be >= 1, got {batch}")
     if optimizer == "adam" and adam_steps < 1:
         raise ConfigError("--optimizer adam needs --adam-steps >= 1")
+    import numpy as np
+
     t0 = time.perf_counter()
     G.eval().requires_grad_(False)
     dev = G.device
@@ -412,43 +462,53 @@ def region_edit(G, source: Codes, score, mask: torch.Tensor | None = None, parts
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=b, desc=f"region edit ({optimizer})", unit="img")
-    for i in range(b):
-        split = SplitGenerator(G, expanded[i:i + 1], ref.select(i), region.soft[i:i + 1, None],
-                               None if noise is None else [n[i:i + 1] if n.shape[0] > 1 else n for n in noise])
-        soft = region.soft[i:i + 1]
-        src_img = image0[i:i + 1]
-        rec = {}
-        x = torch.zeros(B.dim, device=dev)
+    for s in range(0, b, batch):                    # `batch` images at a time, each edited on its own
+        e = min(b, s + batch)
+        k = e - s
+        split = SplitGenerator(G, expanded[s:e], ref.select(slice(s, e)), region.soft[s:e, None],
+                               None if noise is None else [n[s:e] if n.shape[0] > 1 else n for n in noise])
+        soft = region.soft[s:e]
+        src_img = image0[s:e]
+        recs = [{} for _ in range(k)]
+        x = torch.zeros(k, B.dim, device=dev)
         if optimizer.startswith("cma"):
-            crop_gen = torch.Generator().manual_seed(seed * 1000 + i)
+            crop_gen = torch.Generator().manual_seed(seed * 1000 + s)
 
-            def fn(rows):
+            def fn(rows, owner):
                 with torch.no_grad():
                     xt = torch.as_tensor(rows, dtype=torch.float32, device=dev)
-                    return _objective(split, B, masks, score, soft, src_img, lambda_img, xt,
+                    idx = torch.as_tensor(owner, dtype=torch.long, device=dev)
+                    return _objective(split, B, masks, score, soft, src_img, lambda_img, xt, idx,
                                       crop_gen).double().cpu().numpy()
-            xb, fb, hist = run_cma(fn, B.dim, popsize, sigma0, cma_iters, seed + i)
-            evaluations += popsize * cma_iters + 2
-            x = torch.as_tensor(xb, dtype=torch.float32, device=dev)
-            rec["cma"] = {"loss": fb, "generations": hist}
+            found = run_cma_lockstep(fn, B.dim, popsize, sigma0, cma_iters, [seed + i for i in range(s, e)],
+                                     chunk=max(popsize, CMA_ROWS))
+            evaluations += (popsize * cma_iters + 2) * k
+            x = torch.as_tensor(np.stack([xb for xb, _, _ in found]), dtype=torch.float32, device=dev)
+            for rec, (_, fb, hist) in zip(recs, found):
+                rec["cma"] = {"loss": fb, "generations": hist}
         if optimizer != "cma" and adam_steps:
+            # one Adam over the k images: the loss is the sum of their own losses and Adam is elementwise, so
+            # each image's coordinates move exactly as with an Adam of its own
             x = x.clone().requires_grad_(True)
+            idx = torch.arange(k, device=dev)
             opt = torch.optim.Adam([x], lr=adam_lr)
-            curve = []
+            curves = [[] for _ in range(k)]
             for step in range(adam_steps):
-                loss = _objective(split, B, masks, score, soft, src_img, lambda_img, x[None], gen)[0]
+                losses = _objective(split, B, masks, score, soft, src_img, lambda_img, x, idx, gen)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                losses.sum().backward()
                 opt.step()
                 if (step + 1) % 10 == 0 or step + 1 == adam_steps:
-                    curve.append({"step": step + 1, "loss": float(loss.detach())})
-            evaluations += adam_steps
+                    for curve, loss in zip(curves, losses.detach().tolist()):
+                        curve.append({"step": step + 1, "loss": loss})
+            evaluations += adam_steps * k
             x = x.detach()
-            rec["adam"] = curve
-        xs[i] = x
-        history.append(rec)
+            for rec, curve in zip(recs, curves):
+                rec["adam"] = curve
+        xs[s:e] = x
+        history.extend(recs)
         if bar is not None:
-            bar.update(1)
+            bar.update(k)
     if bar is not None:
         bar.close()
     with torch.no_grad():
@@ -462,7 +522,7 @@ def region_edit(G, source: Codes, score, mask: torch.Tensor | None = None, parts
                 "region": "mask" if mask is not None else "parts", "popsize": popsize, "sigma0": sigma0,
                 "cma_iters": cma_iters, "adam_steps": adam_steps if optimizer != "cma" else 0, "adam_lr": adam_lr,
                 "lambda_img": lambda_img, "blur": BLUR * G.config.resolution / 64 if blur is None else blur,
-                "seed": seed, "scorer": score.describe(),
+                "seed": seed, "batch": batch, "scorer": score.describe(),
                 "consistency": "L1 + (1 - SSIM) outside the region (no perceptual network offline)"}
     return RegionEditResult(before, after, region, xs, es.parts, history, settings, time.perf_counter() - t0,
                             evaluations)
