@@ -239,3 +239,26 @@ def test_text_report_is_judged_over_the_images_unsatisfied_before(tmp_path):
     assert text.index("## Targets") < text.index("Settings:")
     assert "over the images that did not satisfy them before, >= 90 % | MG 0/2 = 0 % | **no** |" in text
     assert "| MG | red hair | λ_seg 10 | 0 (0 of 2) |" in text
+
+
+def test_targets_count_a_part_slope_met_by_any_part_code_method():
+    """The slope target per (model, attribute): the learned row alone, and a second row met when any part-code
+    method (learned, InterFaceGAN, SeFa) is in 0.8-1.2 with Spearman >= 0.9; the whole latent never counts."""
+    from memorygan.editing.report import METHODS, targets_rows
+
+    def rec(slope, spearman):
+        return {"judged": {"slope": slope, "spearman": spearman, "at": {}}}
+
+    runs = {"hair lightness": {METHODS["part"]: rec(0.74, 0.95), METHODS["interfacegan"]: rec(0.92, 0.93),
+                               METHODS["sefa"]: rec(0.48, 0.36), METHODS["latent"]: rec(1.0, 0.99)},
+            "skin tone": {METHODS["part"]: rec(0.81, 0.89), METHODS["interfacegan"]: rec(0.96, 0.88),
+                          METHODS["latent"]: rec(1.0, 0.99)}}
+    rows = targets_rows({"results": {"SSG": {"attributes": runs}}})
+    learned = next(r for r in rows if r.startswith("| part directions"))
+    anyrow = next(r for r in rows if r.startswith("| the same, any part-code method"))
+    assert "0 of 2: SSG hair lightness 0.74 / 0.95; SSG skin tone 0.81 / 0.89 | **no** |" in learned
+    assert ("1 of 2: SSG hair lightness (learned 0.74 / 0.95, InterFaceGAN 0.92 / 0.93 ✓, SeFa 0.48 / 0.36) ✓; "
+            "SSG skin tone (learned 0.81 / 0.89, InterFaceGAN 0.96 / 0.88) | **no** |") in anyrow
+    only_learned = {"hair lightness": {METHODS["part"]: rec(0.9, 0.95), METHODS["latent"]: rec(1.0, 0.99)}}
+    rows = targets_rows({"results": {"SSG": {"attributes": only_learned}}})
+    assert not any(r.startswith("| the same, any part-code method") for r in rows)      # nothing else was tried
