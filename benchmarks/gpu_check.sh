@@ -53,6 +53,8 @@ step "training throughput, small presets, batch 8, with ATen ops per step" 120 -
 step "batch 32 again with cuDNN's autotuner off (torch's default), to measure what it buys" 100 - \
   env MEMORYGAN_CUDNN_BENCHMARK=0 "${TRAIN[@]}" --scales small --steps 32 --batch 32 --no-count-ops \
   --out "$OUT/training-small-cudnn-default-b32.json"
+step "region edits (Paint-by-Word), one image at a time vs 16 together" 90 "$OUT/region.json" \
+  python benchmarks/bench_region.py --generator portraits-memorygan --device cuda --batches 1,16 --images 16
 if [ -n "${OFFICIAL:-}" ]; then
   step "against the official code at $OFFICIAL" 200 "$OUT/vs-official.json" \
     python benchmarks/bench_vs_official.py --official "$OFFICIAL" --device cuda

@@ -1,4 +1,4 @@
-"""The two benchmarks that benchmarks/gpu_check.sh runs on a GPU, run here on the CPU at their smallest settings, so
+"""The benchmarks that benchmarks/gpu_check.sh runs on a GPU, run here on the CPU at their smallest settings, so
 that a change that breaks them (or their JSON) fails CI instead of a GPU session's few minutes. Checks the JSON's
 shape and its internal arithmetic (images/s from seconds per step, ratios from the rows), not speed."""
 import json
@@ -81,3 +81,17 @@ def test_bench_encoder_on_the_cpu():
     assert r["optimisation_300_steps"] == pytest.approx(300 * r["optimisation_step"], rel=1e-3)
     assert r["speedup_vs_300_steps"] == pytest.approx(r["optimisation_300_steps"] / r["encoder_and_render"], rel=0.01)
     assert r["meets_targets"]["demo_first_view"] == (r["demo_first_view"] <= 1.0)
+
+
+def test_bench_region_on_the_cpu():
+    """Batch 1 (the baseline) against batch 3 on three images: the rows agree with each other, and the batched
+    result is the baseline's up to float rounding (the benchmark reports the difference, which must be small)."""
+    stdout = bench("bench_region.py", "--preset", "ssg-small", "--images", "3", "--batches", "1,3", "--popsize", "4",
+                   "--cma-iters", "2", "--adam-steps", "2", "--basis-samples", "32", "--threads", "1")
+    res = json.loads(stdout)
+    assert res["baseline"] == "batch 1" and res["images"] == 3 and set(res["runs"]) == {"1", "3"}
+    one, three = res["runs"]["1"], res["runs"]["3"]
+    assert one["speedup_vs_baseline"] == 1.0 and one["max_abs_x_diff_vs_baseline"] == 0.0
+    assert three["speedup_vs_baseline"] == pytest.approx(one["seconds_per_image"] / three["seconds_per_image"],
+                                                         rel=0.02, abs=0.01)
+    assert three["max_abs_x_diff_vs_baseline"] < 1e-3 and three["max_abs_image_diff_vs_baseline"] < 1e-2
