@@ -95,3 +95,6 @@ def test_bench_region_on_the_cpu():
     assert three["speedup_vs_baseline"] == pytest.approx(one["seconds_per_image"] / three["seconds_per_image"],
                                                          rel=0.02, abs=0.01)
     assert three["max_abs_x_diff_vs_baseline"] < 1e-3 and three["max_abs_image_diff_vs_baseline"] < 1e-2
+    assert one["mean_final_loss_vs_baseline"] == 0.0
+    assert three["mean_final_loss_vs_baseline"] == pytest.approx(three["mean_final_loss"] - one["mean_final_loss"],
+                                                                 abs=2e-5)

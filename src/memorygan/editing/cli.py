@@ -272,8 +272,9 @@ def _register_text(sub, common) -> None:
                    help=f"weight of the consistency outside the region (default {LAMBDA_IMG})")
     p.add_argument("--blur", type=float, help="mask blur sigma in pixels (default 1 per 64 px)")
     p.add_argument("--batch", type=_positive, default=REGION_BATCH,
-                   help="images optimised together (CMA-ES in lockstep, one Adam; each image is edited on its own, "
-                        "so only speed and memory change; default %(default)s)")
+                   help="images optimised together (CMA-ES in lockstep, one Adam; each image is still edited on its "
+                        "own: only speed, memory and float rounding change). Pays on a GPU (more rows per call), not "
+                        "on a CPU (default %(default)s)")
     p.set_defaults(func=run_region)
 
     p = sub.add_parser("phrases", help="the attribute scorer's phrases (or calibrate them on a dataset)",

@@ -52,7 +52,8 @@ ADAM_LR, ADAM_STEPS = 0.1, 100                     # lr: the thesis gives none; 
                                                    # converged (docs/text-edits.md, "Adam's lr")
 LAMBDA_IMG = 10.0                                  # from the sweep in docs/text-edits.md
 BLUR = 1.0                                         # Gaussian sigma of the mask blur, in pixels at 64 px
-BATCH = 8                                          # images optimised together (memory: BATCH x popsize rows)
+BATCH = 1                                          # images optimised together (> 1 pays on a GPU only:
+                                                   # benchmarks/bench_region.py)
 CMA_ROWS = 64                                      # CMA-ES rows per generator call (at least one population)
 COVER = 0.05                                       # --mask alone: parts covering >= 5% of the mask are edited
 
@@ -423,8 +424,9 @@ def region_edit(G, source: Codes, score, mask: torch.Tensor | None = None, parts
                 progress: bool = False) -> RegionEditResult:
     """Paint-by-Word on every source image (module docstring). `mask` (H, W) in [0, 1] and/or `parts` (names/ids):
     the region is the mask, else the parts' masks; the codes moved are `parts`, else the parts the mask covers.
-    `batch` images are optimised together (CMA-ES in lockstep, one Adam), each on its own: the result does not
-    depend on the batch up to float rounding (a CLIP scorer's random crops are drawn per batch)."""
+    `batch` images are optimised together (CMA-ES in lockstep, one Adam), each on its own: the batch changes only the
+    float rounding of the generator's batched calls (and a CLIP scorer's random crops, drawn per batch). CMA-ES's
+    ranks absorb that; Adam at lr 0.1 on the seg-masked loss can grow it (8 images: final losses within 1 %)."""
     if optimizer not in OPTIMIZERS:
         raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
     if mask is None and not parts:
